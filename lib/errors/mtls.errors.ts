@@ -1,0 +1,142 @@
+/**
+ * Every error this package throws is an {@link MtlsError} with a stable `code`.
+ * Codes are public API: match on `err.code`, never on the message text.
+ * Only `server/mtls-http-errors.ts` maps codes to HTTP statuses.
+ */
+
+/** All error codes, one union; each subclass narrows it. */
+export type MtlsErrorCode =
+  | ConfigErrorCode
+  | 'ERR_MTLS_SPIFFE_ID_INVALID'
+  | 'ERR_MTLS_CERTIFICATE_INVALID'
+  | CredentialsErrorCode
+  | PeerErrorCode
+  | UpstreamErrorCode;
+
+export type ConfigErrorCode = 'ERR_MTLS_CONFIG_INVALID' | 'ERR_MTLS_NOT_HTTPS' | 'ERR_MTLS_UNKNOWN_PEER';
+
+export type CredentialsErrorCode =
+  | 'ERR_MTLS_CREDENTIALS_UNREADABLE'
+  | 'ERR_MTLS_CREDENTIALS_NOT_PEM'
+  | 'ERR_MTLS_KEY_MISMATCH'
+  | 'ERR_MTLS_CERT_NOT_YET_VALID'
+  | 'ERR_MTLS_CERT_EXPIRED'
+  | 'ERR_MTLS_CHAIN_UNTRUSTED'
+  | 'ERR_MTLS_EKU_MISSING'
+  | 'ERR_MTLS_SVID_INVALID'
+  | 'ERR_MTLS_CRL_INVALID';
+
+export type PeerErrorCode = 'ERR_MTLS_PEER_UNAUTHENTICATED' | 'ERR_MTLS_PEER_INVALID' | 'ERR_MTLS_PEER_DENIED';
+
+export type UpstreamErrorCode =
+  | 'ERR_MTLS_UPSTREAM_IDENTITY'
+  | 'ERR_MTLS_UPSTREAM_TLS'
+  | 'ERR_MTLS_UPSTREAM_REQUEST'
+  | 'ERR_MTLS_UPSTREAM_TIMEOUT'
+  | 'ERR_MTLS_UPSTREAM_ABORTED';
+
+/** Root of every error thrown by nestjs-mtls. */
+export class MtlsError extends Error {
+  readonly code: MtlsErrorCode;
+
+  constructor(code: MtlsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Module options or application wiring are wrong; thrown at startup. */
+export class MtlsConfigError extends MtlsError {
+  declare readonly code: ConfigErrorCode;
+
+  constructor(code: ConfigErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/** A string is not a valid SPIFFE ID; `message` is go-spiffe's error text for the same input. */
+export class SpiffeIdError extends MtlsError {
+  declare readonly code: 'ERR_MTLS_SPIFFE_ID_INVALID';
+
+  constructor(message: string) {
+    super('ERR_MTLS_SPIFFE_ID_INVALID', message);
+  }
+}
+
+/** A certificate's DER or PEM cannot be parsed as X.509. */
+export class CertificateParseError extends MtlsError {
+  declare readonly code: 'ERR_MTLS_CERTIFICATE_INVALID';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_MTLS_CERTIFICATE_INVALID', message, options);
+  }
+}
+
+/** Where a credentials problem is and how to fix it. */
+export interface CredentialsErrorDetail {
+  /** The file at fault (absolute or as configured). */
+  readonly file: string;
+  /** Which credential: `certificate`, `key`, `ca` or `crl`. */
+  readonly field: 'certificate' | 'key' | 'ca' | 'crl';
+  /** What to do about it, one sentence. */
+  readonly fix: string;
+}
+
+/**
+ * Credentials failed validation (at startup or on reload). The message names the file,
+ * the reason and the fix; it never contains a private key byte.
+ */
+export class CredentialsError extends MtlsError {
+  declare readonly code: CredentialsErrorCode;
+  readonly file: string;
+  readonly field: CredentialsErrorDetail['field'];
+  readonly fix: string;
+  /** The reason alone, without file and fix (for logs and metrics labels). */
+  readonly reason: string;
+
+  constructor(code: CredentialsErrorCode, reason: string, detail: CredentialsErrorDetail, options?: { cause?: unknown }) {
+    super(code, `${detail.file} (${detail.field}): ${reason}. Fix: ${detail.fix}`, options);
+    this.file = detail.file;
+    this.field = detail.field;
+    this.fix = detail.fix;
+    this.reason = reason;
+  }
+}
+
+/** An inbound peer is not authenticated, not an acceptable identity, or not allowed on a route. */
+export class PeerError extends MtlsError {
+  declare readonly code: PeerErrorCode;
+  /** Description of the rule that denied the peer, for logs (never sent to the client). */
+  readonly rule: string | undefined;
+
+  constructor(code: PeerErrorCode, message: string, rule?: string) {
+    super(code, message);
+    this.rule = rule;
+  }
+}
+
+/** What the client knew about a failed outbound call. */
+export interface UpstreamErrorDetail {
+  /** The upstream's name or origin. */
+  readonly upstream: string;
+  /** The identity the caller expected (SPIFFE ID or host name), if any. */
+  readonly expected?: string | undefined;
+  /** What the server presented (SPIFFE ID, SANs) or the TLS error seen. */
+  readonly seen?: string | undefined;
+}
+
+/** An outbound call failed: wrong server identity, TLS failure, timeout, abort or transport error. */
+export class UpstreamError extends MtlsError {
+  declare readonly code: UpstreamErrorCode;
+  readonly upstream: string;
+  readonly expected: string | undefined;
+  readonly seen: string | undefined;
+
+  constructor(code: UpstreamErrorCode, message: string, detail: UpstreamErrorDetail, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.upstream = detail.upstream;
+    this.expected = detail.expected;
+    this.seen = detail.seen;
+  }
+}

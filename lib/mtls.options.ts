@@ -1,0 +1,78 @@
+import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
+
+/** TLS protocol policy applied to the server and the client, on every context rebuild. */
+export interface TlsPolicyOptions {
+  /** Lowest protocol accepted. @default 'TLSv1.2' */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Highest protocol offered. @default 'TLSv1.3' */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed by Node's defaults). @default Node's default list */
+  ciphers?: string;
+  /** Key-exchange groups, e.g. `'X25519:P-256'`. @default Node's default */
+  ecdhCurve?: string;
+}
+
+/** A named upstream the client may call by name (`http.get('inventory', '/stock/1')`). */
+export interface UpstreamOptions {
+  /** Origin, e.g. `https://inventory.shop.svc:8443`. */
+  url: string;
+  /** The identity the server must present: a named peer, a SPIFFE ID, or `{ hostname }` for legacy servers. */
+  expectPeer: string | { hostname: string };
+}
+
+/** The outbound client's settings. */
+export interface MtlsClientOptions {
+  /** A separate credential set for outbound calls. @default the module's `credentials` */
+  credentials?: CredentialsSourceOptions;
+  /** Named upstreams. */
+  upstreams?: Record<string, UpstreamOptions>;
+  /** Connections kept per origin. @default 16 */
+  connectionsPerOrigin?: number;
+  /** Default per-request timeout in ms (headers and body). @default 10_000 */
+  timeoutMs?: number;
+}
+
+/** Hot reload of the credential files. */
+export interface MtlsReloadOptions {
+  /** Watch the files and reload on change. @default true */
+  enabled?: boolean;
+  /** Quiet period after the last file event before reading the set. @default 250 */
+  debounceMs?: number;
+  /** Periodic re-read that backs up the watcher (lost events, unwatchable file systems). `0` disables. @default 60_000 */
+  pollIntervalMs?: number;
+  /** Longest wait between retries while a changed set stays invalid. @default 5_000 */
+  maxRetryDelayMs?: number;
+}
+
+/** Options of {@link MtlsModule.forRoot}. */
+export interface MtlsModuleOptions {
+  /** Where the service's certificate, key, CA bundle and optional CRLs are. */
+  credentials: CredentialsSourceOptions;
+  /**
+   * Named peers usable in `@AllowPeers('orders')`: name → SPIFFE ID.
+   * @example { orders: 'spiffe://shop.test/ns/shop/sa/orders' }
+   */
+  peers?: Record<string, string>;
+  /**
+   * Policy for routes that carry no `@Allow…` decorator.
+   * `'deny'` refuses every peer; `'any-peer'` admits any peer whose certificate chains to the bundle.
+   * @default 'deny'
+   */
+  defaultPolicy?: 'deny' | 'any-peer';
+  /**
+   * `'strict'`: peers without a certificate valid for the bundle fail the TLS handshake.
+   * `'permissive'` (migration only): such handshakes complete and the guard answers 401.
+   * @default 'strict'
+   */
+  mode?: 'strict' | 'permissive';
+  /** TLS protocol policy. */
+  tls?: TlsPolicyOptions;
+  /** Warn (log, health, events) when less than this remains before the certificate's NotAfter. @default a third of its lifetime */
+  expiryWarningMs?: number;
+  /** Most log lines per minute for rejected handshakes and for denied peers, each; the rest are counted and summarised. @default 60 */
+  logRateLimitPerMinute?: number;
+  /** Outbound client settings. */
+  client?: MtlsClientOptions;
+  /** Hot reload settings. */
+  reload?: MtlsReloadOptions;
+}
