@@ -1,6 +1,18 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // The sample imports the package by name, as users do; tests run it from source.
+    alias: [
+      { find: /^nestjs-mtls\/testing$/, replacement: source('./lib/testing/index.ts') },
+      { find: /^nestjs-mtls\/terminus$/, replacement: source('./lib/observability/terminus/index.ts') },
+      { find: /^nestjs-mtls\/prometheus$/, replacement: source('./lib/observability/prometheus/index.ts') },
+      { find: /^nestjs-mtls$/, replacement: source('./lib/index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.spec.ts'],
     testTimeout: 30_000,

@@ -1,0 +1,111 @@
+import { compileNamedPeers } from './authorization/peer-rule.js';
+import { resolveCredentialFiles } from './credentials/credentials-loader.js';
+import type { CredentialFiles } from './credentials/credentials.interfaces.js';
+import { MtlsConfigError } from './errors/mtls.errors.js';
+import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
+
+/** Module options with every default applied and every value checked, computed once at startup. */
+export interface ResolvedMtlsOptions {
+  readonly credentialFiles: CredentialFiles;
+  /** A separate client credential set, or undefined to reuse the identity set. */
+  readonly clientCredentialFiles: CredentialFiles | undefined;
+  readonly namedPeers: ReadonlyMap<string, string>;
+  readonly defaultPolicy: 'deny' | 'any-peer';
+  readonly mode: 'strict' | 'permissive';
+  readonly tls: Readonly<TlsPolicyOptions> & { readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
+  readonly expiryWarningMs: number | undefined;
+  readonly logRateLimitPerMinute: number;
+  readonly client: {
+    readonly upstreams: ReadonlyMap<string, UpstreamOptions>;
+    readonly connectionsPerOrigin: number;
+    readonly timeoutMs: number;
+  };
+  readonly reload: {
+    readonly enabled: boolean;
+    readonly debounceMs: number;
+    readonly pollIntervalMs: number;
+    readonly maxRetryDelayMs: number;
+  };
+}
+
+const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+
+function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new MtlsConfigError(
+    'ERR_MTLS_CONFIG_INVALID',
+    `MtlsModule option "${option}" is ${JSON.stringify(value)}; use one of ${allowed.map((a) => `'${a}'`).join(', ')}`,
+  );
+}
+
+function wholeNumber(option: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min) return value;
+  throw new MtlsConfigError(
+    'ERR_MTLS_CONFIG_INVALID',
+    `MtlsModule option "${option}" is ${JSON.stringify(value)}; use a whole number ≥ ${min}`,
+  );
+}
+
+/** Checks module options and applies defaults. Throws {@link MtlsConfigError} naming the option and the fix. */
+export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'MtlsModule options are missing: pass { credentials: { dir } }');
+  }
+  if (options.credentials === undefined) {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      'MtlsModule option "credentials" is missing: pass { dir } (Kubernetes Secret layout) or { certFile, keyFile, caFile }',
+    );
+  }
+  const tls = options.tls ?? {};
+  const minVersion = oneOf('tls.minVersion', tls.minVersion, TLS_VERSIONS, 'TLSv1.2');
+  const maxVersion = oneOf('tls.maxVersion', tls.maxVersion, TLS_VERSIONS, 'TLSv1.3');
+  if (minVersion === 'TLSv1.3' && maxVersion === 'TLSv1.2') {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'MtlsModule option "tls.maxVersion" is below "tls.minVersion"');
+  }
+  const upstreams = new Map<string, UpstreamOptions>();
+  for (const [name, upstream] of Object.entries(options.client?.upstreams ?? {})) {
+    if (typeof upstream?.url !== 'string' || !upstream.url.startsWith('https://')) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "client.upstreams.${name}.url" must be an https:// origin, got ${JSON.stringify(upstream?.url)}`,
+      );
+    }
+    if (upstream.expectPeer === undefined) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "client.upstreams.${name}.expectPeer" is missing: name the peer or SPIFFE ID the server must present`,
+      );
+    }
+    upstreams.set(name, upstream);
+  }
+  return {
+    credentialFiles: resolveCredentialFiles(options.credentials),
+    clientCredentialFiles:
+      options.client?.credentials === undefined ? undefined : resolveCredentialFiles(options.client.credentials),
+    namedPeers: compileNamedPeers(options.peers),
+    defaultPolicy: oneOf('defaultPolicy', options.defaultPolicy, ['deny', 'any-peer'], 'deny'),
+    mode: oneOf('mode', options.mode, ['strict', 'permissive'], 'strict'),
+    tls: {
+      ...tls,
+      minVersion,
+      maxVersion,
+    },
+    expiryWarningMs:
+      options.expiryWarningMs === undefined ? undefined : wholeNumber('expiryWarningMs', options.expiryWarningMs, 0, 0),
+    logRateLimitPerMinute: wholeNumber('logRateLimitPerMinute', options.logRateLimitPerMinute, 60, 1),
+    client: {
+      upstreams,
+      connectionsPerOrigin: wholeNumber('client.connectionsPerOrigin', options.client?.connectionsPerOrigin, 16, 1),
+      timeoutMs: wholeNumber('client.timeoutMs', options.client?.timeoutMs, 10_000, 1),
+    },
+    reload: {
+      enabled: options.reload?.enabled ?? true,
+      debounceMs: wholeNumber('reload.debounceMs', options.reload?.debounceMs, 250, 0),
+      pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
+      maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { Injectable } from '@nestjs/common';
+import { Subject, type Observable } from 'rxjs';
+import type { CredentialsError } from '../errors/mtls.errors.js';
+import type { Credentials } from '../credentials/credentials.interfaces.js';
+
+/** Which credential set an event concerns: the server's identity, or a separate client set. */
+export type CredentialSetName = 'identity' | 'client';
+
+/** Everything observable that happens to credentials and peers. Subscribe with `MtlsEvents.events$`. */
+export type MtlsEvent =
+  | { readonly type: 'credentials.loaded'; readonly set: CredentialSetName; readonly credentials: Credentials }
+  | {
+      readonly type: 'credentials.rotated';
+      readonly set: CredentialSetName;
+      readonly previous: Credentials;
+      readonly current: Credentials;
+    }
+  | { readonly type: 'credentials.refused'; readonly set: CredentialSetName; readonly error: CredentialsError }
+  | {
+      readonly type: 'credentials.expiring';
+      readonly set: CredentialSetName;
+      readonly credentials: Credentials;
+      readonly remainingMs: number;
+    }
+  | { readonly type: 'handshake.rejected'; readonly reason: string; readonly remoteAddress: string | undefined }
+  | { readonly type: 'peer.denied'; readonly code: string; readonly route: string; readonly peer: string | undefined }
+  | { readonly type: 'connection.revoked'; readonly reason: string; readonly peer: string | undefined };
+
+/** The package's event bus: one per application, injectable. */
+@Injectable()
+export class MtlsEvents {
+  readonly #subject = new Subject<MtlsEvent>();
+
+  /** Every event, hot; late subscribers see only what comes after they subscribe. */
+  readonly events$: Observable<MtlsEvent> = this.#subject.asObservable();
+
+  /** @internal */
+  emit(event: MtlsEvent): void {
+    this.#subject.next(event);
+  }
+
+  /** @internal */
+  complete(): void {
+    this.#subject.complete();
+  }
+}

@@ -1,0 +1,95 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { CredentialStore } from '../credentials/credential-store.js';
+import type { Credentials } from '../credentials/credentials.interfaces.js';
+import { secureContextOptions } from '../credentials/secure-context.js';
+import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
+import type { ResolvedMtlsOptions } from '../mtls.config.js';
+import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { MtlsEvents } from '../observability/mtls-events.js';
+
+const NOT_HTTPS =
+  'MtlsModule needs the application to be served over HTTPS. In main.ts, create the app with:\n' +
+  "  import { mtlsHttpsOptions } from 'nestjs-mtls';\n" +
+  '  const app = await NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() });';
+
+/** Node reads these two server fields for every accepted connection (lib/_tls_wrap.js, tlsConnectionListener). */
+interface ClientCertificatePolicy {
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
+}
+
+/**
+ * Turns the application's HTTPS server into an mTLS server: installs the credentials and TLS policy before it
+ * listens, re-installs them on every rotation (always the full option set: `setSecureContext` resets what it is
+ * not given), and logs rejected handshakes with their real reason, rate-limited.
+ */
+@Injectable()
+export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
+  readonly #logger = new Logger('MtlsServer');
+  readonly #limiter: LogRateLimiter;
+  #server: TlsServer | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
+    @Inject(MTLS_IDENTITY_CREDENTIALS) private readonly store: CredentialStore,
+    private readonly events: MtlsEvents,
+  ) {
+    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+  }
+
+  /** The mTLS server, once bound. */
+  get server(): TlsServer | undefined {
+    return this.#server;
+  }
+
+  onModuleInit(): void {
+    const server: unknown = this.adapterHost.httpAdapter?.getHttpServer();
+    if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', NOT_HTTPS);
+    this.#server = server;
+    const policy = server as unknown as ClientCertificatePolicy;
+    policy.requestCert = true;
+    policy.rejectUnauthorized = this.options.mode === 'strict';
+    this.#install(this.store.current);
+    this.#unsubscribe = this.store.subscribe((current) => this.#install(current));
+    server.on('secureConnection', onSecureConnection);
+    server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) =>
+      this.#onHandshakeRejected(error, socket),
+    );
+    if (this.options.mode === 'permissive') {
+      this.#logger.warn(
+        'permissive mode: handshakes without a valid client certificate complete and the guard answers 401; use only while migrating',
+      );
+    }
+  }
+
+  onApplicationShutdown(): void {
+    this.#unsubscribe?.();
+  }
+
+  #install(credentials: Credentials): void {
+    this.#server?.setSecureContext(secureContextOptions(credentials, this.options.tls));
+  }
+
+  #onHandshakeRejected(error: Error & { code?: string }, socket: TLSSocket): void {
+    // With rejectUnauthorized, Node destroys the socket after verification and reports a bare ECONNRESET;
+    // the verification result is on the socket.
+    const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
+    const remoteAddress = socket.remoteAddress;
+    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
+    const suppressed = this.#limiter.admit();
+    if (suppressed !== undefined) {
+      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
+      this.#logger.warn(`TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}${more}`);
+    }
+  }
+}
+
+function onSecureConnection(socket: TLSSocket): void {
+  // A TLS 1.2 renegotiation could present another certificate after the identity was derived for the connection.
+  socket.disableRenegotiation();
+}

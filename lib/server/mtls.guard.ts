@@ -1,0 +1,60 @@
+import { Inject, Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { PeerError } from '../errors/mtls.errors.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
+import { MTLS_OPTIONS } from '../mtls.constants.js';
+import type { ResolvedMtlsOptions } from '../mtls.config.js';
+import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { MtlsEvents } from '../observability/mtls-events.js';
+import { ConnectionIdentities } from './connection-identity.js';
+import { toHttpException } from './mtls-http-errors.js';
+import { attachPeer } from './peer-request.js';
+import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
+
+/**
+ * Admits a request only when its TLS peer satisfies the route's rule (deny by default), then hands the
+ * peer to the handler. Registered globally by `MtlsModule`. Reads only `request.socket`, which Express
+ * and Fastify requests both expose, so it does not depend on the HTTP adapter.
+ */
+@Injectable()
+export class MtlsGuard implements CanActivate {
+  readonly #logger = new Logger('MtlsGuard');
+  readonly #limiter: LogRateLimiter;
+
+  constructor(
+    private readonly policies: PeerPolicyRegistry,
+    private readonly connections: ConnectionIdentities,
+    private readonly events: MtlsEvents,
+    @Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions,
+  ) {
+    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+  }
+
+  canActivate(context: ExecutionContext): boolean {
+    // Only HTTP requests arrive over the mTLS server; other transports authenticate by their own means.
+    if (context.getType() !== 'http') return true;
+    const request = context.switchToHttp().getRequest<{ socket?: unknown }>();
+    const policy = this.policies.policyFor(context.getHandler() as never, context.getClass());
+    const peer = this.connections.identify(request.socket);
+    if (peer instanceof PeerError) return this.#deny(peer, policy, undefined);
+    const reason = policy.authorizer(peer);
+    if (reason !== undefined) {
+      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.authorizer.description), policy, peer);
+    }
+    attachPeer(request, peer);
+    return true;
+  }
+
+  #deny(error: PeerError, policy: RoutePolicy, peer: PeerIdentity | undefined): never {
+    const who = peer === undefined ? undefined : (peer.spiffeId ?? peer.subject);
+    this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
+    const suppressed = this.#limiter.admit();
+    if (suppressed !== undefined) {
+      const rule = error.rule ?? policy.authorizer.description;
+      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
+      this.#logger.warn(
+        `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}${more}`,
+      );
+    }
+    throw toHttpException(error);
+  }
+}

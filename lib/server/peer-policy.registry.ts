@@ -1,0 +1,78 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import { authorizeAny, authorizeNone, type Authorizer } from '../authorization/authorizer.js';
+import { compileRule, type PeerRule } from '../authorization/peer-rule.js';
+import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { MTLS_OPTIONS, MTLS_PEER_RULE } from '../mtls.constants.js';
+import type { ResolvedMtlsOptions } from '../mtls.config.js';
+
+/** A route's compiled rule. */
+export interface RoutePolicy {
+  /** `Controller.method`: a stable, low-cardinality label for logs and metrics. */
+  readonly route: string;
+  readonly authorizer: Authorizer;
+}
+
+type Handler = (...args: unknown[]) => unknown;
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- Nest's ExecutionContext#getClass() type
+type Controller = Function;
+
+/**
+ * Compiles every route's peer rule once, at startup: a rule that names an undeclared peer fails the application
+ * before it listens, naming the route. The guard then does one Map lookup per request.
+ */
+@Injectable()
+export class PeerPolicyRegistry implements OnModuleInit {
+  readonly #byHandler = new Map<Handler, RoutePolicy>();
+  readonly #compiled = new WeakMap<PeerRule, Authorizer>();
+  readonly #defaultAuthorizer: Authorizer;
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+    @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
+  ) {
+    this.#defaultAuthorizer = options.defaultPolicy === 'any-peer' ? authorizeAny() : authorizeNone();
+  }
+
+  onModuleInit(): void {
+    for (const wrapper of this.discovery.getControllers()) {
+      const { instance, metatype } = wrapper;
+      if (!instance || typeof metatype !== 'function') continue;
+      const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+      for (const name of this.scanner.getAllMethodNames(prototype)) {
+        const handler = prototype[name];
+        if (typeof handler === 'function') this.policyFor(handler as Handler, metatype);
+      }
+    }
+  }
+
+  /** The policy of a handler; compiled on first use for handlers discovery did not see. */
+  policyFor(handler: Handler, controller: Controller): RoutePolicy {
+    let policy = this.#byHandler.get(handler);
+    if (policy === undefined) {
+      const route = `${controller.name}.${handler.name}`;
+      const rule = this.reflector.getAllAndOverride<PeerRule | undefined>(MTLS_PEER_RULE, [handler, controller]);
+      policy = { route, authorizer: rule === undefined ? this.#defaultAuthorizer : this.#compile(rule, route) };
+      this.#byHandler.set(handler, policy);
+    }
+    return policy;
+  }
+
+  #compile(rule: PeerRule, route: string): Authorizer {
+    const cached = this.#compiled.get(rule);
+    if (cached !== undefined) return cached;
+    let authorizer: Authorizer;
+    try {
+      authorizer = compileRule(rule, this.options.namedPeers);
+    } catch (error) {
+      if (error instanceof MtlsConfigError) {
+        throw new MtlsConfigError(error.code, `${route}: ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+    this.#compiled.set(rule, authorizer);
+    return authorizer;
+  }
+}
