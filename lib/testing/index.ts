@@ -1,0 +1,7 @@
+export { TestPki, secretFiles, writeCredentialFiles } from './test-pki.js';
+export type { TestCredentials, TestPeer } from './test-pki.js';
+export { callAs } from './call-as.js';
+export type { CallAsOptions, CallerCredentials, PeerCaller, PeerRequestOptions, PeerResponse } from './call-as.js';
+export { writeKubernetesSecret } from './kubernetes-secret-writer.js';
+export { CertificateAuthority } from '../pki/certificate-authority.js';
+export type { CertificateAuthorityOptions, IssuedCertificate, IssueOptions, KeyAlgorithm } from '../pki/certificate-authority.js';

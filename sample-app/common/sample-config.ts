@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CredentialsSourceOptions } from 'nestjs-mtls';
+
+/** The sample's trust domain and the SPIFFE IDs its services and callers use. */
+export const TRUST_DOMAIN = 'shop.test';
+export const SPIFFE_IDS = {
+  inventory: 'spiffe://shop.test/ns/shop/sa/inventory',
+  orders: 'spiffe://shop.test/ns/shop/sa/orders',
+  admin: 'spiffe://shop.test/ns/ops/sa/admin',
+  frontend: 'spiffe://shop.test/ns/web/sa/frontend',
+  stranger: 'spiffe://elsewhere.test/ns/shop/sa/orders',
+} as const;
+
+/** Repository root, whether running from sources or from `dist/`. */
+export function repositoryRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the repository root (no package.json above the sample)');
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Where `npm run sample` keeps the dev CA and the services' dev certificates (git-ignored). */
+export function devCertificatesDir(): string {
+  return join(repositoryRoot(), '.dev-certs');
+}
+
+/** A configuration mistake in the environment; the sample prints it and exits 1. */
+export class SampleConfigError extends Error {}
+
+/**
+ * Credentials from the environment: `MTLS_DIR` (Kubernetes Secret layout), or `MTLS_CERT_FILE` + `MTLS_KEY_FILE` +
+ * `MTLS_CA_FILE`; `MTLS_CRL_FILE` optional. With no `MTLS_*` variable at all, the service's dev certificates.
+ */
+export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = process.env): CredentialsSourceOptions {
+  const crl = env.MTLS_CRL_FILE ? [resolve(env.MTLS_CRL_FILE)] : undefined;
+  if (env.MTLS_DIR) {
+    return { dir: resolve(env.MTLS_DIR), ...(crl ? { crlFiles: crl } : {}) };
+  }
+  const files = { MTLS_CERT_FILE: env.MTLS_CERT_FILE, MTLS_KEY_FILE: env.MTLS_KEY_FILE, MTLS_CA_FILE: env.MTLS_CA_FILE };
+  const given = Object.entries(files).filter(([, value]) => value);
+  if (given.length > 0) {
+    const missing = Object.entries(files).filter(([, value]) => !value).map(([name]) => name);
+    if (missing.length > 0) {
+      throw new SampleConfigError(
+        `${missing.join(', ')} not set: set all of MTLS_CERT_FILE, MTLS_KEY_FILE and MTLS_CA_FILE, or MTLS_DIR alone`,
+      );
+    }
+    return {
+      certFile: resolve(files.MTLS_CERT_FILE!),
+      keyFile: resolve(files.MTLS_KEY_FILE!),
+      caFile: resolve(files.MTLS_CA_FILE!),
+      ...(crl ? { crlFile: crl } : {}),
+    };
+  }
+  if (crl) throw new SampleConfigError('MTLS_CRL_FILE is set but neither MTLS_DIR nor MTLS_CERT_FILE is');
+  const dir = join(devCertificatesDir(), service);
+  if (!existsSync(join(dir, 'tls.crt'))) {
+    throw new SampleConfigError(
+      `no MTLS_* variable is set and the dev certificates are missing (${dir}): run "npm run sample" once, or "npx nestjs-mtls dev-ca issue ${service}"`,
+    );
+  }
+  return { dir };
+}
+
+/** `HOST` (default 127.0.0.1) and `PORT` (the service's default), checked. */
+export function listenAddressFromEnv(defaultPort: number, env: NodeJS.ProcessEnv = process.env): { host: string; port: number } {
+  const host = env.HOST || '127.0.0.1';
+  const port = env.PORT === undefined || env.PORT === '' ? defaultPort : Number(env.PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new SampleConfigError(`PORT must be a port number (0-65535), got ${JSON.stringify(env.PORT)}`);
+  }
+  return { host, port };
+}
