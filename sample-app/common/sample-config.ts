@@ -61,7 +61,7 @@ export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = pro
   const dir = join(devCertificatesDir(), service);
   if (!existsSync(join(dir, 'tls.crt'))) {
     throw new SampleConfigError(
-      `no MTLS_* variable is set and the dev certificates are missing (${dir}): run "npm run sample" once, or "npx nestjs-mtls dev-ca issue ${service}"`,
+      `no MTLS_* variable is set and the dev certificates are missing (${dir}): run "npm run sample" once to create them, or set MTLS_DIR`,
     );
   }
   return { dir };
