@@ -84,7 +84,9 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
   return {
     credentialFiles: resolveCredentialFiles(options.credentials),
     clientCredentialFiles:
-      options.client?.credentials === undefined ? undefined : resolveCredentialFiles(options.client.credentials),
+      options.client?.credentials === undefined
+        ? undefined
+        : resolveCredentialFiles(options.client.credentials, 'client.credentials'),
     namedPeers: compileNamedPeers(options.peers),
     defaultPolicy: oneOf('defaultPolicy', options.defaultPolicy, ['deny', 'any-peer'], 'deny'),
     mode: oneOf('mode', options.mode, ['strict', 'permissive'], 'strict'),

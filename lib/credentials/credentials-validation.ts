@@ -1,0 +1,450 @@
+import { createPrivateKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
+import type { CredentialsErrorCode, CredentialsErrorDetail } from '../errors/mtls.errors.js';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, parseCertificateDer } from '../identity/certificate.js';
+import type { CertificateInfo } from '../identity/certificate.js';
+import { peerIdentityFromCertificate } from '../identity/peer-identity.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
+import { parseSpiffeId } from '../identity/spiffe-id.js';
+import type { SpiffeId } from '../identity/spiffe-id.js';
+import { certificateLabel, nodeCertificate, validityAt } from './certificate-cache.js';
+import { verifyChain } from './chain-verifier.js';
+import { crlIssuerMismatch, crlNamesIssuer, parseCrlPem, rememberRevocationLists } from './crl.js';
+import type { RevocationList } from './crl.js';
+import { crlSourceFile } from './crl-sources.js';
+import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
+import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from './pem.js';
+import type { PemBlock } from './pem.js';
+import type { PrivateKeyMaterial } from './private-key.js';
+
+/** Options of {@link validateCredentials}. */
+export interface ValidateOptions {
+  /** Usages the leaf must carry in its EKU. @default ['serverAuth', 'clientAuth'] */
+  usages?: readonly CredentialUsage[];
+  /** @default new Date() */
+  now?: Date;
+  /** Warn when less than this remains before NotAfter. @default a third of the certificate's lifetime */
+  expiryWarningMs?: number;
+}
+
+const DEFAULT_USAGES: readonly CredentialUsage[] = ['serverAuth', 'clientAuth'];
+const USAGE_OIDS: Readonly<Record<CredentialUsage, string>> = { serverAuth: EKU_SERVER_AUTH, clientAuth: EKU_CLIENT_AUTH };
+/** PEM labels Node's createPrivateKey loads unencrypted: PKCS#8, PKCS#1 and SEC1. */
+const LOADABLE_KEY_LABELS: ReadonlySet<string> = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']);
+const SVID_PREFIX = 'x509svid: certificate validation failed: ';
+const SVID_FIX = 'the issuer must mint an X509-SVID (SPIRE, cert-manager csi-driver-spiffe, or a CA template following the X509-SVID spec)';
+
+/**
+ * Validates a raw set: PEM structure, key, trust bundle, CRLs, key ↔ leaf match, leaf validity, chain to the bundle,
+ * extended key usage, X509-SVID rules, in that order. The first failure throws a CredentialsError naming the file,
+ * the field and the fix; nothing here ever puts key bytes into a message. `createSecureContext` (secure-context.ts)
+ * is the final gate: OpenSSL may still refuse e.g. a key below its security level.
+ */
+export function validateCredentials(raw: RawCredentials, options: ValidateOptions = {}): Credentials {
+  const now = options.now ?? new Date();
+  const usages = options.usages ?? DEFAULT_USAGES;
+  const { files } = raw;
+  const warnings: string[] = [];
+
+  const certificateFile = parseCertificateFile(raw.certPem, files);
+  if (certificateFile.holdsPrivateKey) {
+    warnings.push(
+      `${files.cert} holds a private key next to the certificates; certificate files are often world-readable, keep the key only in ${files.key}`,
+    );
+  }
+  const chain = certificateFile.certificates;
+  const leaf = chain[0]!;
+  const intermediates = chain.slice(1);
+  const key = loadPrivateKey(raw.key, files);
+  const caCertificates = parseTrustBundle(raw.caPem, files);
+  const crls = parseCrls(raw, [...caCertificates, ...intermediates], now, warnings);
+
+  checkKeyMatchesLeaf(leaf, key, files);
+  checkLeafValidity(leaf, now, files);
+  checkChain(leaf, intermediates, caCertificates, crls, usages, now, files);
+  checkExtendedKeyUsage(leaf, usages, files);
+  checkLeafProfile(leaf, intermediates, files);
+  const identity = identityOf(leaf, files);
+
+  const lifetime = leaf.notAfter.getTime() - leaf.notBefore.getTime();
+  const remaining = leaf.notAfter.getTime() - now.getTime();
+  if (remaining < (options.expiryWarningMs ?? lifetime / 3)) {
+    warnings.push(
+      `${files.cert} expires at ${leaf.notAfter.toISOString()} (${formatDuration(remaining)} left of ${formatDuration(lifetime)}); check that its issuer renews it`,
+    );
+  }
+
+  const credentials: Credentials = {
+    files,
+    chain: Object.freeze([...chain]),
+    leaf,
+    identity,
+    caCertificates: Object.freeze([...caCertificates]),
+    caNotAfter: new Date(Math.min(...caCertificates.map((ca) => ca.notAfter.getTime()))),
+    crlPems: raw.crlPems,
+    key: raw.key,
+    contentHash: raw.contentHash,
+    warnings: Object.freeze(warnings),
+  };
+  rememberRevocationLists(credentials, crls);
+  return credentials;
+}
+
+function fail(code: CredentialsErrorCode, reason: string, detail: CredentialsErrorDetail): CredentialsError {
+  return new CredentialsError(code, reason, detail);
+}
+
+/** Why a file without CERTIFICATE blocks looks the way it does. */
+function missingCertificatesReason(data: Buffer, blocks: readonly PemBlock[]): { reason: string; fix?: string } {
+  if (blocks.length === 0) {
+    // 0x30 is a DER SEQUENCE: a binary certificate rather than garbage.
+    return data[0] === 0x30
+      ? { reason: 'the file is DER, not PEM', fix: 'convert it: `openssl x509 -inform DER -in cert.der -out cert.pem`' }
+      : { reason: 'no PEM block found' };
+  }
+  return { reason: `no CERTIFICATE block (found ${blocks.map((b) => `"${b.label}"`).join(', ')})` };
+}
+
+function parseCertificateFile(pem: string, files: CredentialFiles): { certificates: CertificateInfo[]; holdsPrivateKey: boolean } {
+  const detail = { file: files.cert, field: 'certificate' as const };
+  const data = Buffer.from(pem, 'utf8');
+  const scan = findPemBlocks(data);
+  if (!scan.ok) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', scan.reason, { ...detail, fix: 'rewrite the file as PEM CERTIFICATE blocks' });
+  }
+  const keyBlocks = scan.blocks.filter((block) => isPrivateKeyLabel(block.label));
+  const certificateBlocks = scan.blocks.filter((block) => block.label === 'CERTIFICATE');
+  const other = scan.blocks.find((block) => block.label !== 'CERTIFICATE' && !isPrivateKeyLabel(block.label));
+  if (certificateBlocks.length === 0) {
+    const missing = missingCertificatesReason(data, scan.blocks);
+    const swapped = keyBlocks.length > 0 && keyBlocks.length === scan.blocks.length;
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', swapped ? 'the file holds a private key, not a certificate' : missing.reason, {
+      ...detail,
+      fix: swapped
+        ? `swap the certificate and key paths (key: ${files.key})`
+        : (missing.fix ?? 'point the option at the PEM certificate chain (leaf first, then intermediates)'),
+    });
+  }
+  if (other !== undefined) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `unexpected "${other.label}" block in the certificate chain`, {
+      ...detail,
+      fix: 'keep only the leaf certificate followed by its intermediates',
+    });
+  }
+  const certificates = certificateBlocks.map((block, i) =>
+    parseBlock(data, block, `certificate #${i + 1}`, detail, 'reissue the certificate or restore the file from its source'),
+  );
+  return { certificates, holdsPrivateKey: keyBlocks.length > 0 };
+}
+
+function parseBlock(
+  data: Buffer,
+  block: PemBlock,
+  what: string,
+  detail: Omit<CredentialsErrorDetail, 'fix'>,
+  fix: string,
+): CertificateInfo {
+  const der = decodePemBlock(data, block);
+  if (der === undefined) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `${what} is not valid base64`, { ...detail, fix });
+  }
+  try {
+    return parseCertificateDer(der);
+  } catch (error) {
+    // Certificate bytes are public; the parser's message helps and cannot contain key material.
+    const why = error instanceof MtlsError ? `: ${error.message}` : '';
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `${what} does not parse as X.509${why}`, { ...detail, fix });
+  }
+}
+
+/** Loads the key with Node and returns the KeyObject for the match check. The key bytes never reach a message. */
+function loadPrivateKey(material: PrivateKeyMaterial, files: CredentialFiles): KeyObject {
+  const detail = { file: files.key, field: 'key' as const };
+  const data = material.pem();
+  const scan = findPemBlocks(data);
+  if (!scan.ok) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', scan.reason, { ...detail, fix: 'restore the key file from its source' });
+  }
+  const keyBlocks = scan.blocks.filter((block) => block.label.endsWith('PRIVATE KEY'));
+  if (keyBlocks.length === 0) {
+    const labels = scan.blocks.map((b) => b.label);
+    if (labels.length === 0) {
+      const der = data[0] === 0x30;
+      throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', der ? 'the key is DER, not PEM' : 'no PEM private key block found', {
+        ...detail,
+        fix: der
+          ? 'convert it: `openssl pkey -inform DER -in key.der -out key.pem`'
+          : 'point the option at the PEM private key (a "PRIVATE KEY" block)',
+      });
+    }
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `no private key block (found ${labels.map((l) => `"${l}"`).join(', ')})`, {
+      ...detail,
+      fix: labels.includes('CERTIFICATE')
+        ? `swap the certificate and key paths (certificate: ${files.cert})`
+        : 'point the option at the PEM private key (a "PRIVATE KEY" block)',
+    });
+  }
+  if (keyBlocks.length > 1) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `the file holds ${keyBlocks.length} private keys`, {
+      ...detail,
+      fix: 'keep exactly the key of the certificate',
+    });
+  }
+  const block = keyBlocks[0]!;
+  if (isEncryptedKeyBlock(data, block)) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', 'the private key is encrypted', {
+      ...detail,
+      fix: 'provide it unencrypted and protect it with file permissions (`openssl pkey -in key.pem -out key.pem` asks for the passphrase once)',
+    });
+  }
+  if (!LOADABLE_KEY_LABELS.has(block.label)) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `"${block.label}" keys are not supported`, {
+      ...detail,
+      fix: 'convert it to PKCS#8: `openssl pkey -in key.pem -out key.pkcs8.pem`',
+    });
+  }
+  try {
+    return createPrivateKey({ key: data.subarray(block.start, block.end), format: 'pem' });
+  } catch (error) {
+    // Only the error code: Node's message is OpenSSL's, but nothing derived from the input may reach a log.
+    const code = (error as { code?: unknown }).code;
+    const safeCode = typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? ` (${code})` : '';
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `the "${block.label}" block does not load as a private key${safeCode}`, {
+      ...detail,
+      fix: 'restore the key file from its source, or reissue the certificate and key',
+    });
+  }
+}
+
+function parseTrustBundle(pem: string, files: CredentialFiles): CertificateInfo[] {
+  const detail = { file: files.ca, field: 'ca' as const };
+  const fix = 'point the option at the PEM trust bundle (the root CA certificates peers chain to)';
+  const data = Buffer.from(pem, 'utf8');
+  const scan = findPemBlocks(data);
+  if (!scan.ok) throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', scan.reason, { ...detail, fix });
+  const other = scan.blocks.find((block) => block.label !== 'CERTIFICATE');
+  if (other !== undefined && isPrivateKeyLabel(other.label)) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', 'the trust bundle holds a private key', {
+      ...detail,
+      fix: 'remove it from the bundle now and rotate it: the bundle is distributed to every workload',
+    });
+  }
+  if (other !== undefined) {
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `unexpected "${other.label}" block in the trust bundle`, { ...detail, fix: 'keep only CERTIFICATE blocks' });
+  }
+  if (scan.blocks.length === 0) {
+    const missing = missingCertificatesReason(data, scan.blocks);
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `the trust bundle has no certificate: ${missing.reason}`, {
+      ...detail,
+      fix: missing.fix ?? fix,
+    });
+  }
+  return scan.blocks.map((block, i) => {
+    const ca = parseBlock(data, block, `bundle certificate #${i + 1}`, detail, fix);
+    if (!ca.isCa) {
+      throw fail('ERR_MTLS_CHAIN_UNTRUSTED', `bundle certificate #${i + 1} ${certificateLabel(ca)} is not a CA (basicConstraints cA is not true)`, {
+        ...detail,
+        fix: 'keep only CA certificates in the trust bundle (a leaf there would be trusted to issue nothing and is a sign of a wrong file)',
+      });
+    }
+    return ca;
+  });
+}
+
+/**
+ * Parses every CRL and checks it is current and, where its issuer is known (bundle or own chain), signed by it.
+ * A CRL of a CA we cannot see (a sibling intermediate that only peers present) is kept with a warning: OpenSSL
+ * verifies its signature against the peer's chain at handshake time.
+ */
+function parseCrls(raw: RawCredentials, knownCas: readonly CertificateInfo[], now: Date, warnings: string[]): RevocationList[] {
+  return raw.crlPems.map((pem, i) => {
+    const file = crlSourceFile(raw, i) ?? raw.files.crl.join(', ');
+    const detail = { file, field: 'crl' as const };
+    const what = `CRL #${i + 1}`;
+    const parsed = parseCrlPem(pem);
+    if (!parsed.ok) {
+      throw fail('ERR_MTLS_CRL_INVALID', `${what} does not parse: ${parsed.reason}`, {
+        ...detail,
+        fix: 'fetch the CRL again from its CA',
+      });
+    }
+    const crl = parsed.crl;
+    const sameName = knownCas.filter((ca) => crlNamesIssuer(crl, ca));
+    if (sameName.length === 0) {
+      warnings.push(
+        `${file}: ${what} is issued by "${crl.issuer}", which is neither in the trust bundle nor in the certificate chain; its signature is checked only when a peer presents that CA`,
+      );
+    } else if (!sameName.some((ca) => crlIssuerMismatch(crl, ca) === undefined)) {
+      throw fail('ERR_MTLS_CRL_INVALID', `${what} of "${crl.issuer}" is not validly signed: ${crlIssuerMismatch(crl, sameName[0]!)}`, {
+        ...detail,
+        fix: 'use the CRL published by that CA (a CRL from another CA of the same name, or a tampered file, is refused)',
+      });
+    }
+    if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now.getTime()) {
+      throw fail('ERR_MTLS_CRL_INVALID', `${what} of "${crl.issuer}" expired at ${crl.nextUpdate.toISOString()} (nextUpdate)`, {
+        ...detail,
+        fix: 'fetch a fresh CRL from the CA: once a CRL expires Node rejects every peer of that CA (CRL_HAS_EXPIRED)',
+      });
+    }
+    if (crl.thisUpdate.getTime() > now.getTime()) {
+      throw fail('ERR_MTLS_CRL_INVALID', `${what} of "${crl.issuer}" is not valid before ${crl.thisUpdate.toISOString()} (thisUpdate)`, {
+        ...detail,
+        fix: "check this host's clock and the CA's",
+      });
+    }
+    return crl;
+  });
+}
+
+function checkKeyMatchesLeaf(leaf: CertificateInfo, key: KeyObject, files: CredentialFiles): void {
+  let matches: boolean;
+  try {
+    matches = nodeCertificate(leaf).checkPrivateKey(key);
+  } catch {
+    matches = false;
+  }
+  if (!matches) {
+    throw fail('ERR_MTLS_KEY_MISMATCH', `the private key does not belong to the certificate in ${files.cert}`, {
+      file: files.key,
+      field: 'key',
+      fix: 'install the key issued with this certificate; when a writer updates cert and key one after the other, the reload retries until both match',
+    });
+  }
+}
+
+function checkLeafValidity(leaf: CertificateInfo, now: Date, files: CredentialFiles): void {
+  const detail = { file: files.cert, field: 'certificate' as const };
+  const validity = validityAt(leaf, now);
+  if (validity === 'not-yet-valid') {
+    throw fail(
+      'ERR_MTLS_CERT_NOT_YET_VALID',
+      `the certificate is not valid before ${leaf.notBefore.toISOString()} (now ${now.toISOString()})`,
+      { ...detail, fix: "check this host's clock and the issuer's" },
+    );
+  }
+  if (validity === 'expired') {
+    throw fail('ERR_MTLS_CERT_EXPIRED', `the certificate expired at ${leaf.notAfter.toISOString()} (now ${now.toISOString()})`, {
+      ...detail,
+      fix: 'renew it and check why its issuer did not (cert-manager Certificate status, Vault Agent, SPIRE agent logs)',
+    });
+  }
+}
+
+function checkChain(
+  leaf: CertificateInfo,
+  intermediates: readonly CertificateInfo[],
+  caCertificates: readonly CertificateInfo[],
+  crls: readonly RevocationList[],
+  usages: readonly CredentialUsage[],
+  now: Date,
+  files: CredentialFiles,
+): void {
+  const result = verifyChain(leaf, intermediates, caCertificates, { now, crls, usages });
+  if (result.ok) return;
+  switch (result.kind) {
+    case 'crl-missing':
+    case 'crl-expired':
+    case 'crl-not-yet-valid':
+      throw fail('ERR_MTLS_CRL_INVALID', result.reason, {
+        file: files.crl.join(', '),
+        field: 'crl',
+        fix:
+          result.kind === 'crl-missing'
+            ? 'add a current CRL from every CA of the chain, or configure no CRL at all'
+            : 'fetch a fresh CRL from that CA',
+      });
+    case 'revoked':
+      throw fail('ERR_MTLS_CHAIN_UNTRUSTED', result.reason, {
+        file: files.cert,
+        field: 'certificate',
+        fix: result.certificate === leaf ? 'issue a new certificate: this one is revoked' : 'a CA of the chain is revoked; reissue from a current CA',
+      });
+    default: {
+      const culprit = result.certificate;
+      if (culprit !== undefined && culprit !== leaf && intermediates.includes(culprit) && !caCertificates.includes(culprit)) {
+        throw fail('ERR_MTLS_CHAIN_UNTRUSTED', `intermediate ${result.reason}`, {
+          file: files.cert,
+          field: 'certificate',
+          fix: 'the certificate file must hold the leaf followed by the valid intermediate CAs that issued it',
+        });
+      }
+      throw fail('ERR_MTLS_CHAIN_UNTRUSTED', `the certificate (issuer "${leaf.issuer}") does not chain to the trust bundle: ${result.reason}`, {
+        file: files.ca,
+        field: 'ca',
+        fix: `put the root CA of "${leaf.issuer}" into the trust bundle, and its intermediates after the leaf in ${files.cert}`,
+      });
+    }
+  }
+}
+
+function checkExtendedKeyUsage(leaf: CertificateInfo, usages: readonly CredentialUsage[], files: CredentialFiles): void {
+  // X509-SVID §4.4 only says a leaf SHOULD carry EKU; without the extension every usage is allowed (OpenSSL agrees).
+  if (leaf.extKeyUsage === undefined) return;
+  const missing = usages.filter((usage) => !leaf.extKeyUsage!.includes(USAGE_OIDS[usage]));
+  if (missing.length === 0) return;
+  throw fail(
+    'ERR_MTLS_EKU_MISSING',
+    `certificate lacks the ${missing.join(' and ')} extended key usage${missing.length > 1 ? 's' : ''}`,
+    {
+      file: files.cert,
+      field: 'certificate',
+      fix: 'the issuer must add it (cert-manager: spec.usages: [server auth, client auth])',
+    },
+  );
+}
+
+/** X509-SVID rules (go-spiffe's own-SVID checks, same wording) and, for any leaf, that it cannot sign certificates. */
+function checkLeafProfile(leaf: CertificateInfo, intermediates: readonly CertificateInfo[], files: CredentialFiles): void {
+  const detail = { file: files.cert, field: 'certificate' as const, fix: SVID_FIX };
+  const svid = (message: string): CredentialsError => fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}${message}`, detail);
+  // Any spiffe: URI (whatever its case) makes this an SVID candidate, so a near-miss ID fails loudly instead of passing as a plain cert.
+  if (leaf.uris.some((uri) => uri.toLowerCase().startsWith('spiffe:'))) {
+    if (leaf.uris.length > 1) throw svid('cannot get leaf certificate SPIFFE ID: certificate contains more than one URI SAN');
+    let id: SpiffeId;
+    try {
+      id = parseSpiffeId(leaf.uris[0]!);
+    } catch (error) {
+      throw svid(`cannot get leaf certificate SPIFFE ID: ${error instanceof MtlsError ? error.message : 'invalid SPIFFE ID'}`);
+    }
+    if (id.path === '') throw svid('leaf certificate SPIFFE ID must have a non-root path');
+    if (leaf.isCa) throw svid('leaf certificate must not have CA flag set to true');
+    if (leaf.keyUsage?.digitalSignature !== true) throw svid("leaf certificate must have 'digitalSignature' set as key usage");
+    if (leaf.keyUsage.keyCertSign) throw svid("leaf certificate must not have 'keyCertSign' set as key usage");
+    if (leaf.keyUsage.cRLSign) throw svid("leaf certificate must not have 'cRLSign' set as key usage");
+    for (const signing of intermediates) {
+      if (!signing.isCa) throw svid('signing certificate must have CA flag set to true');
+      if (signing.keyUsage?.keyCertSign !== true) throw svid("signing certificate must have 'keyCertSign' set as key usage");
+    }
+    return;
+  }
+  // Peers refuse a CA certificate as an identity (peerIdentityFromCertificate), so refuse to present one.
+  const leafFix = { ...detail, fix: 'issue an end-entity certificate (basicConstraints cA false, no keyCertSign or cRLSign)' };
+  if (leaf.isCa) throw fail('ERR_MTLS_SVID_INVALID', 'leaf certificate must not have CA flag set to true', leafFix);
+  if (leaf.keyUsage?.keyCertSign === true) {
+    throw fail('ERR_MTLS_SVID_INVALID', "leaf certificate must not have 'keyCertSign' set as key usage", leafFix);
+  }
+  if (leaf.keyUsage?.cRLSign === true) {
+    throw fail('ERR_MTLS_SVID_INVALID', "leaf certificate must not have 'cRLSign' set as key usage", leafFix);
+  }
+}
+
+function identityOf(leaf: CertificateInfo, files: CredentialFiles): PeerIdentity {
+  try {
+    return peerIdentityFromCertificate(leaf);
+  } catch (error) {
+    throw fail('ERR_MTLS_SVID_INVALID', error instanceof MtlsError ? error.message : 'the certificate is not a usable identity', {
+      file: files.cert,
+      field: 'certificate',
+      fix: SVID_FIX,
+    });
+  }
+}
+
+function formatDuration(ms: number): string {
+  const minutes = Math.max(0, Math.floor(ms / 60_000));
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h`;
+  return `${Math.floor(hours / 24)} days`;
+}
