@@ -1,0 +1,15 @@
+export {
+  authorizeAny,
+  authorizeAnyOf,
+  authorizeCommonName,
+  authorizeDnsName,
+  authorizeId,
+  authorizeMatch,
+  authorizeMemberOf,
+  authorizeNone,
+  authorizeOneOf,
+  compileSpiffePattern,
+} from './authorizer.js';
+export type { Authorizer } from './authorizer.js';
+export { compileNamedPeers, compileRule } from './peer-rule.js';
+export type { PeerRule } from './peer-rule.js';
