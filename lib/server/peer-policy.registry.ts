@@ -33,7 +33,10 @@ export class PeerPolicyRegistry implements OnModuleInit {
     private readonly reflector: Reflector,
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
   ) {
-    this.#defaultAuthorizer = options.defaultPolicy === 'any-peer' ? authorizeAny() : authorizeNone();
+    this.#defaultAuthorizer =
+      options.defaultPolicy === 'any-peer'
+        ? authorizeAny()
+        : authorizeNone('the route has no @Allow… rule and the default policy denies');
   }
 
   onModuleInit(): void {

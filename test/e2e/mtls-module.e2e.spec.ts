@@ -291,14 +291,18 @@ describe('permissive mode', () => {
     const get = (session?: Buffer) =>
       new Promise<{ status: number; resumed: boolean; session: Buffer | undefined }>((resolve, reject) => {
         let ticket: Buffer | undefined;
+        let resumed = false;
         const socket: TLSSocket = connect({ host: '127.0.0.1', port, ca: pki.bundlePem, minVersion: 'TLSv1.3', session });
         socket.on('session', (s: Buffer) => (ticket = s));
         let data = '';
-        socket.on('secureConnect', () => socket.write('GET /rules/any HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+        socket.on('secureConnect', () => {
+          resumed = socket.isSessionReused();
+          socket.write('GET /rules/any HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        });
         socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
         socket.on('error', reject);
         socket.on('close', () =>
-          resolve({ status: Number(data.split(' ')[1]), resumed: socket.isSessionReused(), session: ticket }),
+          resolve({ status: Number(data.split(' ')[1]), resumed, session: ticket }),
         );
       });
     const first = await get();
