@@ -1,0 +1,175 @@
+import type { SecureContext } from 'node:tls';
+import { buildConnector, Pool } from 'undici';
+import type { CredentialStore } from '../credentials/credential-store.js';
+import { createSecureContext } from '../credentials/secure-context.js';
+import type { TlsPolicyOptions } from '../mtls.options.js';
+import type { UpstreamExpectation } from './upstream-identity.js';
+
+/** How pools are built and drained. */
+export interface PoolSettings {
+  /** Connections kept per (origin, expectation). */
+  readonly connections: number;
+  /** Bound of connecting, and of undici's own header and body timers (for `dispatcher()` users). */
+  readonly timeoutMs: number;
+  /** How long a retired generation's in-flight requests may run before its connections are destroyed. */
+  readonly drainTimeoutMs: number;
+}
+
+/** The connections to one origin whose server proved one expectation, and what errors need to name them. */
+export interface UpstreamPool {
+  readonly pool: Pool;
+  /** The upstream's name, or its origin. */
+  readonly upstream: string;
+  /** The expected identity, as written in errors. */
+  readonly expected: string;
+}
+
+const connectErrors = new WeakSet<Error>();
+
+/** True when `error` ended a connection attempt (TCP connect or TLS handshake), before any request byte was written. */
+export function isConnectError(error: unknown): boolean {
+  return error instanceof Error && connectErrors.has(error);
+}
+
+/**
+ * Everything outbound that depends on one credential version: its SecureContext (built once: a context per
+ * connection costs ~1.1 ms) and the pools that use it. Pools are keyed by expectation then origin: a connection
+ * verified for one expectation never carries a request expecting another, and since Node skips
+ * `checkServerIdentity` on resumed sessions, each pool also has its own TLS session cache.
+ */
+export class ClientGeneration {
+  readonly #pools = new Map<UpstreamExpectation, Map<string, UpstreamPool>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    /** The credential store's version this generation was built from. */
+    readonly version: number,
+    /** The one context every connection of this generation presents. */
+    readonly secureContext: SecureContext,
+    private readonly settings: PoolSettings,
+  ) {}
+
+  /** The pool for `origin` under `expectation`, opened on first use. `origin` must be an https:// origin. */
+  pool(origin: string, expectation: UpstreamExpectation, upstream: string): UpstreamPool {
+    let byOrigin = this.#pools.get(expectation);
+    if (byOrigin === undefined) {
+      byOrigin = new Map();
+      this.#pools.set(expectation, byOrigin);
+    }
+    let entry = byOrigin.get(origin);
+    if (entry === undefined) {
+      entry = this.#open(new URL(origin), expectation, upstream);
+      byOrigin.set(origin, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Stops the generation: queued and in-flight requests finish, idle connections close, and whatever still runs
+   * after `drainTimeoutMs` is destroyed. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      const pools = [...this.#pools.values()].flatMap((byOrigin) => [...byOrigin.values()]);
+      this.#closing = Promise.all(pools.map(({ pool }) => drain(pool, this.settings.drainTimeoutMs))).then(() => undefined);
+    }
+    return this.#closing;
+  }
+
+  #open(origin: URL, expectation: UpstreamExpectation, upstream: string): UpstreamPool {
+    const connect = buildConnector({
+      secureContext: this.secureContext,
+      rejectUnauthorized: true,
+      checkServerIdentity: expectation.verifier(upstream, origin),
+      timeout: this.settings.timeoutMs,
+    });
+    const servername = expectation.servername;
+    const pool = new Pool(origin, {
+      connections: this.settings.connections,
+      headersTimeout: this.settings.timeoutMs,
+      bodyTimeout: this.settings.timeoutMs,
+      connect: (options, callback) => {
+        // undici derives SNI from the request's Host; an expected host name must win over it.
+        connect(servername === undefined ? options : { ...options, servername }, (error, socket) => {
+          if (error === null) {
+            callback(null, socket);
+          } else {
+            connectErrors.add(error);
+            callback(error, null);
+          }
+        });
+      },
+    });
+    return { pool, upstream, expected: expectation.description };
+  }
+}
+
+async function drain(pool: Pool, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+  });
+  try {
+    // close() only fails on a pool already destroyed, which is the end state anyway.
+    await Promise.race([pool.close().catch(() => undefined), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!pool.destroyed) await pool.destroy().catch(() => undefined);
+}
+
+/** Called after a rotation made `next` current; `previous` is draining. */
+export type GenerationListener = (next: ClientGeneration, previous: ClientGeneration) => void;
+
+/**
+ * Holds the current {@link ClientGeneration} and follows the credential store: on every swap it builds the next
+ * generation, routes new requests to it, and drains the previous one. New pools mean new TLS session caches, so no
+ * connection of the new generation resumes a session established with the old certificate.
+ */
+export class ClientGenerations {
+  #current: ClientGeneration | undefined;
+  readonly #draining = new Set<Promise<void>>();
+  readonly #listeners = new Set<GenerationListener>();
+  readonly #unsubscribe: () => void;
+
+  constructor(
+    private readonly store: CredentialStore,
+    private readonly tls: TlsPolicyOptions,
+    private readonly settings: PoolSettings,
+  ) {
+    this.#current = new ClientGeneration(store.version, createSecureContext(store.current, tls), settings);
+    this.#unsubscribe = store.subscribe(() => this.#rotate());
+  }
+
+  /** The generation new requests use, or undefined once closed. */
+  get current(): ClientGeneration | undefined {
+    return this.#current;
+  }
+
+  /** Registers a rotation listener; returns the function that removes it. */
+  onRotate(listener: GenerationListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops following the store and drains every generation. */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    const last = this.#current;
+    this.#current = undefined;
+    this.#listeners.clear();
+    await Promise.all([last?.close(), ...this.#draining]);
+  }
+
+  #rotate(): void {
+    const previous = this.#current;
+    if (previous === undefined) return;
+    // Built before the swap: if OpenSSL refuses the new set, the store reports it and the old generation keeps serving.
+    const next = new ClientGeneration(this.store.version, createSecureContext(this.store.current, this.tls), this.settings);
+    this.#current = next;
+    const draining = previous.close().finally(() => this.#draining.delete(draining));
+    this.#draining.add(draining);
+    for (const listener of this.#listeners) listener(next, previous);
+  }
+}

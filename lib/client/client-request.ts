@@ -1,0 +1,241 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { UpstreamError } from '../errors/mtls.errors.js';
+import type { MtlsRequestOptions, MtlsResponse, QueryValue } from './client.interfaces.js';
+import type { UpstreamPool } from './client-generation.js';
+import { toUpstreamError } from './upstream-errors.js';
+
+const JSON_CONTENT_TYPE = /^application\/(?:[\w!#$&^.-]+\+)?json\s*(?:;|$)/i;
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+
+/**
+ * Sends one request on `route` and collects the whole response. `path` starts with `/` and may carry a query.
+ * Rejects only with {@link UpstreamError}.
+ */
+export function sendRequest<T>(
+  route: UpstreamPool,
+  method: string,
+  path: string,
+  options: MtlsRequestOptions | undefined,
+  body: unknown,
+  defaultTimeoutMs: number,
+): Promise<MtlsResponse<T>> {
+  const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    const reason = `timeoutMs must be a whole number of ms > 0, got ${String(timeoutMs)}`;
+    return Promise.reject(notSent(method, path, route.upstream, reason, route.expected));
+  }
+  let headers = options?.headers;
+  let payload: string | Uint8Array | Readable | undefined;
+  if (body !== undefined) {
+    if (typeof body === 'string' || body instanceof Uint8Array || body instanceof Readable) {
+      payload = body;
+    } else {
+      try {
+        payload = JSON.stringify(body);
+      } catch (error) {
+        const reason = `the body cannot be encoded as JSON (${String(error)})`;
+        return Promise.reject(notSent(method, path, route.upstream, reason, route.expected, error));
+      }
+      if (payload === undefined) {
+        return Promise.reject(notSent(method, path, route.upstream, 'the body cannot be encoded as JSON', route.expected));
+      }
+      if (!hasContentType(headers)) headers = { ...headers, 'content-type': 'application/json' };
+    }
+  }
+  if (options?.query !== undefined) path = withQuery(path, options.query);
+  const signal = options?.signal;
+  if (signal?.aborted) return Promise.reject(aborted(route, method, path, signal));
+
+  const collector = new ResponseCollector<T>(route, method, path, timeoutMs, signal);
+  route.pool.dispatch(
+    {
+      method: method as Dispatcher.HttpMethod,
+      path,
+      headers: headers as Dispatcher.DispatchOptions['headers'],
+      body: payload ?? null,
+      // undici starts these when the request is written, after our deadline started: they only keep the pool's
+      // defaults from cutting a call that was given a longer timeoutMs.
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    },
+    collector,
+  );
+  return collector.promise;
+}
+
+/**
+ * A dispatch handler that buffers the response and settles one promise. The deadline covers the whole call,
+ * including the wait for a free connection; settling first and aborting after means a late undici callback is a no-op.
+ */
+class ResponseCollector<T> implements Dispatcher.DispatchHandler {
+  readonly promise: Promise<MtlsResponse<T>>;
+  #resolve!: (response: MtlsResponse<T>) => void;
+  #reject!: (error: UpstreamError) => void;
+  #settled = false;
+  #failure: UpstreamError | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #headers: IncomingHttpHeaders = NO_HEADERS;
+  #chunks: Buffer[] = [];
+  #length = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly route: UpstreamPool,
+    private readonly method: string,
+    private readonly path: string,
+    private readonly timeoutMs: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#timer = setTimeout(ResponseCollector.#onTimeout, timeoutMs, this);
+    signal?.addEventListener('abort', this);
+  }
+
+  static #onTimeout<U>(this: void, collector: ResponseCollector<U>): void {
+    const { route, method, path, timeoutMs } = collector;
+    collector.#fail(
+      new UpstreamError(
+        'ERR_MTLS_UPSTREAM_TIMEOUT',
+        `${describeRequest(method, path)} to upstream ${route.upstream}: no complete response within ${timeoutMs} ms`,
+        { upstream: route.upstream, expected: route.expected },
+      ),
+    );
+  }
+
+  /** The caller's AbortSignal fired. */
+  handleEvent(): void {
+    const { signal } = this;
+    if (signal !== undefined) this.#fail(aborted(this.route, this.method, this.path, signal));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#failure !== undefined) {
+      // Timed out or aborted while queued for a connection: nothing has been written yet, and nothing will be.
+      controller.abort(this.#failure);
+      return;
+    }
+    this.#controller = controller;
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.#status = statusCode;
+    this.#headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.#settled) return;
+    this.#settle();
+    const chunks = this.#chunks;
+    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#length);
+    let text = bytes.toString('utf8');
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    const status = this.#status;
+    const headers = this.#headers;
+    const contentType = headers['content-type'];
+    let body: unknown = text;
+    if (this.method === 'HEAD') {
+      body = undefined;
+    } else if (typeof contentType === 'string' && JSON_CONTENT_TYPE.test(contentType)) {
+      try {
+        body = text === '' ? undefined : JSON.parse(text);
+      } catch (error) {
+        const { upstream, expected } = this.route;
+        const message =
+          `${describeRequest(this.method, this.path)} to upstream ${upstream}: ` +
+          `the response (status ${status}) says ${contentType} but its body is not valid JSON`;
+        this.#reject(new UpstreamError('ERR_MTLS_UPSTREAM_REQUEST', message, { upstream, expected }, { cause: error }));
+        return;
+      }
+    }
+    this.#resolve({ status, ok: status >= 200 && status < 300, headers, body: body as T, text });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    if (this.#settled) return;
+    this.#settle();
+    const { upstream, expected } = this.route;
+    this.#reject(toUpstreamError(error, { upstream, expected, request: describeRequest(this.method, this.path) }));
+  }
+
+  #fail(error: UpstreamError): void {
+    if (this.#settled) return;
+    this.#settle();
+    this.#failure = error;
+    this.#reject(error);
+    this.#controller?.abort(error);
+  }
+
+  #settle(): void {
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.signal?.removeEventListener('abort', this);
+  }
+}
+
+function aborted(route: UpstreamPool, method: string, path: string, signal: AbortSignal): UpstreamError {
+  return new UpstreamError(
+    'ERR_MTLS_UPSTREAM_ABORTED',
+    `${describeRequest(method, path)} to upstream ${route.upstream}: aborted by the caller`,
+    { upstream: route.upstream, expected: route.expected },
+    { cause: signal.reason },
+  );
+}
+
+/** A call refused before anything was sent (bad arguments, closed client). */
+export function notSent(
+  method: string,
+  path: string,
+  upstream: string,
+  reason: string,
+  expected?: string,
+  cause?: unknown,
+): UpstreamError {
+  return new UpstreamError(
+    'ERR_MTLS_UPSTREAM_REQUEST',
+    `${describeRequest(method, path)} to upstream ${upstream}: ${reason}; nothing was sent`,
+    { upstream, expected },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** `GET /stock/42` — without the query string, which may carry secrets. */
+export function describeRequest(method: string, path: string): string {
+  if (path === '') return method;
+  const query = path.indexOf('?');
+  return `${method} ${query === -1 ? path : path.slice(0, query)}`;
+}
+
+function hasContentType(headers: MtlsRequestOptions['headers']): boolean {
+  if (headers === undefined) return false;
+  for (const name of Object.keys(headers)) {
+    if (name.length === 12 && name.toLowerCase() === 'content-type' && headers[name] !== undefined) return true;
+  }
+  return false;
+}
+
+/** Appends `query` to `path` (after the path's own query, if any); `undefined` values are skipped. */
+export function withQuery(path: string, query: NonNullable<MtlsRequestOptions['query']>): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) {
+      for (const item of value as readonly QueryValue[]) params.append(name, String(item));
+    } else {
+      params.append(name, String(value));
+    }
+  }
+  const search = params.toString();
+  if (search === '') return path;
+  return `${path}${path.includes('?') ? '&' : '?'}${search}`;
+}
