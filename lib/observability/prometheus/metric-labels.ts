@@ -1,0 +1,108 @@
+import type { PeerErrorCode } from '../../errors/mtls.errors.js';
+
+/** The label value of every reason or route outside the bounded set. */
+export const OTHER_LABEL = 'other';
+
+/*
+ * Handshake failure reasons as the server sees them: the certificate verification result OpenSSL gives Node
+ * (`socket.authorizationError`, the X509_V_ERR names Node maps in src/crypto/crypto_common.cc), else the handshake
+ * error's code (`ERR_SSL_<OpenSSL reason>`, Node's own, or a socket errno). A closed list keeps the label's
+ * cardinality fixed whatever a scanner on the port sends.
+ */
+const HANDSHAKE_REASONS: ReadonlySet<string> = new Set([
+  // Certificate verification (peer certificate presented, rejected).
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'UNSPECIFIED',
+  // Handshake failures before or around verification.
+  'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE',
+  'ERR_SSL_CERTIFICATE_VERIFY_FAILED',
+  'ERR_SSL_HTTP_REQUEST',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_UNSUPPORTED_PROTOCOL',
+  'ERR_SSL_VERSION_TOO_LOW',
+  'ERR_SSL_NO_SHARED_CIPHER',
+  'ERR_SSL_NO_SHARED_GROUPS',
+  'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM',
+  'ERR_SSL_INAPPROPRIATE_FALLBACK',
+  'ERR_SSL_UNEXPECTED_MESSAGE',
+  'ERR_SSL_UNEXPECTED_EOF_WHILE_READING',
+  'ERR_SSL_BAD_SIGNATURE',
+  // Alerts sent by the client, typically because it does not accept the server's certificate.
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+  'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR',
+  'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+  'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
+  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  // Node and the socket: handshake timeout, peer gone (including TCP-only probes).
+  'ERR_TLS_HANDSHAKE_TIMEOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
+
+// A Record, so that a new PeerErrorCode fails to compile until it is listed here.
+const DENIED_REASONS: Readonly<Record<PeerErrorCode, true>> = {
+  ERR_MTLS_PEER_UNAUTHENTICATED: true,
+  ERR_MTLS_PEER_INVALID: true,
+  ERR_MTLS_PEER_DENIED: true,
+};
+
+/** The `reason` label of a rejected handshake: a known OpenSSL/Node code, else `other`. */
+export function handshakeReasonLabel(reason: string): string {
+  return HANDSHAKE_REASONS.has(reason) ? reason : OTHER_LABEL;
+}
+
+/** The `reason` label of a denied peer: a peer error code, else `other`. */
+export function deniedReasonLabel(code: string): string {
+  return Object.hasOwn(DENIED_REASONS, code) ? code : OTHER_LABEL;
+}
+
+/**
+ * Admits the first `limit` distinct values of a label and maps every later one to `other`, so that a label fed from
+ * application data (routes) cannot grow without bound.
+ */
+export class BoundedLabel {
+  readonly #seen = new Set<string>();
+
+  constructor(private readonly limit: number) {}
+
+  /** The value itself while fewer than `limit` distinct values were seen, else `other`. */
+  value(candidate: string): string {
+    if (this.#seen.has(candidate)) return candidate;
+    if (this.#seen.size >= this.limit) return OTHER_LABEL;
+    this.#seen.add(candidate);
+    return candidate;
+  }
+}

@@ -1,0 +1,2 @@
+export { MtlsHealthIndicator } from './mtls.health.js';
+export type { MtlsHealthCheckOptions, MtlsHealthDetails, MtlsHealthSetDetails } from './mtls.health.js';
