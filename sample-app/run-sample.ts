@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { callAs, type CallerCredentials } from 'nestjs-mtls/testing';
+import { describeDevCaResult, describeDevCertificateResult } from '../lib/cli/cli-format.js';
 import { ensureDevCertificates } from '../lib/cli/dev-ca.js';
 import { devCertificatesDir, SPIFFE_IDS, TRUST_DOMAIN } from './common/sample-config.js';
 
@@ -84,7 +85,7 @@ function table(rows: string[][]): string {
 async function main(): Promise<number> {
   const certs = devCertificatesDir();
   const local = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
-  await ensureDevCertificates({
+  const shop = await ensureDevCertificates({
     dir: certs,
     trustDomain: TRUST_DOMAIN,
     identities: [
@@ -95,12 +96,15 @@ async function main(): Promise<number> {
     ],
   });
   // The stranger belongs to another trust domain, with its own CA.
-  await ensureDevCertificates({
+  const elsewhere = await ensureDevCertificates({
     dir: join(certs, 'elsewhere'),
     trustDomain: 'elsewhere.test',
     identities: [{ name: 'stranger', spiffeId: SPIFFE_IDS.stranger }],
   });
-  console.log(`dev certificates in ${certs}`);
+  for (const { ca, certificates } of [shop, elsewhere]) {
+    if (ca.action !== 'loaded') console.log(describeDevCaResult(ca));
+    for (const certificate of certificates) console.log(describeDevCertificateResult(certificate));
+  }
 
   const children: ChildProcess[] = [];
   const stop = () =>

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { mtlsHttpsOptions } from 'nestjs-mtls';
+import { startMetricsServer } from '../common/metrics-server.js';
 import { credentialsFromEnv, listenAddressFromEnv } from '../common/sample-config.js';
 import { runService } from '../common/run-service.js';
 import { InventoryModule } from './inventory.module.js';
@@ -12,6 +13,7 @@ await runService('inventory', async () => {
     abortOnError: false,
   });
   app.enableShutdownHooks();
+  await startMetricsServer('inventory', app);
   await app.listen(port, host);
   return { app, host };
 });

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { mtlsHttpsOptions } from 'nestjs-mtls';
 import { credentialsFromEnv, listenAddressFromEnv, SampleConfigError } from '../common/sample-config.js';
+import { startMetricsServer } from '../common/metrics-server.js';
 import { runService } from '../common/run-service.js';
 import { OrdersModule } from './orders.module.js';
 
@@ -16,6 +17,7 @@ await runService('orders', async () => {
     abortOnError: false,
   });
   app.enableShutdownHooks();
+  await startMetricsServer('orders', app);
   await app.listen(port, host);
   return { app, host };
 });
