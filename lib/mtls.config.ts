@@ -12,6 +12,7 @@ export interface ResolvedMtlsOptions {
   readonly namedPeers: ReadonlyMap<string, string>;
   readonly defaultPolicy: 'deny' | 'any-peer';
   readonly mode: 'strict' | 'permissive';
+  readonly nonHttpContexts: 'deny' | 'allow';
   readonly tls: Readonly<TlsPolicyOptions> & { readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
   readonly expiryWarningMs: number | undefined;
   readonly logRateLimitPerMinute: number;
@@ -48,6 +49,50 @@ function wholeNumber(option: string, value: unknown, fallback: number, min: numb
   );
 }
 
+function bool(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" is ${JSON.stringify(value)}; use true or false`);
+}
+
+function optionalString(option: string, value: unknown): string | undefined {
+  if (value === undefined || (typeof value === 'string' && value !== '')) return value;
+  throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" must be a non-empty string`);
+}
+
+/** Refuses keys the options object does not define: a misspelt option must not be silently ignored. */
+function knownKeys(option: string, value: unknown, keys: readonly string[]): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" must be an object`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) {
+      const path = option === '' ? key : `${option}.${key}`;
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "${path}" is not an option; known options${option === '' ? '' : ` of "${option}"`}: ${keys.join(', ')}`,
+      );
+    }
+  }
+}
+
+const MODULE_KEYS = [
+  'credentials',
+  'peers',
+  'defaultPolicy',
+  'mode',
+  'tls',
+  'nonHttpContexts',
+  'expiryWarningMs',
+  'logRateLimitPerMinute',
+  'client',
+  'reload',
+] as const;
+const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
+const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes'] as const;
+const RELOAD_KEYS = ['enabled', 'debounceMs', 'pollIntervalMs', 'maxRetryDelayMs'] as const;
+
 /** Checks module options and applies defaults. Throws {@link MtlsConfigError} naming the option and the fix. */
 export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOptions {
   if (options === null || typeof options !== 'object') {
@@ -59,7 +104,13 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       'MtlsModule option "credentials" is missing: pass { dir } (Kubernetes Secret layout) or { certFile, keyFile, caFile }',
     );
   }
+  knownKeys('', options, MODULE_KEYS);
+  knownKeys('tls', options.tls, TLS_KEYS);
+  knownKeys('client', options.client, CLIENT_KEYS);
+  knownKeys('reload', options.reload, RELOAD_KEYS);
   const tls = options.tls ?? {};
+  const ciphers = optionalString('tls.ciphers', tls.ciphers);
+  const ecdhCurve = optionalString('tls.ecdhCurve', tls.ecdhCurve);
   const minVersion = oneOf('tls.minVersion', tls.minVersion, TLS_VERSIONS, 'TLSv1.2');
   const maxVersion = oneOf('tls.maxVersion', tls.maxVersion, TLS_VERSIONS, 'TLSv1.3');
   if (minVersion === 'TLSv1.3' && maxVersion === 'TLSv1.2') {
@@ -90,10 +141,12 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
     namedPeers: compileNamedPeers(options.peers),
     defaultPolicy: oneOf('defaultPolicy', options.defaultPolicy, ['deny', 'any-peer'], 'deny'),
     mode: oneOf('mode', options.mode, ['strict', 'permissive'], 'strict'),
+    nonHttpContexts: oneOf('nonHttpContexts', options.nonHttpContexts, ['deny', 'allow'], 'deny'),
     tls: {
-      ...tls,
       minVersion,
       maxVersion,
+      ...(ciphers === undefined ? {} : { ciphers }),
+      ...(ecdhCurve === undefined ? {} : { ecdhCurve }),
     },
     expiryWarningMs:
       options.expiryWarningMs === undefined ? undefined : wholeNumber('expiryWarningMs', options.expiryWarningMs, 0, 0),
@@ -104,7 +157,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       timeoutMs: wholeNumber('client.timeoutMs', options.client?.timeoutMs, 10_000, 1),
     },
     reload: {
-      enabled: options.reload?.enabled ?? true,
+      enabled: bool('reload.enabled', options.reload?.enabled, true),
       debounceMs: wholeNumber('reload.debounceMs', options.reload?.debounceMs, 250, 0),
       pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),

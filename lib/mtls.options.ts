@@ -67,6 +67,13 @@ export interface MtlsModuleOptions {
   mode?: 'strict' | 'permissive';
   /** TLS protocol policy. */
   tls?: TlsPolicyOptions;
+  /**
+   * What the global guard does with handlers that are not reached over the mTLS server (microservice and
+   * websocket handlers in a hybrid app): `'deny'` fails them closed; `'allow'` lets them through unchecked, for
+   * transports that authenticate by their own means. GraphQL over the HTTPS server is always guarded.
+   * @default 'deny'
+   */
+  nonHttpContexts?: 'deny' | 'allow';
   /** Warn (log, health, events) when less than this remains before the certificate's NotAfter. @default a third of its lifetime */
   expiryWarningMs?: number;
   /** Most log lines per minute for rejected handshakes and for denied peers, each; the rest are counted and summarised. @default 60 */

@@ -1,26 +1,42 @@
-import { Catch, Injectable, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { Catch, Inject, Injectable, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { MtlsError } from '../errors/mtls.errors.js';
+import { UpstreamError } from '../errors/mtls.errors.js';
+import { MTLS_OPTIONS } from '../mtls.constants.js';
+import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { toHttpException } from './mtls-http-errors.js';
 
 /**
- * Answers an {@link MtlsError} that escapes a handler — typically an `UpstreamError` from `MtlsHttpClient` — with the
- * status and fixed body of {@link toHttpException} (502 for a wrong upstream identity, 504 for a timeout), and logs
- * the details (upstream, expected and seen identity) on the server side only. Registered globally by `MtlsModule`.
+ * Answers an `UpstreamError` from `MtlsHttpClient` that escapes an HTTP handler with the status and fixed body of
+ * {@link toHttpException} (502 for a wrong upstream identity or a failed call, 504 for a timeout), and logs the
+ * details (upstream, expected and seen identity) on the server side only. Opt-in, like any Nest filter.
+ * @example
+ * ```ts
+ * @UseFilters(MtlsExceptionFilter)
+ * @Controller('orders')
+ * export class OrdersController {}
+ * ```
  */
-@Catch(MtlsError)
+@Catch(UpstreamError)
 @Injectable()
-export class MtlsExceptionFilter implements ExceptionFilter<MtlsError> {
+export class MtlsExceptionFilter implements ExceptionFilter<UpstreamError> {
   readonly #logger = new Logger('MtlsExceptionFilter');
-  readonly #limiter = new LogRateLimiter(60);
+  readonly #limiter: LogRateLimiter;
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions,
+  ) {
+    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+  }
 
-  catch(error: MtlsError, host: ArgumentsHost): void {
-    if (host.getType() !== 'http') throw error;
+  catch(error: UpstreamError, host: ArgumentsHost): void {
     const exception = toHttpException(error);
-    if (this.#limiter.admit() !== undefined) this.#logger.warn(`${error.code}: ${error.message}`);
+    const suppressed = this.#limiter.admit();
+    if (suppressed !== undefined) {
+      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
+      this.#logger.warn(`${error.code}: ${error.message}${more}`);
+    }
     this.adapterHost.httpAdapter.reply(host.switchToHttp().getResponse(), exception.getResponse(), exception.getStatus());
   }
 }

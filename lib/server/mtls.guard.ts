@@ -10,10 +10,30 @@ import { toHttpException } from './mtls-http-errors.js';
 import { attachPeer } from './peer-request.js';
 import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
 
+interface RequestLike {
+  socket?: unknown;
+}
+
+/**
+ * The request whose socket carries the peer: an HTTP request (Express or Fastify), or the request in a GraphQL
+ * context (`{ req }` with Express drivers, `{ request }` with Mercurius). Undefined for other transports.
+ */
+function requestOf(context: ExecutionContext): RequestLike | undefined {
+  const type = context.getType<'http' | 'graphql' | 'rpc' | 'ws'>();
+  if (type === 'http') return context.switchToHttp().getRequest<RequestLike>();
+  if (type === 'graphql') {
+    const graphqlContext = context.getArgByIndex<{ req?: RequestLike; request?: RequestLike } | undefined>(2);
+    // Served by the mTLS server: without a request to authenticate, it is denied, never let through.
+    return graphqlContext?.req ?? graphqlContext?.request ?? {};
+  }
+  return undefined;
+}
+
 /**
  * Admits a request only when its TLS peer satisfies the route's rule (deny by default), then hands the
  * peer to the handler. Registered globally by `MtlsModule`. Reads only `request.socket`, which Express
- * and Fastify requests both expose, so it does not depend on the HTTP adapter.
+ * and Fastify requests both expose, so it does not depend on the HTTP adapter. Handlers of other transports
+ * (microservices, websockets) are denied unless `nonHttpContexts: 'allow'`: they are not served by the mTLS server.
  */
 @Injectable()
 export class MtlsGuard implements CanActivate {
@@ -24,16 +44,19 @@ export class MtlsGuard implements CanActivate {
     private readonly policies: PeerPolicyRegistry,
     private readonly connections: ConnectionIdentities,
     private readonly events: MtlsEvents,
-    @Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions,
+    @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
   ) {
     this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
   }
 
   canActivate(context: ExecutionContext): boolean {
-    // Only HTTP requests arrive over the mTLS server; other transports authenticate by their own means.
-    if (context.getType() !== 'http') return true;
-    const request = context.switchToHttp().getRequest<{ socket?: unknown }>();
+    const request = requestOf(context);
+    if (request === undefined && this.options.nonHttpContexts === 'allow') return true;
     const policy = this.policies.policyFor(context.getHandler() as never, context.getClass());
+    if (request === undefined) {
+      const reason = `a ${context.getType()} handler carries no TLS connection to authenticate (option nonHttpContexts)`;
+      return this.#deny(new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', reason), policy, undefined);
+    }
     const peer = this.connections.identify(request.socket);
     if (peer instanceof PeerError) return this.#deny(peer, policy, undefined);
     const reason = policy.authorizer(peer);

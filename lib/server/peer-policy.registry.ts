@@ -23,7 +23,8 @@ type Controller = Function;
  */
 @Injectable()
 export class PeerPolicyRegistry implements OnModuleInit {
-  readonly #byHandler = new Map<Handler, RoutePolicy>();
+  // Keyed by controller first: a method inherited by two controllers has one function but two rules.
+  readonly #byController = new WeakMap<Controller, Map<Handler, RoutePolicy>>();
   readonly #compiled = new WeakMap<PeerRule, Authorizer>();
   readonly #defaultAuthorizer: Authorizer;
 
@@ -51,14 +52,19 @@ export class PeerPolicyRegistry implements OnModuleInit {
     }
   }
 
-  /** The policy of a handler; compiled on first use for handlers discovery did not see. */
+  /** The policy of a controller's handler; compiled on first use for handlers discovery did not see. */
   policyFor(handler: Handler, controller: Controller): RoutePolicy {
-    let policy = this.#byHandler.get(handler);
+    let handlers = this.#byController.get(controller);
+    if (handlers === undefined) {
+      handlers = new Map();
+      this.#byController.set(controller, handlers);
+    }
+    let policy = handlers.get(handler);
     if (policy === undefined) {
       const route = `${controller.name}.${handler.name}`;
       const rule = this.reflector.getAllAndOverride<PeerRule | undefined>(MTLS_PEER_RULE, [handler, controller]);
       policy = { route, authorizer: rule === undefined ? this.#defaultAuthorizer : this.#compile(rule, route) };
-      this.#byHandler.set(handler, policy);
+      handlers.set(handler, policy);
     }
     return policy;
   }

@@ -12,14 +12,15 @@ function timestampedName(now: Date): string {
  * Writes files into `dir` exactly as kubelet's AtomicWriter updates a mounted Secret: a new timestamped directory,
  * a `..data_tmp` symlink renamed over `..data` (the single commit point), visible `name -> ..data/name` links created
  * once, then the old directory removed. No event ever names the visible files on an update.
- * Steps and modes follow kubernetes/pkg/volume/util/atomic_writer.go (`Write`).
+ * Steps follow kubernetes/pkg/volume/util/atomic_writer.go (`Write`); files get `options.mode` (default 0600).
  */
 export async function writeKubernetesSecret(
   dir: string,
   files: Readonly<Record<string, string | Buffer>>,
   options: { mode?: number } = {},
 ): Promise<void> {
-  const mode = options.mode ?? 0o644;
+  // Like a Secret volume with defaultMode 0600: test keys in a shared temp dir stay private.
+  const mode = options.mode ?? 0o600;
   await mkdir(dir, { recursive: true });
   let oldTarget: string | undefined;
   try {

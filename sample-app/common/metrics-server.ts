@@ -65,8 +65,8 @@ export async function startMetricsServer(
     send(res, result.mtls.status === 'up' ? 200 : 503, 'application/json', `${JSON.stringify(result)}\n`);
   };
   const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `${String(error)}\n`);
+    handle(req, res).catch(() => {
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });
   });

@@ -38,6 +38,9 @@ export class SampleConfigError extends Error {}
  */
 export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = process.env): CredentialsSourceOptions {
   const crl = env.MTLS_CRL_FILE ? [resolve(env.MTLS_CRL_FILE)] : undefined;
+  if (env.MTLS_DIR && (env.MTLS_CERT_FILE || env.MTLS_KEY_FILE || env.MTLS_CA_FILE)) {
+    throw new SampleConfigError('set either MTLS_DIR or MTLS_CERT_FILE/MTLS_KEY_FILE/MTLS_CA_FILE, not both');
+  }
   if (env.MTLS_DIR) {
     return { dir: resolve(env.MTLS_DIR), ...(crl ? { crlFiles: crl } : {}) };
   }

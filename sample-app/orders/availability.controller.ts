@@ -1,11 +1,11 @@
-import { Controller, Get, Inject, Param } from '@nestjs/common';
-import { AllowPeers, MtlsHttpClient } from 'nestjs-mtls';
+import { BadGatewayException, Controller, Get, Inject, Param, UseFilters } from '@nestjs/common';
+import { AllowPeers, MtlsExceptionFilter, MtlsHttpClient } from 'nestjs-mtls';
 
 /** What inventory answers on GET /stock/:sku. */
 export interface Stock {
   sku: string;
   available: number;
-  caller: string;
+  caller: string | undefined;
 }
 
 /** Injection token of inventory's base URL. */
@@ -13,6 +13,7 @@ export const INVENTORY_URL = Symbol('INVENTORY_URL');
 
 /** Availability for the web frontend, asked of inventory over mTLS. */
 @Controller('orders')
+@UseFilters(MtlsExceptionFilter)
 export class AvailabilityController {
   constructor(
     private readonly http: MtlsHttpClient,
@@ -26,6 +27,14 @@ export class AvailabilityController {
     const response = await this.http.get<Stock>(`${this.inventoryUrl}/stock/${encodeURIComponent(sku)}`, {
       expectPeer: 'inventory',
     });
+    if (!response.ok) {
+      throw new BadGatewayException({
+        statusCode: 502,
+        error: 'Bad Gateway',
+        code: 'INVENTORY_UNAVAILABLE',
+        message: `inventory answered ${response.status}`,
+      });
+    }
     return response.body;
   }
 }
