@@ -13,6 +13,7 @@ export type { ResolvedMtlsOptions } from './mtls.config.js';
 export * from './errors/mtls.errors.js';
 export * from './identity/index.js';
 export * from './authorization/index.js';
+export * from './client/index.js';
 
 export { CredentialStore } from './credentials/credential-store.js';
 export type { CredentialsListener } from './credentials/credential-store.js';
@@ -48,3 +49,10 @@ export type { MtlsHttpErrorBody } from './server/mtls-http-errors.js';
 
 export { MtlsEvents } from './observability/mtls-events.js';
 export type { CredentialSetName, MtlsEvent } from './observability/mtls-events.js';
+export { CredentialsStatus, expiryWarningWindow, summarizeCredentials } from './observability/credentials-status.js';
+export type {
+  CredentialSetStatus,
+  CredentialsSummary,
+  RefusalSummary,
+  ReloadOutcome,
+} from './observability/credentials-status.js';

@@ -1,6 +1,6 @@
 import { compileNamedPeers } from './authorization/peer-rule.js';
 import { resolveCredentialFiles } from './credentials/credentials-loader.js';
-import type { CredentialFiles } from './credentials/credentials.interfaces.js';
+import type { CredentialFiles, CredentialUsage } from './credentials/credentials.interfaces.js';
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
 
@@ -27,6 +27,15 @@ export interface ResolvedMtlsOptions {
     readonly pollIntervalMs: number;
     readonly maxRetryDelayMs: number;
   };
+}
+
+/**
+ * What each credential set's leaf must be allowed to do: without a separate client set, the identity certificate
+ * also authenticates outbound calls.
+ */
+export function credentialUsages(set: 'identity' | 'client', options: ResolvedMtlsOptions): readonly CredentialUsage[] {
+  if (set === 'client') return ['clientAuth'];
+  return options.clientCredentialFiles === undefined ? ['serverAuth', 'clientAuth'] : ['serverAuth'];
 }
 
 const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;

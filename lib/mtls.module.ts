@@ -1,16 +1,18 @@
 import { Logger, Module, type Provider } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { MtlsHttpClient } from './client/mtls-http-client.js';
 import { CredentialStore } from './credentials/credential-store.js';
 import { describeCredentials } from './credentials/credentials-description.js';
 import { loadCredentials } from './credentials/credentials-loader.js';
-import type { CredentialFiles, CredentialUsage } from './credentials/credentials.interfaces.js';
+import { CredentialsReloadService } from './credentials/credentials-reload.service.js';
+import type { CredentialFiles } from './credentials/credentials.interfaces.js';
 import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
-import { resolveMtlsOptions, type ResolvedMtlsOptions } from './mtls.config.js';
+import { credentialUsages, resolveMtlsOptions, type ResolvedMtlsOptions } from './mtls.config.js';
 import { MTLS_MODULE_OPTIONS, MtlsConfigurableModule } from './mtls.module-definition.js';
 import type { CredentialSetName } from './observability/mtls-events.js';
+import { CredentialsStatus } from './observability/credentials-status.js';
 import { MtlsEvents } from './observability/mtls-events.js';
 import { ConnectionIdentities } from './server/connection-identity.js';
-import { MtlsExceptionFilter } from './server/mtls-exception.filter.js';
 import { MtlsGuard } from './server/mtls.guard.js';
 import { MtlsServerBinding } from './server/mtls-server.binding.js';
 import { PeerPolicyRegistry } from './server/peer-policy.registry.js';
@@ -20,10 +22,10 @@ const logger = new Logger('MtlsModule');
 async function openStore(
   set: CredentialSetName,
   files: CredentialFiles,
-  usages: readonly CredentialUsage[],
   options: ResolvedMtlsOptions,
   events: MtlsEvents,
 ): Promise<CredentialStore> {
+  const usages = credentialUsages(set, options);
   const credentials = await loadCredentials(files, { usages, expiryWarningMs: options.expiryWarningMs });
   logger.log(`${set} credentials loaded from ${files.cert}: ${describeCredentials(credentials)}`);
   for (const warning of credentials.warnings) logger.warn(`${set} credentials: ${warning}`);
@@ -38,14 +40,7 @@ const providers: Provider[] = [
     provide: MTLS_IDENTITY_CREDENTIALS,
     inject: [MTLS_OPTIONS, MtlsEvents],
     useFactory: (options: ResolvedMtlsOptions, events: MtlsEvents) =>
-      // Without a separate client set, the identity certificate also authenticates outbound calls.
-      openStore(
-        'identity',
-        options.credentialFiles,
-        options.clientCredentialFiles === undefined ? ['serverAuth', 'clientAuth'] : ['serverAuth'],
-        options,
-        events,
-      ),
+      openStore('identity', options.credentialFiles, options, events),
   },
   {
     provide: MTLS_CLIENT_CREDENTIALS,
@@ -53,13 +48,16 @@ const providers: Provider[] = [
     useFactory: (options: ResolvedMtlsOptions, events: MtlsEvents, identity: CredentialStore) =>
       options.clientCredentialFiles === undefined
         ? identity
-        : openStore('client', options.clientCredentialFiles, ['clientAuth'], options, events),
+        : openStore('client', options.clientCredentialFiles, options, events),
   },
+  CredentialsStatus,
   ConnectionIdentities,
   PeerPolicyRegistry,
   MtlsServerBinding,
-  { provide: APP_GUARD, useClass: MtlsGuard },
-  { provide: APP_FILTER, useClass: MtlsExceptionFilter },
+  CredentialsReloadService,
+  MtlsHttpClient,
+  MtlsGuard,
+  { provide: APP_GUARD, useExisting: MtlsGuard },
 ];
 
 /**
@@ -74,6 +72,6 @@ const providers: Provider[] = [
 @Module({
   imports: [DiscoveryModule],
   providers,
-  exports: [MTLS_OPTIONS, MTLS_IDENTITY_CREDENTIALS, MTLS_CLIENT_CREDENTIALS, MtlsEvents],
+  exports: [MTLS_OPTIONS, MTLS_IDENTITY_CREDENTIALS, MTLS_CLIENT_CREDENTIALS, MtlsEvents, CredentialsStatus, MtlsHttpClient],
 })
 export class MtlsModule extends MtlsConfigurableModule {}

@@ -9,6 +9,7 @@ import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
+import { ConnectionTracker } from './connection-tracker.js';
 
 const NOT_HTTPS =
   'MtlsModule needs the application to be served over HTTPS. In main.ts, create the app with:\n' +
@@ -30,6 +31,7 @@ interface ClientCertificatePolicy {
 export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   readonly #logger = new Logger('MtlsServer');
   readonly #limiter: LogRateLimiter;
+  readonly #connections: ConnectionTracker;
   #server: TlsServer | undefined;
   #unsubscribe: (() => void) | undefined;
 
@@ -40,6 +42,12 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     private readonly events: MtlsEvents,
   ) {
     this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#connections = new ConnectionTracker({ events, logRateLimitPerMinute: options.logRateLimitPerMinute, logger: this.#logger });
+  }
+
+  /** The open authenticated connections, re-checked when the trust changes. */
+  get connections(): ConnectionTracker {
+    return this.#connections;
   }
 
   /** The mTLS server, once bound. */
@@ -55,8 +63,15 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     policy.requestCert = true;
     policy.rejectUnauthorized = this.options.mode === 'strict';
     this.#install(this.store.current);
-    this.#unsubscribe = this.store.subscribe((current) => this.#install(current));
+    this.#connections.update(this.store.current);
+    this.#unsubscribe = this.store.subscribe((current) => {
+      this.#install(current);
+      // New handshakes already use the new trust; now cut off open connections it no longer accepts.
+      this.#connections.update(current);
+    });
     server.on('secureConnection', onSecureConnection);
+    server.on('secureConnection', this.#connections.track);
+    this.#connections.startPeriodicRecheck(this.options.reload.pollIntervalMs, () => this.store.current);
     server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) =>
       this.#onHandshakeRejected(error, socket),
     );
@@ -69,6 +84,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.#unsubscribe?.();
+    this.#connections.stopPeriodicRecheck();
   }
 
   #install(credentials: Credentials): void {

@@ -1,0 +1,222 @@
+import 'reflect-metadata';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
+import { get, keepAliveAgent, sleep, startLifecycleApp, startLoad, waitFor, type LifecycleApp } from './lifecycle-support.js';
+
+const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
+const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
+const PAYMENTS = 'spiffe://shop.test/ns/shop/sa/payments';
+
+/** Resolves with the time (performance.now()) at which the socket closes. */
+function closedAt(socket: TLSSocket): Promise<number> {
+  return new Promise((resolve) => socket.once('close', () => resolve(performance.now())));
+}
+
+describe('a CRL update that revokes a connected peer', () => {
+  let pki: TestPki;
+  let dir: string;
+  let serverPeer: TestPeer;
+  let orders: TestPeer;
+  let payments: TestPeer;
+  let server: LifecycleApp;
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
+    orders = await pki.peer(ORDERS);
+    payments = await pki.peer(PAYMENTS);
+    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-'));
+    await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
+    // Default reload settings: the 2 s bound holds with what ships.
+    server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] } });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('closes the revoked peer’s keep-alive connection within 2 s and lets the others finish', async () => {
+    const ordersAgent = keepAliveAgent(orders);
+    const paymentsAgent = keepAliveAgent(payments);
+    try {
+      const ordersSocket = (await get(server.port, orders, '/ping', { agent: ordersAgent })).socket;
+      const paymentsSocket = (await get(server.port, payments, '/ping', { agent: paymentsAgent })).socket;
+      expect(server.binding.connections.size).toBe(2);
+      const ordersClosed = closedAt(ordersSocket);
+      let paymentsClosed = false;
+      paymentsSocket.once('close', () => (paymentsClosed = true));
+      // In flight across the trust change, on the connection that must survive it.
+      const slow = get(server.port, payments, '/slow?ms=1500', { agent: paymentsAgent });
+      await sleep(50);
+
+      const writtenAt = performance.now();
+      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([orders.serialNumber]) });
+      const closed = await ordersClosed;
+      const latency = closed - writtenAt;
+      console.info(`revoked peer's keep-alive connection closed ${latency.toFixed(0)} ms after the CRL write`);
+      expect(latency).toBeLessThan(2_000);
+
+      const inFlight = await slow;
+      expect(inFlight).toMatchObject({ status: 200, body: 'done' });
+      expect(inFlight.socket).toBe(paymentsSocket);
+      const after = await get(server.port, payments, '/ping', { agent: paymentsAgent });
+      expect(after.status).toBe(200);
+      expect(after.socket).toBe(paymentsSocket);
+      expect(paymentsClosed).toBe(false);
+
+      // New handshakes use the new CRL at once.
+      await expect(get(server.port, orders, '/ping')).rejects.toThrow();
+      expect((await get(server.port, payments, '/ping')).status).toBe(200);
+
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
+        { type: 'connection.revoked', reason: 'revoked', peer: ORDERS },
+      ]);
+      const line = server.logs.find((entry) => entry.message.startsWith('closed the connection of'));
+      expect(line?.message).toMatch(new RegExp(`^closed the connection of ${ORDERS} from 127\\.0\\.0\\.1 after a trust change: .*\\(serial ${orders.serialNumber}\\) is revoked`));
+    } finally {
+      ordersAgent.destroy();
+      paymentsAgent.destroy();
+    }
+  });
+});
+
+describe('a CRL update with an intermediate CA', () => {
+  it('keeps a resumed connection of a peer that is not revoked (its chain is completed from the others’)', async () => {
+    const root = await CertificateAuthority.create({ commonName: 'shop.test root', trustDomain: 'shop.test' });
+    const intermediate = await root.createIntermediate({ commonName: 'shop.test intermediate' });
+    const issue = async (spiffeId: string, ipAddresses: string[] = []): Promise<TestPeer> => ({
+      ...(await intermediate.issue({ spiffeId, ipAddresses })),
+      caPem: root.rootPem,
+    });
+    const serverPeer = await issue(SERVER, ['127.0.0.1']);
+    const orders = await issue(ORDERS);
+    const payments = await issue(PAYMENTS);
+    // With any CRL configured every CA of a chain needs one: the root's for the intermediate, the intermediate's for leaves.
+    const crls = async (revoked: string[]) => `${await root.createCrl([])}${await intermediate.createCrl(revoked)}`;
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-chain-'));
+    await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
+    const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } });
+    const ordersAgent = keepAliveAgent(orders);
+    const paymentsAgent = keepAliveAgent(payments);
+    try {
+      // A first connection gives the agent a session ticket; the second connection resumes it and stays open.
+      const first = await get(server.port, orders, '/ping', { agent: ordersAgent });
+      first.socket.destroy();
+      await sleep(50);
+      const resumed = (await get(server.port, orders, '/ping', { agent: ordersAgent })).socket;
+      expect(resumed.isSessionReused()).toBe(true);
+      const paymentsSocket = (await get(server.port, payments, '/ping', { agent: paymentsAgent })).socket;
+      const paymentsClosed = closedAt(paymentsSocket);
+      let resumedClosed = false;
+      resumed.once('close', () => (resumedClosed = true));
+
+      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([payments.serialNumber]) });
+      await paymentsClosed;
+      await sleep(100);
+      expect(resumedClosed).toBe(false);
+      expect((await get(server.port, orders, '/ping', { agent: ordersAgent })).socket).toBe(resumed);
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
+        { type: 'connection.revoked', reason: 'revoked', peer: PAYMENTS },
+      ]);
+    } finally {
+      ordersAgent.destroy();
+      paymentsAgent.destroy();
+      await server.close();
+    }
+  });
+});
+
+describe('CA rotation by overlap', () => {
+  it('fails no request from peers that already rotated, and cuts off those that did not once the old CA goes', async () => {
+    const oldPki = await TestPki.create({ trustDomain: 'shop.test' });
+    const newPki = await TestPki.create({ trustDomain: 'shop.test' });
+    const both = `${oldPki.bundlePem}${newPki.bundlePem}`;
+    const issue = (pki: TestPki, spiffeId: string) => pki.peer({ spiffeId, ipAddresses: ['127.0.0.1'] });
+    const secret = (server: TestPeer, bundle: string) => ({ 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': bundle });
+    const serverOld = await issue(oldPki, SERVER);
+    const serverNew = await issue(newPki, SERVER);
+    // Clients trust both CAs for the whole procedure, as the overlap requires.
+    const rotated = { ...(await newPki.peer(ORDERS)), caPem: both };
+    const stale = { ...(await oldPki.peer(PAYMENTS)), caPem: both };
+
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-ca-rotation-'));
+    await writeKubernetesSecret(dir, secret(serverOld, oldPki.bundlePem));
+    const server = await startLifecycleApp({ credentials: { dir }, reload: { debounceMs: 50 } });
+    const staleAgent = keepAliveAgent(stale);
+    const rotatedAgent = keepAliveAgent(rotated);
+    const step = async (serving: TestPeer, bundle: string) => {
+      const version = server.store.version;
+      await writeKubernetesSecret(dir, secret(serving, bundle));
+      await waitFor('the rotation', () => (server.store.version > version ? true : undefined), 3_000);
+    };
+    try {
+      // 1. Both CAs trusted; the server still presents its old-CA certificate.
+      await step(serverOld, both);
+      const load = await Promise.all([
+        startLoad(server.port, rotated, { keepAlive: true, pauseMs: 5 }),
+        startLoad(server.port, rotated, { keepAlive: false, pauseMs: 5 }),
+      ]);
+      const rotatedSocket = (await get(server.port, rotated, '/ping', { agent: rotatedAgent })).socket;
+      const staleSocket = (await get(server.port, stale, '/ping', { agent: staleAgent })).socket;
+      const staleClosed = closedAt(staleSocket);
+      let rotatedClosed = false;
+      rotatedSocket.once('close', () => (rotatedClosed = true));
+      await sleep(200);
+      // 2. The server's own certificate moves to the new CA.
+      await step(serverNew, both);
+      await sleep(200);
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([]);
+      // 3. The old CA leaves the bundle.
+      const removedAt = performance.now();
+      await step(serverNew, newPki.bundlePem);
+      const closed = await staleClosed;
+      expect(closed - removedAt).toBeLessThan(2_000);
+      await sleep(200);
+      const [keepAliveStats, freshStats] = await Promise.all(load.map((l) => l.stop()));
+
+      expect(keepAliveStats!.failures).toEqual([]);
+      expect(freshStats!.failures).toEqual([]);
+      expect(keepAliveStats!.ok).toBeGreaterThan(0);
+      expect(freshStats!.fingerprints).toEqual([serverOld.fingerprint256, serverNew.fingerprint256]);
+      expect((await get(server.port, rotated, '/ping', { agent: rotatedAgent })).socket).toBe(rotatedSocket);
+      expect(rotatedClosed).toBe(false);
+      await expect(get(server.port, stale, '/ping')).rejects.toThrow();
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
+        { type: 'connection.revoked', reason: 'no-path', peer: PAYMENTS },
+      ]);
+    } finally {
+      staleAgent.destroy();
+      rotatedAgent.destroy();
+      await server.close();
+    }
+  });
+});
+
+describe('a peer certificate that expires on an open connection', () => {
+  it('loses its keep-alive connection on the next periodic re-check', async () => {
+    const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const initial = await pki.credentials(SERVER);
+    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } });
+    // Whole seconds are encoded: at least two seconds of validity left for the handshake.
+    const notAfter = new Date(Math.ceil((Date.now() + 2_000) / 1000) * 1000);
+    const shortLived = await pki.peer({ spiffeId: ORDERS, notAfter });
+    const agent = keepAliveAgent(shortLived);
+    try {
+      const socket = (await get(server.port, shortLived, '/ping', { agent })).socket;
+      const closed = await closedAt(socket);
+      const lateBy = performance.timeOrigin + closed - notAfter.getTime();
+      expect(lateBy).toBeGreaterThan(0);
+      expect(lateBy).toBeLessThan(1_500);
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
+        { type: 'connection.revoked', reason: 'expired', peer: ORDERS },
+      ]);
+    } finally {
+      agent.destroy();
+      await server.close();
+    }
+  });
+});
