@@ -16,6 +16,23 @@ const NOT_HTTPS =
   "  import { mtlsHttpsOptions } from 'nestjs-mtls';\n" +
   '  const app = await NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() });';
 
+/**
+ * TLS settings given to `https.createServer` that `setSecureContext` would silently replace on the first install:
+ * they must come through the module's `credentials` and `tls` options instead.
+ */
+const DROPPED_HTTPS_OPTIONS = ['key', 'cert', 'ca', 'crl', 'pfx', 'ciphers', 'maxVersion', 'sigalgs', 'ecdhCurve', 'dhparam'];
+
+/** Node stores the last installed options on the server object; these hold key material. */
+const SECRET_SERVER_FIELDS = ['key', 'pfx', 'passphrase'];
+
+function droppedHttpsOptions(server: TlsServer): string[] {
+  const fields = server as unknown as Record<string, unknown>;
+  const dropped = DROPPED_HTTPS_OPTIONS.filter((name) => fields[name] !== undefined);
+  // mtlsHttpsOptions() sets TLSv1.2; anything else was the user's choice, and the module's tls.minVersion rules.
+  if (fields.minVersion !== undefined && fields.minVersion !== 'TLSv1.2') dropped.push('minVersion');
+  return dropped;
+}
+
 /** Node reads these two server fields for every accepted connection (lib/_tls_wrap.js, tlsConnectionListener). */
 interface ClientCertificatePolicy {
   requestCert: boolean;
@@ -58,6 +75,14 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   onModuleInit(): void {
     const server: unknown = this.adapterHost.httpAdapter?.getHttpServer();
     if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', NOT_HTTPS);
+    const dropped = droppedHttpsOptions(server);
+    if (dropped.length > 0) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `httpsOptions ${dropped.map((name) => `"${name}"`).join(', ')} would be replaced by MtlsModule: pass only ` +
+          'httpsOptions: mtlsHttpsOptions(), and set certificates with the module option "credentials" and TLS policy with "tls"',
+      );
+    }
     this.#server = server;
     const policy = server as unknown as ClientCertificatePolicy;
     policy.requestCert = true;
@@ -72,9 +97,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     server.on('secureConnection', onSecureConnection);
     server.on('secureConnection', this.#connections.track);
     this.#connections.startPeriodicRecheck(this.options.reload.pollIntervalMs, () => this.store.current);
-    server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) =>
-      this.#onHandshakeRejected(error, socket),
-    );
+    server.on('tlsClientError', this.#onHandshakeRejected);
     if (this.options.mode === 'permissive') {
       this.#logger.warn(
         'permissive mode: handshakes without a valid client certificate complete and the guard answers 401; use only while migrating',
@@ -85,13 +108,21 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.#unsubscribe?.();
     this.#connections.stopPeriodicRecheck();
+    this.#server?.off('secureConnection', onSecureConnection);
+    this.#server?.off('secureConnection', this.#connections.track);
+    this.#server?.off('tlsClientError', this.#onHandshakeRejected);
   }
 
   #install(credentials: Credentials): void {
-    this.#server?.setSecureContext(secureContextOptions(credentials, this.options.tls));
+    const server = this.#server;
+    if (server === undefined) return;
+    server.setSecureContext(secureContextOptions(credentials, this.options.tls));
+    // New connections use the context just built; the copy Node keeps on the server is only a leak waiting to happen.
+    const fields = server as unknown as Record<string, unknown>;
+    for (const name of SECRET_SERVER_FIELDS) fields[name] = undefined;
   }
 
-  #onHandshakeRejected(error: Error & { code?: string }, socket: TLSSocket): void {
+  readonly #onHandshakeRejected = (error: Error & { code?: string }, socket: TLSSocket): void => {
     // With rejectUnauthorized, Node destroys the socket after verification and reports a bare ECONNRESET;
     // the verification result is on the socket.
     const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
@@ -102,7 +133,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
       this.#logger.warn(`TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}${more}`);
     }
-  }
+  };
 }
 
 function onSecureConnection(socket: TLSSocket): void {

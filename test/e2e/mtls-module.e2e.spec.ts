@@ -96,8 +96,9 @@ describe('MtlsModule guard and decorators', () => {
       frontend: await pki.peer('spiffe://shop.test/ns/web/sa/frontend'),
       legacyDns: await pki.peer({ dnsNames: ['legacy.shop.test'] }),
       legacyDnsUpper: await pki.peer({ dnsNames: ['LEGACY.shop.test'] }),
-      legacyCn: await pki.peer({ commonName: 'legacy-batch', dnsNames: ['batch.shop.test'] }),
-      twoCns: await pki.peer({ commonName: ['legacy-batch', 'legacy-batch'], dnsNames: ['batch.shop.test'] }),
+      legacyCn: await pki.peer({ commonName: 'legacy-batch' }),
+      cnWithSans: await pki.peer({ commonName: 'legacy-batch', dnsNames: ['batch.shop.test'] }),
+      twoCns: await pki.peer({ commonName: ['legacy-batch', 'legacy-batch'] }),
     };
   });
 
@@ -122,6 +123,7 @@ describe('MtlsModule guard and decorators', () => {
     ['/rules/dns', 'orders', 403],
     ['/rules/cn', 'legacyCn', 200],
     ['/rules/cn', 'twoCns', 403],
+    ['/rules/cn', 'cnWithSans', 403], // a certificate with SANs is identified by them, never by its CN
     ['/open', 'orders', 403], // no rule: the default policy denies
   ];
 
@@ -175,6 +177,36 @@ describe('startup', () => {
       code: 'ERR_MTLS_NOT_HTTPS',
       message: expect.stringContaining('NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() })'),
     });
+  });
+
+  it('refuses TLS settings in httpsOptions that setSecureContext would silently replace', async () => {
+    @Module({ imports: [MtlsModule.forRoot({ credentials: good })], controllers: [UndecoratedController] })
+    class AppModule {}
+    const app = await NestFactory.create(AppModule, {
+      httpsOptions: { ...mtlsHttpsOptions(), ciphers: 'AES256-GCM-SHA384', maxVersion: 'TLSv1.2' } as never,
+      logger: false,
+    });
+    try {
+      await expect(app.init()).rejects.toMatchObject({
+        code: 'ERR_MTLS_CONFIG_INVALID',
+        message: expect.stringMatching(/"ciphers", "maxVersion".*module option "credentials".*"tls"/),
+      });
+    } finally {
+      await app.close().catch(() => undefined);
+    }
+  });
+
+  it('leaves no key material on the server object', async () => {
+    const app = await startMtlsApp({ credentials: good }, [UndecoratedController]);
+    try {
+      const server = app.getHttpServer() as Record<string, unknown>;
+      expect(server.key).toBeUndefined();
+      for (const value of Object.values(server)) {
+        if (typeof value === 'string' || Buffer.isBuffer(value)) expect(value.toString()).not.toContain('PRIVATE KEY');
+      }
+    } finally {
+      await app.close();
+    }
   });
 
   it('fails on invalid options, naming the option', async () => {
