@@ -1,6 +1,6 @@
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from '../identity/certificate.js';
 import type { CertificateInfo } from '../identity/certificate.js';
-import { certificateLabel, namesIssuer, signatureVerifies, validityAt } from './certificate-cache.js';
+import { certificateLabel, signatureVerifies, validityAt } from './certificate-cache.js';
 import type { CredentialUsage } from './credentials.interfaces.js';
 import { crlIssuerMismatch, isRevokedBy } from './crl.js';
 import type { RevocationList } from './crl.js';
@@ -11,7 +11,8 @@ export interface ChainVerifyOptions {
   readonly now: Date;
   /**
    * CRLs to check revocation against. When non-empty, every certificate in the path needs a current CRL from its
-   * issuer, as Node's TLS does once any `crl` is configured (OpenSSL's CRL_CHECK_ALL). Empty or absent: no revocation check.
+   * issuer, as Node's TLS does once any `crl` is configured (OpenSSL's CRL_CHECK_ALL). Each is taken as the complete list
+   * of its issuer's revocations, which `parseCrl` guarantees. Empty or absent: no revocation check.
    */
   readonly crls?: readonly RevocationList[];
   /** Usages every untrusted CA in the path must allow when it restricts its extended key usage (OpenSSL's purpose check). */
@@ -45,7 +46,11 @@ export type ChainVerifyResult =
 
 type Failure = Extract<ChainVerifyResult, { ok: false }>;
 
-const USAGE_OIDS: Readonly<Record<CredentialUsage, string>> = { serverAuth: EKU_SERVER_AUTH, clientAuth: EKU_CLIENT_AUTH };
+/** The extended key usage OID that allows each credential usage. */
+export const USAGE_OIDS: Readonly<Record<CredentialUsage, string>> = Object.freeze({
+  serverAuth: EKU_SERVER_AUTH,
+  clientAuth: EKU_CLIENT_AUTH,
+});
 const DEFAULT_MAX_DEPTH = 8;
 // Bounds the work a bundle full of same-named CAs can cause.
 const MAX_EXTENSIONS = 64;
@@ -89,7 +94,8 @@ export function verifyChain(
     for (const candidate of pool) {
       if (extensions >= MAX_EXTENSIONS) break;
       if (path.some((c) => c.fingerprint256 === candidate.fingerprint256)) continue;
-      if (!namesIssuer(current, candidate)) continue;
+      // Names compare as encoded bytes, as Go's crypto/x509 does: an issuer copies its subject verbatim.
+      if (!current.issuerDer.equals(candidate.subjectDer)) continue;
       nameMatched = true;
       if (!signatureVerifies(current, candidate)) continue;
       extended = true;
@@ -144,7 +150,7 @@ function describeDeadEnd(end: DeadEnd): string {
 }
 
 function isSelfSigned(certificate: CertificateInfo): boolean {
-  return namesIssuer(certificate, certificate) && signatureVerifies(certificate, certificate);
+  return certificate.selfIssued && signatureVerifies(certificate, certificate);
 }
 
 /** Checks a structurally complete path (leaf first, self-signed trusted root last). */

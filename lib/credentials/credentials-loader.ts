@@ -6,7 +6,6 @@ import type { CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import type { CredentialFiles, CredentialsSourceOptions, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { validateCredentials } from './credentials-validation.js';
 import type { ValidateOptions } from './credentials-validation.js';
-import { recordCrlSources } from './crl-sources.js';
 import { findPemBlocks, redactPrivateKeys } from './pem.js';
 import { PrivateKeyMaterial } from './private-key.js';
 
@@ -335,25 +334,24 @@ function assemble(files: CredentialFiles, toRead: readonly FileToRead[], content
     hash.update(content);
   }
   const crlPems: string[] = [];
-  const sources: string[] = [];
+  const crlFiles: string[] = [];
   for (const [i, file] of toRead.entries()) {
     if (file.field !== 'crl') continue;
     for (const pem of splitCrls(file, contents[i]!)) {
       crlPems.push(pem);
-      sources.push(file.path);
+      crlFiles.push(file.path);
     }
   }
-  const raw: RawCredentials = {
+  return {
     files,
     // A combined key+certificate file (cert-manager tls-combined.pem) must not leave key bytes in these strings.
     certPem: redactPrivateKeys(contents[0]!),
     key: new PrivateKeyMaterial(contents[1]!),
     caPem: redactPrivateKeys(contents[2]!),
     crlPems,
+    crlFiles,
     contentHash: hash.digest('hex'),
   };
-  recordCrlSources(raw, sources);
-  return raw;
 }
 
 /** One PEM per `X509 CRL` block: Node loads only the first CRL of a multi-CRL PEM string. */

@@ -2,17 +2,16 @@ import { createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
 import type { CredentialsErrorCode, CredentialsErrorDetail } from '../errors/mtls.errors.js';
-import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, parseCertificateDer } from '../identity/certificate.js';
+import { parseCertificateDer } from '../identity/certificate.js';
 import type { CertificateInfo } from '../identity/certificate.js';
 import { peerIdentityFromCertificate } from '../identity/peer-identity.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-import { parseSpiffeId } from '../identity/spiffe-id.js';
-import type { SpiffeId } from '../identity/spiffe-id.js';
+import { claimsSpiffeId, svidProblems } from '../identity/svid-rules.js';
 import { certificateLabel, nodeCertificate, validityAt } from './certificate-cache.js';
-import { verifyChain } from './chain-verifier.js';
-import { crlIssuerMismatch, crlNamesIssuer, parseCrlPem, rememberRevocationLists } from './crl.js';
+import { USAGE_OIDS, verifyChain } from './chain-verifier.js';
+import { formatDuration } from './credentials-description.js';
+import { crlIssuerMismatch, parseCrlPem, rememberRevocationLists } from './crl.js';
 import type { RevocationList } from './crl.js';
-import { crlSourceFile } from './crl-sources.js';
 import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from './pem.js';
 import type { PemBlock } from './pem.js';
@@ -29,17 +28,36 @@ export interface ValidateOptions {
 }
 
 const DEFAULT_USAGES: readonly CredentialUsage[] = ['serverAuth', 'clientAuth'];
-const USAGE_OIDS: Readonly<Record<CredentialUsage, string>> = { serverAuth: EKU_SERVER_AUTH, clientAuth: EKU_CLIENT_AUTH };
+
+/**
+ * Critical extensions OpenSSL 3 processes itself (`X509_supported_extension`) beyond the four the certificate parser
+ * reads; a certificate with any other critical extension fails every handshake (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION).
+ */
+const OPENSSL_CRITICAL_EXTENSIONS: ReadonlySet<string> = new Set([
+  '2.5.29.30', // nameConstraints
+  '2.5.29.31', // cRLDistributionPoints
+  '2.5.29.32', // certificatePolicies
+  '2.5.29.33', // policyMappings
+  '2.5.29.36', // policyConstraints
+  '2.5.29.54', // inhibitAnyPolicy
+  '1.3.6.1.5.5.7.1.7', // sbgp-ipAddrBlock (RFC 3779)
+  '1.3.6.1.5.5.7.1.8', // sbgp-autonomousSysNum (RFC 3779)
+  '1.3.6.1.5.5.7.1.14', // proxyCertInfo
+  '1.3.6.1.5.5.7.48.1.5', // id-pkix-ocsp-nocheck
+  '2.16.840.1.113730.1.1', // Netscape certificate type
+]);
+
 /** PEM labels Node's createPrivateKey loads unencrypted: PKCS#8, PKCS#1 and SEC1. */
 const LOADABLE_KEY_LABELS: ReadonlySet<string> = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']);
 const SVID_PREFIX = 'x509svid: certificate validation failed: ';
 const SVID_FIX = 'the issuer must mint an X509-SVID (SPIRE, cert-manager csi-driver-spiffe, or a CA template following the X509-SVID spec)';
 
 /**
- * Validates a raw set: PEM structure, key, trust bundle, CRLs, key ↔ leaf match, leaf validity, chain to the bundle,
- * extended key usage, X509-SVID rules, in that order. The first failure throws a CredentialsError naming the file,
- * the field and the fix; nothing here ever puts key bytes into a message. `createSecureContext` (secure-context.ts)
- * is the final gate: OpenSSL may still refuse e.g. a key below its security level.
+ * Validates a raw set: PEM structure, key, trust bundle, CRLs, key ↔ leaf match, leaf validity, critical extensions
+ * OpenSSL supports, chain to the bundle, extended key usage, X509-SVID rules, in that order. The first failure throws
+ * a CredentialsError naming the file, the field and the fix; nothing here ever puts key bytes into a message.
+ * `createSecureContext` (secure-context.ts) is the final gate: OpenSSL may still refuse e.g. a key below its security
+ * level.
  */
 export function validateCredentials(raw: RawCredentials, options: ValidateOptions = {}): Credentials {
   const now = options.now ?? new Date();
@@ -62,6 +80,7 @@ export function validateCredentials(raw: RawCredentials, options: ValidateOption
 
   checkKeyMatchesLeaf(leaf, key, files);
   checkLeafValidity(leaf, now, files);
+  checkCriticalExtensions(chain, files);
   checkChain(leaf, intermediates, caCertificates, crls, usages, now, files);
   checkExtendedKeyUsage(leaf, usages, files);
   checkLeafProfile(leaf, intermediates, files);
@@ -248,6 +267,14 @@ function parseTrustBundle(pem: string, files: CredentialFiles): CertificateInfo[
         fix: 'keep only CA certificates in the trust bundle (a leaf there would be trusted to issue nothing and is a sign of a wrong file)',
       });
     }
+    const unsupported = unsupportedCriticalExtension(ca);
+    if (unsupported !== undefined) {
+      throw fail(
+        'ERR_MTLS_CHAIN_UNTRUSTED',
+        `bundle certificate #${i + 1} ${certificateLabel(ca)} has critical extension ${unsupported}, which OpenSSL does not support: it would reject every chain through this CA`,
+        { ...detail, fix: 'remove that CA from the trust bundle, or reissue it without the extension (or with it non-critical)' },
+      );
+    }
     return ca;
   });
 }
@@ -259,18 +286,17 @@ function parseTrustBundle(pem: string, files: CredentialFiles): CertificateInfo[
  */
 function parseCrls(raw: RawCredentials, knownCas: readonly CertificateInfo[], now: Date, warnings: string[]): RevocationList[] {
   return raw.crlPems.map((pem, i) => {
-    const file = crlSourceFile(raw, i) ?? raw.files.crl.join(', ');
+    const file = raw.crlFiles[i] ?? raw.files.crl.join(', ');
     const detail = { file, field: 'crl' as const };
     const what = `CRL #${i + 1}`;
     const parsed = parseCrlPem(pem);
     if (!parsed.ok) {
-      throw fail('ERR_MTLS_CRL_INVALID', `${what} does not parse: ${parsed.reason}`, {
-        ...detail,
-        fix: 'fetch the CRL again from its CA',
-      });
+      const subject = parsed.issuer === undefined ? what : `${what} of "${parsed.issuer}"`;
+      const verdict = parsed.kind === 'malformed' ? 'does not parse' : 'is refused';
+      throw fail('ERR_MTLS_CRL_INVALID', `${subject} ${verdict}: ${parsed.reason}`, { ...detail, fix: parsed.fix });
     }
     const crl = parsed.crl;
-    const sameName = knownCas.filter((ca) => crlNamesIssuer(crl, ca));
+    const sameName = knownCas.filter((ca) => crl.issuerDer.equals(ca.subjectDer));
     if (sameName.length === 0) {
       warnings.push(
         `${file}: ${what} is issued by "${crl.issuer}", which is neither in the trust bundle nor in the certificate chain; its signature is checked only when a peer presents that CA`,
@@ -310,6 +336,29 @@ function checkKeyMatchesLeaf(leaf: CertificateInfo, key: KeyObject, files: Crede
       field: 'key',
       fix: 'install the key issued with this certificate; when a writer updates cert and key one after the other, the reload retries until both match',
     });
+  }
+}
+
+/** The first critical extension of `certificate` that OpenSSL cannot process, if any. */
+function unsupportedCriticalExtension(certificate: CertificateInfo): string | undefined {
+  return certificate.unhandledCriticalExtensions.find((oid) => !OPENSSL_CRITICAL_EXTENSIONS.has(oid));
+}
+
+/** Peers running OpenSSL reject a chain holding a critical extension it does not support, in every handshake. */
+function checkCriticalExtensions(chain: readonly CertificateInfo[], files: CredentialFiles): void {
+  for (const [i, certificate] of chain.entries()) {
+    const unsupported = unsupportedCriticalExtension(certificate);
+    if (unsupported === undefined) continue;
+    const which = i === 0 ? 'the certificate' : `intermediate ${certificateLabel(certificate)} (certificate #${i + 1})`;
+    throw fail(
+      'ERR_MTLS_CHAIN_UNTRUSTED',
+      `${which} has critical extension ${unsupported}, which OpenSSL does not support: every peer would reject it (unhandled critical extension)`,
+      {
+        file: files.cert,
+        field: 'certificate',
+        fix: 'have the issuer reissue it without that extension, or with the extension marked non-critical',
+      },
+    );
   }
 }
 
@@ -394,38 +443,31 @@ function checkExtendedKeyUsage(leaf: CertificateInfo, usages: readonly Credentia
   );
 }
 
-/** X509-SVID rules (go-spiffe's own-SVID checks, same wording) and, for any leaf, that it cannot sign certificates. */
+/**
+ * The X509-SVID rules for our own leaf (`svidProblems` with go-spiffe's own-SVID checks and wording) and, for any leaf,
+ * that it cannot sign certificates. For an SVID, also the two profile rules go-spiffe leaves out and strict verifiers
+ * apply: A9 (SAN critical when the subject is empty) and A10 (key usage critical).
+ */
 function checkLeafProfile(leaf: CertificateInfo, intermediates: readonly CertificateInfo[], files: CredentialFiles): void {
+  const svid = claimsSpiffeId(leaf);
   const detail = { file: files.cert, field: 'certificate' as const, fix: SVID_FIX };
-  const svid = (message: string): CredentialsError => fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}${message}`, detail);
-  // Any spiffe: URI (whatever its case) makes this an SVID candidate, so a near-miss ID fails loudly instead of passing as a plain cert.
-  if (leaf.uris.some((uri) => uri.toLowerCase().startsWith('spiffe:'))) {
-    if (leaf.uris.length > 1) throw svid('cannot get leaf certificate SPIFFE ID: certificate contains more than one URI SAN');
-    let id: SpiffeId;
-    try {
-      id = parseSpiffeId(leaf.uris[0]!);
-    } catch (error) {
-      throw svid(`cannot get leaf certificate SPIFFE ID: ${error instanceof MtlsError ? error.message : 'invalid SPIFFE ID'}`);
-    }
-    if (id.path === '') throw svid('leaf certificate SPIFFE ID must have a non-root path');
-    if (leaf.isCa) throw svid('leaf certificate must not have CA flag set to true');
-    if (leaf.keyUsage?.digitalSignature !== true) throw svid("leaf certificate must have 'digitalSignature' set as key usage");
-    if (leaf.keyUsage.keyCertSign) throw svid("leaf certificate must not have 'keyCertSign' set as key usage");
-    if (leaf.keyUsage.cRLSign) throw svid("leaf certificate must not have 'cRLSign' set as key usage");
-    for (const signing of intermediates) {
-      if (!signing.isCa) throw svid('signing certificate must have CA flag set to true');
-      if (signing.keyUsage?.keyCertSign !== true) throw svid("signing certificate must have 'keyCertSign' set as key usage");
-    }
-    return;
+  const problem = svidProblems(leaf, 'own', intermediates)[0];
+  if (problem !== undefined) {
+    if (svid) throw fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}${problem.message}`, detail);
+    // Peers refuse a CA certificate as an identity (peerIdentityFromCertificate), so refuse to present one.
+    throw fail('ERR_MTLS_SVID_INVALID', problem.message, {
+      ...detail,
+      fix: 'issue an end-entity certificate (basicConstraints cA false, no keyCertSign or cRLSign)',
+    });
   }
-  // Peers refuse a CA certificate as an identity (peerIdentityFromCertificate), so refuse to present one.
-  const leafFix = { ...detail, fix: 'issue an end-entity certificate (basicConstraints cA false, no keyCertSign or cRLSign)' };
-  if (leaf.isCa) throw fail('ERR_MTLS_SVID_INVALID', 'leaf certificate must not have CA flag set to true', leafFix);
-  if (leaf.keyUsage?.keyCertSign === true) {
-    throw fail('ERR_MTLS_SVID_INVALID', "leaf certificate must not have 'keyCertSign' set as key usage", leafFix);
+  if (!svid) return;
+  // X509-SVID §3.1 (A9): with an empty subject the URI SAN is the whole identity.
+  if (leaf.subject === '' && !leaf.subjectAltNameCritical) {
+    throw fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}leaf certificate with an empty subject must have its subjectAltName extension marked critical`, detail);
   }
-  if (leaf.keyUsage?.cRLSign === true) {
-    throw fail('ERR_MTLS_SVID_INVALID', "leaf certificate must not have 'cRLSign' set as key usage", leafFix);
+  // X509-SVID §4.3 (A10): present (svidProblems required digitalSignature) and critical.
+  if (!leaf.keyUsageCritical) {
+    throw fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}leaf certificate must have its key usage extension marked critical`, detail);
   }
 }
 
@@ -439,12 +481,4 @@ function identityOf(leaf: CertificateInfo, files: CredentialFiles): PeerIdentity
       fix: SVID_FIX,
     });
   }
-}
-
-function formatDuration(ms: number): string {
-  const minutes = Math.max(0, Math.floor(ms / 60_000));
-  if (minutes < 120) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h`;
-  return `${Math.floor(hours / 24)} days`;
 }

@@ -53,6 +53,8 @@ export interface RawCredentials {
   readonly caPem: string;
   /** One entry per CRL block (a file holding several CRLs yields several entries). */
   readonly crlPems: readonly string[];
+  /** The file each entry of {@link crlPems} came from, index for index, so errors can name it. */
+  readonly crlFiles: readonly string[];
   /** SHA-256 over every file's bytes: equal hashes mean nothing changed. */
   readonly contentHash: string;
 }

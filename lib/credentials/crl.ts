@@ -1,12 +1,17 @@
 import { verify as verifySignature } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { CertificateList } from '@peculiar/asn1-x509';
-import type { Name } from '@peculiar/asn1-x509';
+import { contextConstructed, DerError, DerReader, malformed, Tag } from '../asn1/der.js';
+import { formatName, readExtensions, readSerialNumber, readTime } from '../identity/certificate.js';
 import type { CertificateInfo } from '../identity/certificate.js';
-import { certificateLabel, nodeCertificate, normalizeSerial, rawNames } from './certificate-cache.js';
+import { certificateLabel, nodeCertificate } from './certificate-cache.js';
 import type { Credentials } from './credentials.interfaces.js';
-import { crlIssuerName } from './der.js';
 import { decodePemBlock, findPemBlocks } from './pem.js';
+
+/*
+ * X.509 CRLs (RFC 5280 §5) read with the same strict DER reader and field readers as certificates, so issuer text,
+ * times and serial numbers have one format across the package. Every CRL is checked as the complete list of its
+ * issuer's revocations, as Node's `crl` option is used here: a CRL that is only part of that list (delta, partitioned,
+ * indirect) or that carries a critical extension this code does not understand is refused, never half-used.
+ */
 
 /** A parsed X.509 CRL (RFC 5280 §5): what revocation checks need, nothing more. */
 export interface RevocationList {
@@ -14,22 +19,36 @@ export interface RevocationList {
   readonly der: Buffer;
   /** Issuer as RFC 4514 text (for messages only). */
   readonly issuer: string;
-  /** The encoded issuer Name, compared byte for byte with a CA's subject. */
-  readonly issuerName: Buffer;
+  /** The issuer Name exactly as encoded, compared byte for byte with a CA's {@link CertificateInfo.subjectDer}. */
+  readonly issuerDer: Buffer;
+  /** When this CRL was issued. */
   readonly thisUpdate: Date;
   /** Absent in a CRL that never expires (RFC 5280 requires it; OpenSSL tolerates its absence). */
   readonly nextUpdate: Date | undefined;
-  /** Revoked serial numbers, normalised like {@link CertificateInfo.serialNumber}. */
+  /** Revoked serial numbers, in the format of {@link CertificateInfo.serialNumber}. */
   readonly revokedSerials: ReadonlySet<string>;
-  /** The signed TBSCertList bytes and the signature over them. */
+  /** The signed TBSCertList bytes. */
   readonly tbs: Buffer;
+  /** The signature over {@link tbs}. */
   readonly signature: Buffer;
   /** Hash for `crypto.verify`: `null` for EdDSA. */
   readonly hash: string | null;
 }
 
+/** Why {@link parseCrl} refused a CRL. */
+export interface CrlRefusal {
+  readonly ok: false;
+  /** `malformed`: not a DER X.509 CRL. `unsupported`: well formed, but not one this package relies on. */
+  readonly kind: 'malformed' | 'unsupported';
+  readonly reason: string;
+  /** What to configure instead. */
+  readonly fix: string;
+  /** The CRL's issuer as RFC 4514 text, when the CRL was well formed enough to read it. */
+  readonly issuer: string | undefined;
+}
+
 /** Result of {@link parseCrl}. */
-export type CrlParseResult = { readonly ok: true; readonly crl: RevocationList } | { readonly ok: false; readonly reason: string };
+export type CrlParseResult = { readonly ok: true; readonly crl: RevocationList } | CrlRefusal;
 
 /** Signature algorithms accepted on CRLs (OID → digest for `crypto.verify`). SHA-1 and RSASSA-PSS are refused. */
 const SIGNATURE_HASHES: ReadonlyMap<string, string | null> = new Map([
@@ -43,60 +62,156 @@ const SIGNATURE_HASHES: ReadonlyMap<string, string | null> = new Map([
   ['1.3.101.113', null],
 ]);
 
-const ATTRIBUTE_NAMES: ReadonlyMap<string, string> = new Map([
-  ['2.5.4.3', 'CN'],
-  ['2.5.4.5', 'serialNumber'],
-  ['2.5.4.6', 'C'],
-  ['2.5.4.7', 'L'],
-  ['2.5.4.8', 'ST'],
-  ['2.5.4.10', 'O'],
-  ['2.5.4.11', 'OU'],
-  ['0.9.2342.19200300.100.1.25', 'DC'],
+const OID_DELTA_CRL_INDICATOR = '2.5.29.27';
+const OID_ISSUING_DISTRIBUTION_POINT = '2.5.29.28';
+const OID_CERTIFICATE_ISSUER = '2.5.29.29';
+
+/** CRL extensions (RFC 5280 §5.2) that do not change which certificates the CRL covers. */
+const NEUTRAL_CRL_EXTENSIONS: ReadonlySet<string> = new Set([
+  '2.5.29.35', // authorityKeyIdentifier
+  '2.5.29.18', // issuerAltName
+  '2.5.29.20', // cRLNumber
+  '2.5.29.46', // freshestCRL: where delta CRLs are, which are not used
+  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
 ]);
 
-/** Parses one CRL's DER. Never throws: a malformed or unsupported CRL yields `{ ok: false, reason }`. */
+/** CRL entry extensions (RFC 5280 §5.3) that do not change what the entry revokes. */
+const NEUTRAL_ENTRY_EXTENSIONS: ReadonlySet<string> = new Set([
+  '2.5.29.21', // reasonCode
+  '2.5.29.23', // holdInstructionCode
+  '2.5.29.24', // invalidityDate
+]);
+
+const REFETCH_FIX = 'fetch the CRL again from its CA';
+const COMPLETE_CRL_FIX =
+  "configure the CA's complete CRL, the one that lists every certificate it revoked (no deltaCRLIndicator, issuingDistributionPoint or certificateIssuer)";
+
+/** The extension problems found while reading, reported after the structure is known to be well formed. */
+interface ExtensionScan {
+  unsupported: string | undefined;
+}
+
+/**
+ * Parses one CRL's DER. Never throws: a malformed CRL, and a well-formed one this package will not rely on, yield
+ * `{ ok: false, kind, reason, fix }`.
+ */
 export function parseCrl(der: Uint8Array): CrlParseResult {
-  let list: CertificateList;
+  if (!(der instanceof Uint8Array)) {
+    return refusal('malformed', 'CRL DER must be a Buffer or Uint8Array', REFETCH_FIX);
+  }
+  // A private copy: the result keeps views into it.
+  const buf = Buffer.from(der);
   try {
-    list = AsnConvert.parse(der, CertificateList);
-  } catch {
-    return { ok: false, reason: 'not a DER-encoded X.509 CRL' };
+    return readCertificateList(buf);
+  } catch (error) {
+    if (!(error instanceof DerError)) throw error;
+    return refusal('malformed', `not a DER-encoded X.509 CRL: ${error.message}`, REFETCH_FIX);
   }
-  const tbsRaw = list.tbsCertListRaw;
-  const issuerName = tbsRaw === undefined ? undefined : crlIssuerName(new Uint8Array(tbsRaw));
-  if (tbsRaw === undefined || issuerName === undefined) {
-    return { ok: false, reason: 'not a DER-encoded X.509 CRL' };
+}
+
+function readCertificateList(buf: Buffer): CrlParseResult {
+  const top = DerReader.of(buf);
+  const list = top.read(Tag.SEQUENCE, 'CertificateList');
+  top.finish('CertificateList');
+  const tbsDer = list.readEncoded(Tag.SEQUENCE, 'tbsCertList');
+  const outerAlgorithm = list.readEncoded(Tag.SEQUENCE, 'signatureAlgorithm');
+  const signature = list.read(Tag.BIT_STRING, 'signatureValue').octetAlignedBitString('signatureValue');
+  list.finish('CertificateList');
+
+  const tbs = DerReader.of(tbsDer).read(Tag.SEQUENCE, 'tbsCertList');
+  // RFC 5280 §5.1.2.1: v1 CRLs omit the version; when present it is v2 (1), the only version with extensions.
+  const versionField = tbs.readOptional(Tag.INTEGER, 'tbsCertList.version');
+  const v2 = versionField !== undefined;
+  if (v2 && versionField.smallUnsigned('tbsCertList.version') !== 1) malformed('tbsCertList.version', 'must be v2 (1) when present');
+  const innerAlgorithm = tbs.readEncoded(Tag.SEQUENCE, 'tbsCertList.signature');
+  const issuerDer = tbs.readEncoded(Tag.SEQUENCE, 'tbsCertList.issuer');
+  const thisUpdate = readTime(tbs, 'tbsCertList.thisUpdate');
+  const next = tbs.peekTag();
+  const nextUpdate = next === Tag.UTC_TIME || next === Tag.GENERALIZED_TIME ? readTime(tbs, 'tbsCertList.nextUpdate') : undefined;
+
+  const scan: ExtensionScan = { unsupported: undefined };
+  const revokedSerials = new Set<string>();
+  const entries = tbs.readOptional(Tag.SEQUENCE, 'tbsCertList.revokedCertificates');
+  for (let n = 1; entries !== undefined && !entries.done; n++) {
+    const what = `tbsCertList.revokedCertificates #${n}`;
+    const entry = entries.read(Tag.SEQUENCE, what);
+    const serial = readSerialNumber(entry, `${what}.userCertificate`);
+    readTime(entry, `${what}.revocationDate`);
+    if (!entry.done) {
+      if (!v2) malformed(`${what}.crlEntryExtensions`, 'only allowed in a v2 CRL');
+      // An empty list breaks SIZE (1..MAX), but common generators write one and OpenSSL accepts it.
+      readExtensions(entry.read(Tag.SEQUENCE, `${what}.crlEntryExtensions`), `${what}.crlEntryExtensions`, scan, checkEntryExtension);
+    }
+    entry.finish(what);
+    revokedSerials.add(serial);
   }
-  const algorithm = list.signatureAlgorithm.algorithm;
-  if (list.tbsCertList.signature.algorithm !== algorithm) {
-    // RFC 5280 §5.1.1.2: the signed and unsigned algorithm fields must agree.
-    return { ok: false, reason: 'signatureAlgorithm differs from the signature field of tbsCertList' };
+  const extensions = tbs.readOptional(contextConstructed(0), 'tbsCertList.crlExtensions');
+  if (extensions !== undefined) {
+    if (!v2) malformed('tbsCertList.crlExtensions', 'only allowed in a v2 CRL');
+    readExtensions(extensions.read(Tag.SEQUENCE, 'tbsCertList.crlExtensions'), 'tbsCertList.crlExtensions', scan, checkCrlExtension);
+    extensions.finish('tbsCertList.crlExtensions');
   }
+  tbs.finish('tbsCertList');
+  const issuer = formatName(issuerDer, 'tbsCertList.issuer');
+
+  // RFC 5280 §5.1.1.2: the signed and unsigned algorithm identifiers must be the same.
+  if (!innerAlgorithm.equals(outerAlgorithm)) {
+    return refusal('malformed', 'signatureAlgorithm differs from the signature field of tbsCertList', REFETCH_FIX, issuer);
+  }
+  const algorithm = DerReader.of(outerAlgorithm)
+    .read(Tag.SEQUENCE, 'signatureAlgorithm')
+    .read(Tag.OID, 'signatureAlgorithm.algorithm')
+    .oid('signatureAlgorithm.algorithm');
   const hash = SIGNATURE_HASHES.get(algorithm);
   if (hash === undefined) {
-    return {
-      ok: false,
-      reason: `signature algorithm ${algorithm} is not accepted (use ECDSA, Ed25519 or RSA PKCS#1 v1.5 with SHA-256 or stronger)`,
-    };
+    return refusal(
+      'unsupported',
+      `signature algorithm ${algorithm} is not accepted (use ECDSA, Ed25519 or RSA PKCS#1 v1.5 with SHA-256 or stronger)`,
+      'have the CA sign its CRLs with one of those algorithms',
+      issuer,
+    );
   }
-  const tbs = list.tbsCertList;
-  const revokedSerials = new Set(
-    (tbs.revokedCertificates ?? []).map((entry) => normalizeSerial(Buffer.from(entry.userCertificate).toString('hex'))),
-  );
+  if (scan.unsupported !== undefined) return refusal('unsupported', scan.unsupported, COMPLETE_CRL_FIX, issuer);
   return {
     ok: true,
     crl: {
-      der: Buffer.from(der),
-      issuer: formatName(tbs.issuer),
-      issuerName,
-      thisUpdate: tbs.thisUpdate.getTime(),
-      nextUpdate: tbs.nextUpdate?.getTime(),
+      der: buf,
+      issuer,
+      issuerDer,
+      thisUpdate,
+      nextUpdate,
       revokedSerials,
-      tbs: Buffer.from(tbsRaw),
-      signature: Buffer.from(list.signature),
+      tbs: tbsDer,
+      signature,
       hash,
     },
   };
+}
+
+function refusal(kind: CrlRefusal['kind'], reason: string, fix: string, issuer?: string): CrlRefusal {
+  return { ok: false, kind, reason, fix, issuer };
+}
+
+function checkCrlExtension(scan: ExtensionScan, id: string, critical: boolean): void {
+  if (scan.unsupported !== undefined || NEUTRAL_CRL_EXTENSIONS.has(id)) return;
+  if (id === OID_DELTA_CRL_INDICATOR) {
+    scan.unsupported = 'it is a delta CRL (deltaCRLIndicator), which lists only the changes since a base CRL; only complete CRLs are supported';
+  } else if (id === OID_ISSUING_DISTRIBUTION_POINT) {
+    scan.unsupported =
+      'it has an issuingDistributionPoint extension, so it may cover only some certificates of its CA (a partitioned CRL); only complete CRLs are supported';
+  } else if (critical) {
+    // RFC 5280 §5.2: a CRL with a critical extension that cannot be processed must not be used.
+    scan.unsupported = `it has critical extension ${id}, which is not understood (RFC 5280 §5.2: such a CRL must not be used)`;
+  }
+}
+
+function checkEntryExtension(scan: ExtensionScan, id: string, critical: boolean): void {
+  if (scan.unsupported !== undefined || NEUTRAL_ENTRY_EXTENSIONS.has(id)) return;
+  if (id === OID_CERTIFICATE_ISSUER) {
+    scan.unsupported = 'it is an indirect CRL (certificateIssuer entry extension), which lists certificates of other issuers; only complete CRLs of one CA are supported';
+  } else if (critical) {
+    scan.unsupported = `an entry has critical extension ${id}, which is not understood (RFC 5280 §5.3: such a CRL must not be used)`;
+  }
 }
 
 /** Parses the first `X509 CRL` block of a PEM string (each entry of `Credentials.crlPems` holds exactly one). */
@@ -105,12 +220,18 @@ export function parseCrlPem(pem: string): CrlParseResult {
   const scan = findPemBlocks(data);
   const block = scan.ok ? scan.blocks.find((b) => b.label === 'X509 CRL') : undefined;
   const der = block === undefined ? undefined : decodePemBlock(data, block);
-  return der === undefined ? { ok: false, reason: 'not a PEM "X509 CRL" block' } : parseCrl(der);
+  return der === undefined
+    ? refusal('malformed', 'not a PEM "X509 CRL" block', REFETCH_FIX)
+    : parseCrl(der);
 }
 
 const byCredentials = new WeakMap<Credentials, readonly RevocationList[]>();
 
-/** The parsed CRLs of a validated set, parsed once per set (validation hands over the lists it already parsed). */
+/**
+ * The parsed CRLs of a validated set, one per entry of `credentials.crlPems`: the way to get a set's CRLs (never parse
+ * `crlPems` again). Validation hands over the lists it parsed, so this costs a lookup; a copy of the set made with
+ * spread is parsed once and cached.
+ */
 export function revocationListsOf(credentials: Credentials): readonly RevocationList[] {
   let lists = byCredentials.get(credentials);
   if (lists === undefined) {
@@ -130,14 +251,9 @@ export function rememberRevocationLists(credentials: Credentials, lists: readonl
   byCredentials.set(credentials, Object.freeze([...lists]));
 }
 
-/** True when the CRL's issuer Name is `ca`'s subject, byte for byte. */
-export function crlNamesIssuer(crl: RevocationList, ca: CertificateInfo): boolean {
-  return rawNames(ca)?.subject.equals(crl.issuerName) === true;
-}
-
 /** Why `ca` cannot be the issuer of `crl`, or undefined when it is (name, cRLSign key usage, signature). */
 export function crlIssuerMismatch(crl: RevocationList, ca: CertificateInfo): string | undefined {
-  if (!crlNamesIssuer(crl, ca)) {
+  if (!crl.issuerDer.equals(ca.subjectDer)) {
     return `issued by "${crl.issuer}", not by ${certificateLabel(ca)}`;
   }
   if (ca.keyUsage !== undefined && !ca.keyUsage.cRLSign) {
@@ -172,26 +288,5 @@ function crlSignatureVerifies(crl: RevocationList, ca: CertificateInfo): boolean
 
 /** True when `crl` lists the certificate's serial number. */
 export function isRevokedBy(crl: RevocationList, certificate: CertificateInfo): boolean {
-  return crl.revokedSerials.has(normalizeSerial(certificate.serialNumber));
-}
-
-/** RFC 4514 rendering (most specific RDN first) for messages; values are escaped, never interpreted. */
-function formatName(name: Name): string {
-  const rdns: string[] = [];
-  for (const rdn of name) {
-    const attributes: string[] = [];
-    for (const attribute of rdn) {
-      const type = ATTRIBUTE_NAMES.get(attribute.type) ?? attribute.type;
-      attributes.push(`${type}=${escapeValue(attribute.value.toString())}`);
-    }
-    rdns.push(attributes.join('+'));
-  }
-  return rdns.reverse().join(',');
-}
-
-function escapeValue(value: string): string {
-  return value
-    .replace(/[\\"+,;<>=]/g, (c) => `\\${c}`)
-    .replace(/^[ #]|[ ]$/g, (c) => `\\${c}`)
-    .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return crl.revokedSerials.has(certificate.serialNumber);
 }

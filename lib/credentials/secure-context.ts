@@ -29,24 +29,19 @@ function encodedCertificates(credentials: Credentials): EncodedCertificates {
 /**
  * The complete option set for `tls.createSecureContext` / `server.setSecureContext`. `setSecureContext` resets every
  * field it is not given (an omitted `ca` means "trust the public CAs", an omitted `crl` drops revocation), so every
- * context this package builds goes through here.
+ * context this package builds goes through here. `policy` is taken as resolved by `resolveMtlsOptions`, which refuses
+ * contradictions (a maxVersion below minVersion) at startup.
  */
 export function secureContextOptions(credentials: Credentials, policy: TlsPolicyOptions = {}): SecureContextOptions {
   const { chain, bundle } = encodedCertificates(credentials);
-  const minVersion = policy.minVersion ?? 'TLSv1.2';
-  const maxVersion = policy.maxVersion ?? 'TLSv1.3';
-  if (minVersion === 'TLSv1.3' && maxVersion === 'TLSv1.2') {
-    // OpenSSL accepts this pair and then fails every handshake.
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'MtlsModule option "tls.maxVersion" is below "tls.minVersion"');
-  }
   return {
     key: credentials.key.pem(),
     cert: chain,
     ca: [...bundle],
     // One entry per CRL: a single PEM string holding several CRLs loads only the first.
     ...(credentials.crlPems.length > 0 ? { crl: [...credentials.crlPems] } : {}),
-    minVersion,
-    maxVersion,
+    minVersion: policy.minVersion ?? 'TLSv1.2',
+    maxVersion: policy.maxVersion ?? 'TLSv1.3',
     ...(policy.ciphers === undefined ? {} : { ciphers: policy.ciphers }),
     ...(policy.ecdhCurve === undefined ? {} : { ecdhCurve: policy.ecdhCurve }),
     honorCipherOrder: true,

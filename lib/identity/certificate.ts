@@ -1,14 +1,15 @@
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
+import { contextConstructed, contextPrimitive, DerError, DerReader, hex2, malformed, Tag } from '../asn1/der.js';
 import { CertificateParseError } from '../errors/mtls.errors.js';
-import { contextConstructed, contextPrimitive, DerReader, hex2, malformed, Tag } from './der.js';
 
 /*
  * X.509 (RFC 5280 §4.1) read straight from the DER with a strict reader, once per TLS connection. Node 20 exposes
  * neither key-usage bits nor a structured SAN list, and its `subjectaltname` string is escaped text that must not be
  * parsed (CVE-2021-44532). @peculiar/asn1-schema was measured at ~340 µs per leaf (asn1js alone ~150 µs); this reader
  * takes a few µs and rejects what Go's crypto/x509 rejects: BER lengths, trailing bytes, duplicate extensions,
- * non-ASCII SANs, malformed IP SANs.
+ * non-ASCII SANs, malformed IP SANs. The field readers shared with CRLs (Name, Time, serial number, Extensions) are
+ * exported for `credentials/crl.ts`, so one renderer and one serial format exist.
  */
 
 /** Key usage bits (RFC 5280 §4.2.1.3) as read from the DER. */
@@ -30,10 +31,18 @@ export interface CertificateInfo {
   readonly der: Buffer;
   /** Subject as an RFC 4514 string (for logs only; never match on it). */
   readonly subject: string;
+  /**
+   * The subject Name exactly as encoded (tag, length and contents), a view into {@link der}. Chain building compares
+   * names as these bytes, as Go's crypto/x509 does: an issuer copies its subject verbatim, and byte equality cannot be
+   * fooled by a lenient rendering.
+   */
+  readonly subjectDer: Buffer;
   /** Every commonName attribute of the subject, in order. */
   readonly subjectCommonNames: readonly string[];
   /** Issuer as an RFC 4514 string. */
   readonly issuer: string;
+  /** The issuer Name exactly as encoded, a view into {@link der}; `c.issuerDer.equals(ca.subjectDer)` names `ca` as issuer. */
+  readonly issuerDer: Buffer;
   /** Serial number, lower-case hex without separators or leading zero bytes. */
   readonly serialNumber: string;
   /** Start of the validity period. */
@@ -62,7 +71,13 @@ export interface CertificateInfo {
   readonly extKeyUsage: readonly string[] | undefined;
   /** Whether the subjectAltName extension is marked critical. */
   readonly subjectAltNameCritical: boolean;
-  /** True when subject and issuer are the same name. */
+  /**
+   * OIDs of the extensions marked critical that this parser does not read (anything but subjectAltName,
+   * basicConstraints, keyUsage and extKeyUsage), in certificate order. OpenSSL enforces some of them itself (e.g.
+   * nameConstraints); any other makes it reject the certificate in every handshake.
+   */
+  readonly unhandledCriticalExtensions: readonly string[];
+  /** True when subject and issuer are the same Name, byte for byte. */
   readonly selfIssued: boolean;
 }
 
@@ -107,7 +122,16 @@ export function parseCertificateDer(der: Uint8Array): CertificateInfo {
   if (!(der instanceof Uint8Array)) throw new CertificateParseError('certificate DER must be a Buffer or Uint8Array');
   // A private copy: the caller's buffer may be reused or changed after we return.
   const buf = Buffer.from(der);
-  const top = new DerReader(buf, 0, buf.length);
+  try {
+    return readCertificate(buf);
+  } catch (error) {
+    if (error instanceof DerError) throw new CertificateParseError(`malformed certificate: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+function readCertificate(buf: Buffer): CertificateInfo {
+  const top = DerReader.of(buf);
   const certificate = top.read(Tag.SEQUENCE, 'Certificate');
   top.finish('Certificate');
 
@@ -123,15 +147,14 @@ export function parseCertificateDer(der: Uint8Array): CertificateInfo {
     versionField.finish('tbsCertificate.version');
     if (version > 2) malformed('tbsCertificate.version', `unknown version ${version + 1}`);
   }
-  const serial = tbs.read(Tag.INTEGER, 'tbsCertificate.serialNumber');
-  serial.checkInteger('tbsCertificate.serialNumber');
+  const serialNumber = readSerialNumber(tbs, 'tbsCertificate.serialNumber');
   tbs.read(Tag.SEQUENCE, 'tbsCertificate.signature');
-  const issuerDer = tbs.read(Tag.SEQUENCE, 'tbsCertificate.issuer');
+  const issuerDer = tbs.readEncoded(Tag.SEQUENCE, 'tbsCertificate.issuer');
   const validity = tbs.read(Tag.SEQUENCE, 'tbsCertificate.validity');
   const notBefore = readTime(validity, 'tbsCertificate.validity.notBefore');
   const notAfter = readTime(validity, 'tbsCertificate.validity.notAfter');
   validity.finish('tbsCertificate.validity');
-  const subjectDer = tbs.read(Tag.SEQUENCE, 'tbsCertificate.subject');
+  const subjectDer = tbs.readEncoded(Tag.SEQUENCE, 'tbsCertificate.subject');
   tbs.read(Tag.SEQUENCE, 'tbsCertificate.subjectPublicKeyInfo');
   if (version >= 1) {
     tbs.readOptional(contextPrimitive(1), 'tbsCertificate.issuerUniqueID');
@@ -144,18 +167,25 @@ export function parseCertificateDer(der: Uint8Array): CertificateInfo {
   tbs.finish('tbsCertificate');
 
   const subjectCommonNames: string[] = [];
-  const subject = readName(subjectDer.bytes(), 'tbsCertificate.subject', subjectCommonNames);
-  const issuer = readName(issuerDer.bytes(), 'tbsCertificate.issuer', undefined);
+  const subject = formatName(subjectDer, 'tbsCertificate.subject', subjectCommonNames);
+  const issuer = formatName(issuerDer, 'tbsCertificate.issuer');
   const extensions = newExtensionFields();
-  if (extensionsField !== undefined) readExtensions(extensionsField, extensions);
+  if (extensionsField !== undefined) {
+    const list = extensionsField.read(Tag.SEQUENCE, 'tbsCertificate.extensions');
+    extensionsField.finish('tbsCertificate.extensions');
+    if (list.done) malformed('tbsCertificate.extensions', 'empty extension list');
+    readExtensions(list, 'tbsCertificate.extensions', extensions, readCertificateExtension);
+  }
 
   // One literal with every field (no spread): V8 keeps a single shape for all certificates.
   return Object.freeze({
     der: buf,
     subject,
+    subjectDer,
     subjectCommonNames: Object.freeze(subjectCommonNames),
     issuer,
-    serialNumber: serialHex(serial),
+    issuerDer,
+    serialNumber,
     notBefore,
     notAfter,
     fingerprint256: fingerprint(buf),
@@ -169,7 +199,8 @@ export function parseCertificateDer(der: Uint8Array): CertificateInfo {
     keyUsageCritical: extensions.keyUsageCritical,
     extKeyUsage: extensions.extKeyUsage,
     subjectAltNameCritical: extensions.subjectAltNameCritical,
-    selfIssued: subjectDer.bytes().equals(issuerDer.bytes()),
+    unhandledCriticalExtensions: extensions.unhandledCritical,
+    selfIssued: subjectDer.equals(issuerDer),
   });
 }
 
@@ -209,6 +240,32 @@ const PEM_END = '-----END CERTIFICATE-----';
 const PEM_WHITESPACE = /[\t\n\v\f\r ]+/g;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
+/**
+ * Reads the contents of an `Extensions` SEQUENCE (RFC 5280 §4.1, also used by CRLs and CRL entries) and hands each
+ * extension to `visit`. Rejects an extension that appears twice (§4.2: two SAN extensions would make "the" SAN list
+ * ambiguous). Throws {@link DerError}.
+ */
+export function readExtensions<State>(
+  list: DerReader,
+  what: string,
+  state: State,
+  visit: (state: State, id: string, critical: boolean, value: DerReader, at: string) => void,
+): void {
+  const seen = new Set<string>();
+  while (!list.done) {
+    const extension = list.read(Tag.SEQUENCE, what);
+    const id = extension.read(Tag.OID, `${what}.extnID`).oid(`${what}.extnID`);
+    const at = `extension ${id}`;
+    if (seen.has(id)) malformed(at, 'appears more than once');
+    seen.add(id);
+    const criticalField = extension.readOptional(Tag.BOOLEAN, `${at}.critical`);
+    const critical = criticalField !== undefined && criticalField.boolean(`${at}.critical`);
+    const value = extension.read(Tag.OCTET_STRING, `${at}.extnValue`);
+    extension.finish(at);
+    visit(state, id, critical, value, at);
+  }
+}
+
 /** What the extensions contribute, filled in as they are read; defaults are those of an absent extension. */
 interface ExtensionFields {
   uris: readonly string[];
@@ -221,6 +278,7 @@ interface ExtensionFields {
   keyUsageCritical: boolean;
   extKeyUsage: readonly string[] | undefined;
   subjectAltNameCritical: boolean;
+  unhandledCritical: readonly string[];
 }
 
 function newExtensionFields(): ExtensionFields {
@@ -235,44 +293,28 @@ function newExtensionFields(): ExtensionFields {
     keyUsageCritical: false,
     extKeyUsage: undefined,
     subjectAltNameCritical: false,
+    unhandledCritical: EMPTY,
   };
 }
 
-function readExtensions(field: DerReader, result: ExtensionFields): void {
-  const what = 'tbsCertificate.extensions';
-  const list = field.read(Tag.SEQUENCE, what);
-  field.finish(what);
-  if (list.done) malformed(what, 'empty extension list');
-
-  const seen = new Set<string>();
-  while (!list.done) {
-    const extension = list.read(Tag.SEQUENCE, what);
-    const id = extension.read(Tag.OID, `${what}.extnID`).oid(`${what}.extnID`);
-    const at = `extension ${id}`;
-    // RFC 5280 §4.2: one instance per extension; two SAN extensions would make "the" SAN list ambiguous.
-    if (seen.has(id)) malformed(at, 'appears more than once');
-    seen.add(id);
-    const criticalField = extension.readOptional(Tag.BOOLEAN, `${at}.critical`);
-    const critical = criticalField !== undefined && criticalField.boolean(`${at}.critical`);
-    const value = extension.read(Tag.OCTET_STRING, `${at}.extnValue`);
-    extension.finish(at);
-
-    switch (id) {
-      case OID_SUBJECT_ALT_NAME:
-        readSubjectAltName(value, result);
-        result.subjectAltNameCritical = critical;
-        break;
-      case OID_BASIC_CONSTRAINTS:
-        readBasicConstraints(value, result);
-        break;
-      case OID_KEY_USAGE:
-        result.keyUsage = readKeyUsage(value);
-        result.keyUsageCritical = critical;
-        break;
-      case OID_EXT_KEY_USAGE:
-        result.extKeyUsage = readExtKeyUsage(value);
-        break;
-    }
+function readCertificateExtension(result: ExtensionFields, id: string, critical: boolean, value: DerReader): void {
+  switch (id) {
+    case OID_SUBJECT_ALT_NAME:
+      readSubjectAltName(value, result);
+      result.subjectAltNameCritical = critical;
+      break;
+    case OID_BASIC_CONSTRAINTS:
+      readBasicConstraints(value, result);
+      break;
+    case OID_KEY_USAGE:
+      result.keyUsage = readKeyUsage(value);
+      result.keyUsageCritical = critical;
+      break;
+    case OID_EXT_KEY_USAGE:
+      result.extKeyUsage = readExtKeyUsage(value);
+      break;
+    default:
+      if (critical) result.unhandledCritical = Object.freeze([...result.unhandledCritical, id]);
   }
 }
 
@@ -359,11 +401,14 @@ function readExtKeyUsage(value: DerReader): readonly string[] {
 }
 
 /**
- * Reads a Name (RDNSequence) into RFC 4514 text, most significant RDN last. Collects every commonName value into
- * `commonNames` when given.
+ * Renders an encoded Name (the whole RDNSequence TLV, as in {@link CertificateInfo.subjectDer}) as RFC 4514 text, most
+ * significant RDN last, for messages and logs. Collects every commonName value into `commonNames` when given.
+ * Throws {@link DerError}.
  */
-function readName(der: Buffer, what: string, commonNames: string[] | undefined): string {
-  const rdns = new DerReader(der, 0, der.length);
+export function formatName(encoded: Buffer, what: string, commonNames?: string[]): string {
+  const top = DerReader.of(encoded);
+  const rdns = top.read(Tag.SEQUENCE, what);
+  top.finish(what);
   const parts: string[] = [];
   while (!rdns.done) {
     const rdn = rdns.read(Tag.SET, what);
@@ -445,9 +490,12 @@ function escapeRdnValue(value: string): string {
   return copied === 0 ? value : out + value.slice(copied);
 }
 
-/** Reads a UTCTime or GeneralizedTime in the DER forms RFC 5280 §4.1.2.5 allows: `YYMMDDHHMMSSZ` / `YYYYMMDDHHMMSSZ`. */
-function readTime(validity: DerReader, what: string): Date {
-  const time = validity.readAny(what);
+/**
+ * Reads the next element of `container` as a UTCTime or GeneralizedTime in the DER forms RFC 5280 §4.1.2.5 allows
+ * (`YYMMDDHHMMSSZ` / `YYYYMMDDHHMMSSZ`; CRLs use the same profile, §5.1.2.4). Throws {@link DerError}.
+ */
+export function readTime(container: DerReader, what: string): Date {
+  const time = container.readAny(what);
   const { buf, pos, end } = time;
   const digits = (at: number, count: number): number => {
     let n = 0;
@@ -460,17 +508,17 @@ function readTime(validity: DerReader, what: string): Date {
   };
   let year: number;
   let at: number;
-  if (validity.tag === Tag.UTC_TIME) {
+  if (container.tag === Tag.UTC_TIME) {
     if (end - pos !== 13) malformed(what, 'UTCTime must be YYMMDDHHMMSSZ');
     const yy = digits(0, 2);
     year = yy < 50 ? 2000 + yy : 1900 + yy;
     at = 2;
-  } else if (validity.tag === Tag.GENERALIZED_TIME) {
+  } else if (container.tag === Tag.GENERALIZED_TIME) {
     if (end - pos !== 15) malformed(what, 'GeneralizedTime must be YYYYMMDDHHMMSSZ');
     year = digits(0, 4);
     at = 4;
   } else {
-    malformed(what, `expected UTCTime or GeneralizedTime, found tag 0x${hex2(validity.tag)}`);
+    malformed(what, `expected UTCTime or GeneralizedTime, found tag 0x${hex2(container.tag)}`);
   }
   if (buf[end - 1] !== 0x5a) malformed(what, 'time must end in Z (UTC)');
   const month = digits(at, 2);
@@ -486,8 +534,14 @@ function readTime(validity: DerReader, what: string): Date {
   return date;
 }
 
-/** Serial as lower-case hex without leading zero bytes (at least one byte). */
-function serialHex(serial: DerReader): string {
+/**
+ * Reads the next element of `container` as a CertificateSerialNumber and returns it in the one format the package
+ * uses ({@link CertificateInfo.serialNumber}): lower-case hex of the minimal two's-complement encoding, without the sign
+ * byte of a positive number (at least one byte). Throws {@link DerError}.
+ */
+export function readSerialNumber(container: DerReader, what: string): string {
+  const serial = container.read(Tag.INTEGER, what);
+  serial.checkInteger(what);
   let { pos } = serial;
   while (pos < serial.end - 1 && serial.buf[pos] === 0) pos++;
   return serial.buf.toString('hex', pos, serial.end);

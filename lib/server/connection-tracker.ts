@@ -5,8 +5,7 @@ import { certificateLabel } from '../credentials/certificate-cache.js';
 import { verifyChain, type ChainFailureKind } from '../credentials/chain-verifier.js';
 import type { ReloadLogger } from '../credentials/credentials-reloader.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
-import { parseCrl, type RevocationList } from '../credentials/crl.js';
-import { decodePemBlock, findPemBlocks } from '../credentials/pem.js';
+import { revocationListsOf, type RevocationList } from '../credentials/crl.js';
 import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import type { MtlsEvent } from '../observability/mtls-events.js';
@@ -45,8 +44,6 @@ interface PeerChain {
 
 type Verdict = { readonly ok: true } | { readonly ok: false; readonly kind: RevocationReason; readonly reason: string };
 
-/** Parsed CRLs per credential set: parsed once, on the first re-check that needs them. */
-const parsedCrls = new WeakMap<Credentials, readonly RevocationList[]>();
 
 /**
  * Keeps the server's open, authenticated TLS connections and cuts off those whose peer the current trust no longer
@@ -141,7 +138,7 @@ export class ConnectionTracker {
       chains.set(socket, chain);
       for (const certificate of chain?.presented ?? []) knownIntermediates.set(certificate.fingerprint256, certificate);
     }
-    const crls = reason === 'trust-changed' ? crlsOf(credentials) : [];
+    const crls = reason === 'trust-changed' ? revocationListsOf(credentials) : [];
     const intermediates = [...knownIntermediates.values()];
     // Peers usually hold several connections with one certificate: one verdict per certificate.
     const verdicts = new Map<CertificateInfo, Verdict>();
@@ -228,25 +225,6 @@ function checkValidity(chain: PeerChain, now: Date): Verdict {
     }
   }
   return { ok: true };
-}
-
-function crlsOf(credentials: Credentials): readonly RevocationList[] {
-  let crls = parsedCrls.get(credentials);
-  if (crls === undefined) {
-    // Validation parsed these already and refused the set on any failure, so nothing is dropped here in practice.
-    crls = credentials.crlPems.flatMap((pem) => {
-      const data = Buffer.from(pem, 'latin1');
-      const scan = findPemBlocks(data);
-      if (!scan.ok) return [];
-      return scan.blocks.flatMap((block) => {
-        const der = block.label === 'X509 CRL' ? decodePemBlock(data, block) : undefined;
-        const result = der === undefined ? undefined : parseCrl(der);
-        return result?.ok === true ? [result.crl] : [];
-      });
-    });
-    parsedCrls.set(credentials, crls);
-  }
-  return crls;
 }
 
 /** Identifies what a TLS server trusts: the CA bundle and the CRLs, by content. */

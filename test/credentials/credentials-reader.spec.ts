@@ -3,7 +3,6 @@ import { chmod, mkdir, open, readFile, readlink, rename, rm, symlink, unlink, wr
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crlSourceFile } from '../../lib/credentials/crl-sources.js';
 import { readCredentials, resolveCredentialFiles, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles, RawCredentials } from '../../lib/credentials/credentials.interfaces.js';
 import { CredentialsError } from '../../lib/errors/mtls.errors.js';
@@ -118,7 +117,7 @@ describe('readCredentials: separate files', () => {
     });
     const raw = await readCredentials(files);
     expect(raw.crlPems).toEqual([crl1, crl2, crl3]);
-    expect([0, 1, 2].map((i) => crlSourceFile(raw, i))).toEqual([join(dir, 'two.crl'), join(dir, 'two.crl'), join(dir, 'one.crl')]);
+    expect(raw.crlFiles).toEqual([join(dir, 'two.crl'), join(dir, 'two.crl'), join(dir, 'one.crl')]);
   });
 
   it('explains a missing file', async () => {

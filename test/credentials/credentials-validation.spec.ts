@@ -1,5 +1,8 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCredentials, readCredentials, validateCredentials } from '../../lib/credentials/credentials-loader.js';
@@ -10,11 +13,14 @@ import { CredentialsError } from '../../lib/errors/mtls.errors.js';
 import type { CredentialsErrorCode } from '../../lib/errors/mtls.errors.js';
 import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
 import type { IssueOptions, IssuedCertificate } from '../../lib/pki/certificate-authority.js';
-import { expectNoKeyMaterial, keyLines, signCertificate, tempRoot, writeSet, x509 } from './fixtures.js';
-import type { PemSet, SignedCertificate } from './fixtures.js';
+import { expectNoKeyMaterial, keyLines, signCertificate, signCrl, tempRoot, writeSet, x509 } from './fixtures.js';
+import type { PemSet, SignedCertificate, SignOptions } from './fixtures.js';
 
 const HOUR = 3_600_000;
 const ID = 'spiffe://shop.test/ns/shop/sa/inventory';
+const EKU_SERVER = '1.3.6.1.5.5.7.3.1';
+const EKU_CLIENT = '1.3.6.1.5.5.7.3.2';
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let root: string;
 let ca: CertificateAuthority;
@@ -363,6 +369,133 @@ describe('validateCredentials: X509-SVID rules (go-spiffe wording)', () => {
   ])('refuses %s even without a SPIFFE ID', async (_name, options, reason) => {
     await expectError(await writeSet(root, set(await leaf(options))), undefined, { code: 'ERR_MTLS_SVID_INVALID', field: 'certificate', reason });
   });
+
+  it.each<[string, Partial<SignOptions>, string]>([
+    ['an empty subject with a non-critical SAN (A9)', { subject: '', sanCritical: false }, 'leaf certificate with an empty subject must have its subjectAltName extension marked critical'],
+    ['a non-critical key usage (A10)', { keyUsageCritical: false }, 'leaf certificate must have its key usage extension marked critical'],
+  ])('refuses %s, which go-spiffe does not check', async (_name, shape, message) => {
+    const issued = await signCertificate(
+      { certPem: ca.certPem, keyPem: ca.keyPem },
+      { commonName: 'svid', isCa: false, keyUsage: x509.KeyUsageFlags.digitalSignature, extKeyUsage: [EKU_SERVER, EKU_CLIENT], uris: [ID], ...shape },
+    );
+    allKeys.push(issued.keyPem);
+    const files = await writeSet(root, { cert: issued.certPem, key: issued.keyPem, ca: ca.rootPem });
+    await expectError(files, undefined, { code: 'ERR_MTLS_SVID_INVALID', field: 'certificate', file: files.cert, reason: new RegExp(`^${escape(prefix + message)}$`) });
+  });
+
+  it('accepts an empty subject when the SAN is critical, and a subject with a non-critical SAN', async () => {
+    const shapes: Partial<SignOptions>[] = [{ subject: '', sanCritical: true }, { sanCritical: false }];
+    for (const shape of shapes) {
+      const issued = await signCertificate(
+        { certPem: ca.certPem, keyPem: ca.keyPem },
+        { commonName: 'svid', isCa: false, keyUsage: x509.KeyUsageFlags.digitalSignature, extKeyUsage: [EKU_SERVER, EKU_CLIENT], uris: [ID], ...shape },
+      );
+      const credentials = await loadCredentials(await writeSet(root, { cert: issued.certPem, key: issued.keyPem, ca: ca.rootPem }));
+      expect(credentials.leaf.subject).toBe(shape.subject ?? 'CN=svid');
+    }
+  });
+});
+
+describe('validateCredentials: critical extensions OpenSSL does not support', () => {
+  const KU = x509.KeyUsageFlags;
+  const UNKNOWN = '1.2.3.4';
+  // certificatePolicies with anyPolicy: critical, and processed by OpenSSL itself.
+  const policies = (): x509.Extension => new x509.Extension('2.5.29.32', true, Buffer.from('300830060604551d2000', 'hex'));
+  const unknown = (): x509.Extension => new x509.Extension(UNKNOWN, true, Buffer.from('3000', 'hex'));
+  let rootSigned: SignedCertificate;
+
+  beforeAll(() => {
+    rootSigned = { certPem: ca.certPem, keyPem: ca.keyPem };
+  });
+
+  async function leafUnder(issuer: SignedCertificate, extensions: x509.Extension[] = []): Promise<SignedCertificate> {
+    const issued = await signCertificate(issuer, {
+      commonName: 'leaf',
+      isCa: false,
+      keyUsage: KU.digitalSignature,
+      extKeyUsage: [EKU_SERVER, EKU_CLIENT],
+      uris: [ID],
+      extensions,
+    });
+    allKeys.push(issued.keyPem);
+    return issued;
+  }
+
+  async function intermediateUnder(issuer: SignedCertificate, commonName: string, extensions: x509.Extension[]): Promise<SignedCertificate> {
+    const inter = await signCertificate(issuer, { commonName, isCa: true, keyUsage: KU.keyCertSign | KU.cRLSign, extensions });
+    allKeys.push(inter.keyPem);
+    return inter;
+  }
+
+  it('refuses a leaf with one', async () => {
+    const issued = await leafUnder(rootSigned, [unknown()]);
+    const files = await writeSet(root, { cert: issued.certPem, key: issued.keyPem, ca: ca.rootPem });
+    const err = await expectError(files, undefined, {
+      code: 'ERR_MTLS_CHAIN_UNTRUSTED',
+      field: 'certificate',
+      file: files.cert,
+      reason: /^the certificate has critical extension 1\.2\.3\.4, which OpenSSL does not support: every peer would reject it \(unhandled critical extension\)$/,
+    });
+    expect(err.fix).toBe('have the issuer reissue it without that extension, or with the extension marked non-critical');
+  });
+
+  it('refuses an intermediate with one', async () => {
+    const inter = await intermediateUnder(rootSigned, 'Odd Intermediate', [unknown()]);
+    const issued = await leafUnder(inter);
+    const files = await writeSet(root, { cert: issued.certPem + inter.certPem, key: issued.keyPem, ca: ca.rootPem });
+    await expectError(files, undefined, {
+      code: 'ERR_MTLS_CHAIN_UNTRUSTED',
+      field: 'certificate',
+      file: files.cert,
+      reason: /^intermediate "CN=Odd Intermediate" \(certificate #2\) has critical extension 1\.2\.3\.4, which OpenSSL does not support/,
+    });
+  });
+
+  it('refuses a CA of the trust bundle with one', async () => {
+    const oddRoot = await signCertificate(undefined, { commonName: 'Odd Root', isCa: true, keyUsage: KU.keyCertSign | KU.cRLSign, extensions: [unknown()] });
+    allKeys.push(oddRoot.keyPem);
+    const files = await writeSet(root, set(good, { ca: ca.rootPem + oddRoot.certPem }));
+    await expectError(files, undefined, {
+      code: 'ERR_MTLS_CHAIN_UNTRUSTED',
+      field: 'ca',
+      file: files.ca,
+      reason: /^bundle certificate #2 "CN=Odd Root" has critical extension 1\.2\.3\.4, which OpenSSL does not support: it would reject every chain through this CA$/,
+    });
+  });
+
+  it('accepts critical extensions OpenSSL processes itself (certificatePolicies)', async () => {
+    const inter = await intermediateUnder(rootSigned, 'Policy Intermediate', [policies()]);
+    const issued = await leafUnder(inter, [policies()]);
+    const credentials = await loadCredentials(await writeSet(root, { cert: issued.certPem + inter.certPem, key: issued.keyPem, ca: ca.rootPem }));
+    expect(credentials.chain.map((c) => c.unhandledCriticalExtensions)).toEqual([['2.5.29.32'], ['2.5.29.32']]);
+  });
+
+  it('agrees with OpenSSL in a real handshake on 127.0.0.1', async () => {
+    const verdict = async (server: SignedCertificate): Promise<string> => {
+      const tlsServer = tls.createServer({ key: server.keyPem, cert: server.certPem });
+      tlsServer.listen(0, '127.0.0.1');
+      await once(tlsServer, 'listening');
+      const socket = tls.connect({
+        host: '127.0.0.1',
+        port: (tlsServer.address() as AddressInfo).port,
+        ca: ca.rootPem,
+        checkServerIdentity: () => undefined,
+      });
+      try {
+        await once(socket, 'secureConnect');
+        return 'verified';
+      } catch (error) {
+        // Node has no name for X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION; OpenSSL's text is in the message.
+        const { code, message } = error as NodeJS.ErrnoException;
+        return `${code}: ${message}`;
+      } finally {
+        socket.destroy();
+        tlsServer.close();
+      }
+    };
+    expect(await verdict(await leafUnder(rootSigned, [unknown()]))).toBe('UNSPECIFIED: unhandled critical extension');
+    expect(await verdict(await leafUnder(rootSigned, [policies()]))).toBe('verified');
+  });
 });
 
 describe('validateCredentials: CRLs', () => {
@@ -415,7 +548,7 @@ describe('validateCredentials: CRLs', () => {
 
   it('refuses a CRL block that does not parse', async () => {
     const files = await writeSet(root, set(good, { crl: ['-----BEGIN X509 CRL-----\nMAMCAQE=\n-----END X509 CRL-----\n'] }));
-    await expectError(files, undefined, { code: 'ERR_MTLS_CRL_INVALID', field: 'crl', reason: /^CRL #1 does not parse: not a DER-encoded X\.509 CRL$/ });
+    await expectError(files, undefined, { code: 'ERR_MTLS_CRL_INVALID', field: 'crl', reason: /^CRL #1 does not parse: not a DER-encoded X\.509 CRL: tbsCertList: expected tag 0x30, found 0x02$/ });
   });
 
   it('refuses CRLs that miss a CA of the chain (Node would then reject every such peer)', async () => {
@@ -425,6 +558,23 @@ describe('validateCredentials: CRLs', () => {
       field: 'crl',
       reason: /no CRL from "CN=Shop Intermediate CA", needed to check/,
     });
+  });
+
+  it.each<[string, () => x509.Extension, RegExp]>([
+    ['a delta CRL', () => new x509.Extension('2.5.29.27', true, Buffer.from('020101', 'hex')), /^CRL #1 of "CN=Shop Root CA" is refused: it is a delta CRL \(deltaCRLIndicator\)/],
+    ['a partitioned CRL', () => new x509.Extension('2.5.29.28', true, Buffer.from('30038101ff', 'hex')), /^CRL #1 of "CN=Shop Root CA" is refused: it has an issuingDistributionPoint extension/],
+    ['a CRL with an unknown critical extension', () => new x509.Extension('1.2.3.4', true, Buffer.from('3000', 'hex')), /^CRL #1 of "CN=Shop Root CA" is refused: it has critical extension 1\.2\.3\.4, which is not understood/],
+  ])('refuses %s: revocation is checked against complete CRLs only', async (_name, make, reason) => {
+    const crl = await signCrl({ certPem: ca.certPem, keyPem: ca.keyPem }, { extensions: [make()] });
+    const files = await writeSet(root, set(good, { crl: [crl] }));
+    const err = await expectError(files, undefined, { code: 'ERR_MTLS_CRL_INVALID', field: 'crl', file: files.crl[0], reason });
+    expect(err.fix).toMatch(/^configure the CA's complete CRL/);
+  });
+
+  it('names the file of the CRL that fails among several', async () => {
+    const delta = await signCrl({ certPem: ca.certPem, keyPem: ca.keyPem }, { extensions: [new x509.Extension('2.5.29.27', true, Buffer.from('020101', 'hex'))] });
+    const files = await writeSet(root, set(good, { crl: [await ca.createCrl([]), delta] }));
+    await expectError(files, undefined, { code: 'ERR_MTLS_CRL_INVALID', field: 'crl', file: files.crl[1], reason: /^CRL #2 of "CN=Shop Root CA" is refused: it is a delta CRL/ });
   });
 
   it('keeps, with a warning, a CRL of a CA it cannot see', async () => {

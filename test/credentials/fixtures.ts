@@ -10,6 +10,7 @@ import * as x509 from '@peculiar/x509';
 import { expect } from 'vitest';
 import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles } from '../../lib/credentials/credentials.interfaces.js';
+import { encodePem } from '../../lib/credentials/pem.js';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -83,6 +84,14 @@ export interface SignOptions {
   readonly uris?: readonly string[];
   readonly notBefore?: Date;
   readonly notAfter?: Date;
+  /** RFC 4514 subject, `''` for an empty one. @default `CN=${commonName}` */
+  readonly subject?: string;
+  /** @default false */
+  readonly sanCritical?: boolean;
+  /** @default true */
+  readonly keyUsageCritical?: boolean;
+  /** Appended after the standard extensions. */
+  readonly extensions?: readonly x509.Extension[];
 }
 
 /** A hand-signed certificate and its key (PKCS#8 PEM). */
@@ -107,13 +116,15 @@ export async function signCertificate(issuer: SignedCertificate | undefined, opt
           false,
           ['sign'],
         );
-  const subject = `CN=${options.commonName}`;
+  const subject = options.subject ?? `CN=${options.commonName}`;
   const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(options.isCa, options.pathLength, true)];
-  if (options.keyUsage !== null) extensions.push(new x509.KeyUsagesExtension(options.keyUsage, true));
+  if (options.keyUsage !== null) extensions.push(new x509.KeyUsagesExtension(options.keyUsage, options.keyUsageCritical ?? true));
   if (options.extKeyUsage !== undefined) extensions.push(new x509.ExtendedKeyUsageExtension([...options.extKeyUsage]));
   if (options.uris !== undefined) {
-    extensions.push(new x509.SubjectAlternativeNameExtension(options.uris.map((value) => ({ type: 'url' as const, value }))));
+    const names = options.uris.map((value) => ({ type: 'url' as const, value }));
+    extensions.push(new x509.SubjectAlternativeNameExtension(names, options.sanCritical ?? false));
   }
+  extensions.push(...(options.extensions ?? []));
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create(
     {
@@ -131,6 +142,43 @@ export async function signCertificate(issuer: SignedCertificate | undefined, opt
   );
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   return { certPem: cert.toString('pem') + '\n', keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+/** What a hand-signed CRL carries. */
+export interface SignCrlOptions {
+  readonly revokedSerials?: readonly string[];
+  readonly extensions?: readonly x509.Extension[];
+  /** Extensions of every entry. */
+  readonly entryExtensions?: readonly x509.Extension[];
+}
+
+/** Signs a CRL with `issuer`'s key: for CRL shapes CertificateAuthority never writes (delta, partitioned, critical). */
+export async function signCrl(issuer: SignedCertificate, options: SignCrlOptions = {}): Promise<string> {
+  const signingKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    createPrivateKey(issuer.keyPem).export({ type: 'pkcs8', format: 'der' }),
+    EC,
+    false,
+    ['sign'],
+  );
+  const now = Date.now();
+  const crl = await x509.X509CrlGenerator.create(
+    {
+      issuer: new x509.X509Certificate(issuer.certPem).subjectName,
+      thisUpdate: new Date(now - 60_000),
+      nextUpdate: new Date(now + 24 * 3_600_000),
+      entries: (options.revokedSerials ?? []).map((serialNumber) => ({
+        serialNumber,
+        revocationDate: new Date(now - 60_000),
+        extensions: [...(options.entryExtensions ?? [])],
+      })),
+      extensions: [...(options.extensions ?? [])],
+      signingKey,
+      signingAlgorithm: SIGN,
+    },
+    webcrypto,
+  );
+  return encodePem('X509 CRL', Buffer.from(crl.rawData));
 }
 
 export { x509 };

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { certificateNames, crlIssuerName, readDerElement } from '../../lib/credentials/der.js';
 import { decodePemBlock, encodePem, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel, redactPrivateKeys } from '../../lib/credentials/pem.js';
 
 const block = (label: string, body = 'AAEC', headers = ''): string => `-----BEGIN ${label}-----\n${headers}${body}\n-----END ${label}-----\n`;
@@ -68,25 +67,6 @@ describe('encodePem', () => {
     expect(pem.split('\n').map((line) => line.length)).toEqual([27, 64, 64, 8, 25, 0]);
     const scan = findPemBlocks(Buffer.from(pem));
     expect(scan.ok && decodePemBlock(Buffer.from(pem), scan.blocks[0]!)).toEqual(der);
-  });
-});
-
-describe('der helpers', () => {
-  it.each<[string, number[], object | undefined]>([
-    ['a short-form length', [0x30, 0x02, 0x05, 0x00], { tag: 0x30, start: 0, contentStart: 2, end: 4 }],
-    ['a long-form length', [0x04, 0x81, 0x01, 0xaa], { tag: 0x04, start: 0, contentStart: 3, end: 4 }],
-    ['an indefinite length', [0x30, 0x80, 0x00, 0x00], undefined],
-    ['a length past the end', [0x30, 0x05, 0x00], undefined],
-    ['a high tag number', [0x1f, 0x81, 0x00], undefined],
-    ['a lone tag', [0x30], undefined],
-  ])('reads %s', (_name, bytes, element) => {
-    expect(readDerElement(Uint8Array.from(bytes), 0)).toEqual(element);
-  });
-
-  it('returns undefined for shapes that are not certificates or CRLs', () => {
-    expect(certificateNames(Uint8Array.from([0x30, 0x00]))).toBeUndefined();
-    expect(certificateNames(Uint8Array.from([0x02, 0x01, 0x00]))).toBeUndefined();
-    expect(crlIssuerName(Uint8Array.from([0x30, 0x03, 0x02, 0x01, 0x01]))).toBeUndefined();
   });
 });
 

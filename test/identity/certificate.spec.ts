@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { AsnParser } from '@peculiar/asn1-schema';
+import { AsnParser, AsnSerializer } from '@peculiar/asn1-schema';
 import {
   BasicConstraints,
   Certificate,
@@ -9,6 +9,7 @@ import {
   SubjectAlternativeName,
 } from '@peculiar/asn1-x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DerError } from '../../lib/asn1/der.js';
 import { CertificateParseError } from '../../lib/errors/mtls.errors.js';
 import {
   EKU_CLIENT_AUTH,
@@ -101,7 +102,11 @@ function oracle(der: Buffer) {
   const keyUsage = extension('2.5.29.15', KeyUsage);
   const eku = extension('2.5.29.37', ExtendedKeyUsage);
   const flags = keyUsage?.value.toNumber() ?? 0;
+  const read = new Set(['2.5.29.17', '2.5.29.19', '2.5.29.15', '2.5.29.37']);
   return {
+    subjectDer: Buffer.from(AsnSerializer.serialize(tbs.subject)),
+    issuerDer: Buffer.from(AsnSerializer.serialize(tbs.issuer)),
+    unhandledCriticalExtensions: (tbs.extensions ?? []).filter((e) => e.critical && !read.has(e.extnID)).map((e) => e.extnID),
     uris: names.flatMap((n) => n.uniformResourceIdentifier ?? []),
     dnsNames: names.flatMap((n) => n.dNSName ?? []),
     emails: names.flatMap((n) => n.rfc822Name ?? []),
@@ -150,6 +155,10 @@ describe('parseCertificateDer on openssl certificates', () => {
     expect(info.notBefore).toEqual(new Date(node.validFrom));
     expect(info.notAfter).toEqual(new Date(node.validTo));
     expect(info.der.equals(der)).toBe(true);
+    // Views into the certificate's own copy, not copies.
+    expect(info.subjectDer.buffer).toBe(info.der.buffer);
+    expect(info.issuerDer.buffer).toBe(info.der.buffer);
+    expect(info.selfIssued).toBe(info.subjectDer.equals(info.issuerDer));
     expect(Object.isFrozen(info)).toBe(true);
     expect(Object.isFrozen(info.uris)).toBe(true);
   });
@@ -359,6 +368,45 @@ describe('parseCertificateDer on hand-made DER', () => {
     const uuidOid = '2.25.329800735698586629295641978511506172918';
     const eku = extension('2.5.29.37', seq(oid(uuidOid), oid(EKU_CLIENT_AUTH)));
     expect(parseCertificateDer(syntheticCertificate({ extensions: [eku] })).extKeyUsage).toEqual([uuidOid, EKU_CLIENT_AUTH]);
+  });
+
+  it('lists the critical extensions it does not read, in order, and ignores non-critical ones', () => {
+    const info = parseCertificateDer(
+      syntheticCertificate({
+        extensions: [
+          extension('1.2.3.4', seq(), true),
+          extension('2.5.29.17', subjectAltName(gn.uri(ORDERS)), true),
+          extension('1.2.3.5', seq(), false),
+          extension('2.5.29.30', seq(), true),
+          extension('2.5.29.19', seq(), true),
+        ],
+      }),
+    );
+    expect(info.unhandledCriticalExtensions).toEqual(['1.2.3.4', '2.5.29.30']);
+    expect(Object.isFrozen(info.unhandledCriticalExtensions)).toBe(true);
+    expect(parseCertificateDer(syntheticCertificate()).unhandledCriticalExtensions).toEqual([]);
+  });
+
+  it('slices issuer and subject as whole Name elements', () => {
+    const issuer = name([O, utf8('Shop')], [CN, utf8('Synthetic CA')]);
+    const subject = seq();
+    const info = parseCertificateDer(syntheticCertificate({ issuer, subject }));
+    expect(info.issuerDer).toEqual(issuer);
+    expect(info.subjectDer).toEqual(Buffer.from([0x30, 0x00]));
+    expect(info.selfIssued).toBe(false);
+    expect(parseCertificateDer(syntheticCertificate({ issuer, subject: issuer })).selfIssued).toBe(true);
+  });
+
+  it('keeps the DER error as the cause', () => {
+    let error: unknown;
+    try {
+      parseCertificateDer(Buffer.from([0x30, 0x81, 0x02, 0x05, 0x00]));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CertificateParseError);
+    expect((error as Error).cause).toBeInstanceOf(DerError);
+    expect((error as Error).cause).toMatchObject({ what: 'Certificate', detail: 'length is not minimally encoded' });
   });
 
   it('strips the sign byte of the serial number', () => {
