@@ -1,4 +1,5 @@
 import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { DNS_NAME_MAX_LENGTH, normalizeDnsName } from '../identity/dns-name.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { parseSpiffeId, parseTrustDomain, validateSpiffePathSegment } from '../identity/spiffe-id.js';
 
@@ -76,7 +77,11 @@ export function checkRuleSpiffeId(value: unknown): string {
   return text;
 }
 
-/** Admits any authenticated peer: one whose certificate chained to the trust bundle (go-spiffe `AuthorizeAny`). */
+/**
+ * Admits any authenticated peer (go-spiffe `AuthorizeAny`): its certificate chained to the trust bundle and gave an
+ * identity. Leaves that can sign, invalid SVIDs and SVIDs outside their anchor's trust domain have none: they are
+ * refused before any rule runs.
+ */
 export function authorizeAny(): Authorizer {
   return authorizer('any peer', () => undefined);
 }
@@ -221,24 +226,23 @@ export function authorizeMatch(pattern: string): Authorizer {
   });
 }
 
-const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const NON_ASCII = /[^\x00-\x7f]/;
 
-/** Lower-cases a DNS rule and checks it: LDH labels, at most 253 chars, `*` only as a whole left-most label. */
+/** Lower-cases a DNS rule and checks it: a host name (see `normalizeDnsName`), or `*.` and one with at least two labels. */
 function checkDnsRule(value: unknown): { exact: string } | { suffix: string } {
   const text = requireString(value, 'a DNS name');
   if (NON_ASCII.test(text)) throw configError(`DNS name rule ${JSON.stringify(text)} is not ASCII; give its A-label (xn--…) form`);
   const name = text.toLowerCase();
   const wildcard = name.startsWith('*.');
-  const labels = (wildcard ? name.slice(2) : name).split('.');
+  const rest = wildcard ? name.slice(2) : name;
   const problem =
-    name.length > 253
-      ? 'longer than 253 characters'
+    name.length > DNS_NAME_MAX_LENGTH
+      ? `longer than ${DNS_NAME_MAX_LENGTH} characters`
       : name.endsWith('.')
         ? 'has a trailing dot; remove it'
-        : !labels.every((label) => DNS_LABEL.test(label))
+        : normalizeDnsName(rest) === undefined
           ? 'is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")'
-          : wildcard && labels.length < 2
+          : wildcard && !rest.includes('.')
             ? 'is a wildcard over a top-level domain; give at least two labels after "*."'
             : undefined;
   if (problem !== undefined) throw configError(`DNS name rule ${JSON.stringify(text)} ${problem}`);
@@ -246,38 +250,39 @@ function checkDnsRule(value: unknown): { exact: string } | { suffix: string } {
 }
 
 /**
- * Admits a peer with a DNS SAN equal to one of the names, ASCII case-insensitively. `*.example.com` matches exactly
- * one extra left-most label (`a.example.com`, not `example.com` nor `a.b.example.com`). A peer's own wildcard SAN
- * matches nothing: a wildcard certificate does not name one client.
+ * Admits a peer — a valid SVID or a legacy peer — with a DNS SAN equal to one of the names, ASCII case-insensitively.
+ * `*.example.com` matches exactly one extra left-most label (`a.example.com`, not `example.com` nor `a.b.example.com`).
+ * A peer's own wildcard SAN matches nothing: a wildcard certificate does not name one client. Compares the peer's
+ * {@link PeerIdentity.normalizedDnsNames} (normalised once per connection): per request, only set lookups.
  */
 export function authorizeDnsName(...names: string[]): Authorizer {
   requireValues('authorizeDnsName', names, 'DNS name');
   const exact = new Set<string>();
-  const suffixes: string[] = [];
+  // Each suffix keeps its leading dot (`.example.com`), so a match is one lookup of the name minus its first label.
+  const suffixes = new Set<string>();
   for (const rule of names.map(checkDnsRule)) {
     if ('exact' in rule) exact.add(rule.exact);
-    else if (!suffixes.includes(rule.suffix)) suffixes.push(rule.suffix);
+    else suffixes.add(rule.suffix);
   }
-  const matches = (san: string): boolean => {
-    // Only ASCII: Unicode lower-casing maps some letters onto ASCII ones (U+212A KELVIN SIGN → "k").
-    if (NON_ASCII.test(san)) return false;
-    const name = san.toLowerCase();
-    if (exact.has(name)) return true;
-    for (const suffix of suffixes) {
-      if (name.length > suffix.length && name.endsWith(suffix) && DNS_LABEL.test(name.slice(0, -suffix.length))) return true;
-    }
-    return false;
-  };
-  const description = `DNS name one of [${[...exact, ...suffixes.map((s) => `*${s}`)].join(', ')}]`;
+  const description = `DNS name one of [${[...exact, ...[...suffixes].map((s) => `*${s}`)].join(', ')}]`;
   return authorizer(description, (peer) => {
-    if (peer.dnsNames.length === 0) return 'peer has no DNS SAN';
-    return peer.dnsNames.some(matches) ? undefined : `unexpected DNS names ${quoteList(peer.dnsNames)}`;
+    for (const name of peer.normalizedDnsNames) {
+      if (exact.has(name)) return undefined;
+      if (suffixes.size > 0) {
+        // Normalised names have no empty label, so the first dot ends the left-most label.
+        const dot = name.indexOf('.');
+        if (dot > 0 && suffixes.has(name.slice(dot))) return undefined;
+      }
+    }
+    return peer.dnsNames.length === 0 ? 'peer has no DNS SAN' : `unexpected DNS names ${quoteList(peer.dnsNames)}`;
   });
 }
 
 /**
- * Admits a legacy peer by its subject commonName, compared exactly. Only a subject with exactly one CN has a
- * commonName (see {@link PeerIdentity.commonName}), so a certificate cannot pick the CN a reader would see.
+ * Admits a legacy peer whose certificate has no subject alternative name at all, by its subject commonName, compared
+ * exactly. A certificate with any SAN is identified by its SANs, never by its CN (RFC 6125 §6.4.4; san-injection
+ * row 14): an SVID with `CN=orders` is not "orders". Only a subject with exactly one CN has a commonName (see
+ * {@link PeerIdentity.commonName}), so a certificate cannot pick the CN a reader would see.
  */
 export function authorizeCommonName(...names: string[]): Authorizer {
   requireValues('authorizeCommonName', names, 'common name');
@@ -289,6 +294,9 @@ export function authorizeCommonName(...names: string[]): Authorizer {
     }),
   );
   return authorizer(`CN one of ${quoteList([...allowed])}`, (peer) => {
+    if (peer.uris.length + peer.dnsNames.length + peer.ipAddresses.length + peer.emails.length > 0) {
+      return 'peer certificate has subject alternative names, so its CN is not its identity';
+    }
     if (peer.commonName === undefined) return 'peer has no single subject commonName';
     return allowed.has(peer.commonName) ? undefined : `unexpected CN ${JSON.stringify(peer.commonName)}`;
   });

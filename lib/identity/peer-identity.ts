@@ -1,24 +1,36 @@
 import { PeerError } from '../errors/mtls.errors.js';
 import { parseCertificateDer, type CertificateInfo } from './certificate.js';
+import { normalizeDnsName } from './dns-name.js';
 import { parseSpiffeId, spiffeIdError } from './spiffe-id.js';
+import { claimsSpiffeId, svidProblems, type SvidProblem } from './svid-rules.js';
 
 /**
  * Who the peer is, derived once per TLS connection from its leaf certificate's DER.
  * Immutable and safe to log (no key material, no raw DER).
  */
 export interface PeerIdentity {
-  /** The SPIFFE ID, only when the leaf is a valid X509-SVID: exactly one URI SAN that parses as a SPIFFE ID with a non-root path. */
+  /**
+   * The SPIFFE ID of a valid X509-SVID: exactly one URI SAN that parses as a SPIFFE ID with a non-root path. A leaf
+   * with a spiffe URI SAN that breaks these rules has no identity at all (it is refused, X509-SVID §5.2).
+   */
   readonly spiffeId: string | undefined;
   /** Trust domain of `spiffeId`. */
   readonly trustDomain: string | undefined;
-  /** Why the leaf is not an X509-SVID, when `spiffeId` is undefined (e.g. `certificate contains more than one URI SAN`). */
+  /** Why a legacy peer (no spiffe URI SAN) has no SPIFFE ID, e.g. `certificate contains no URI SAN`; undefined for an SVID. */
   readonly svidError: string | undefined;
   /** Every URI SAN, in certificate order. */
   readonly uris: readonly string[];
   /** Every DNS SAN, as encoded. */
   readonly dnsNames: readonly string[];
+  /**
+   * The DNS SANs that name a host, lower-cased: what DNS rules compare, computed once per connection. Wildcard,
+   * malformed and non-ASCII SANs are left out: they name no single host.
+   */
+  readonly normalizedDnsNames: readonly string[];
   /** Every IP SAN, as text. */
   readonly ipAddresses: readonly string[];
+  /** Every rfc822Name (email) SAN. */
+  readonly emails: readonly string[];
   /** Subject as RFC 4514 text (for logs). */
   readonly subject: string;
   /** The subject's commonName when it has exactly one, else undefined. */
@@ -35,61 +47,60 @@ export interface PeerIdentity {
   readonly notAfter: Date;
 }
 
-interface SvidResult {
-  readonly spiffeId: string | undefined;
-  readonly trustDomain: string | undefined;
-  readonly svidError: string | undefined;
+/** Why a leaf with a given kind of problem is refused whatever the route's rule; appended to go-spiffe's text. */
+const REFUSAL: Readonly<Record<SvidProblem['kind'], string>> = {
+  'spiffe-id': 'a certificate with a spiffe URI SAN authenticates only as a valid X509-SVID (X509-SVID §5.2)',
+  'end-entity': 'a certificate that can sign certificates or CRLs never authenticates a peer',
+  signing: 'its chain cannot have signed it',
+};
+
+const EMPTY: readonly string[] = Object.freeze([]);
+
+/** Why a leaf without any spiffe URI SAN is no SVID, in go-spiffe's `x509svid.IDFromCert` wording. */
+function legacySvidError(leaf: CertificateInfo): string {
+  if (leaf.uris.length === 0) return 'certificate contains no URI SAN';
+  if (leaf.uris.length > 1) return 'certificate contains more than one URI SAN';
+  return spiffeIdError(leaf.uris[0]!) ?? 'not an X509-SVID';
 }
 
-function notAnSvid(svidError: string): SvidResult {
-  return { spiffeId: undefined, trustDomain: undefined, svidError };
-}
-
-/** The SPIFFE ID of a leaf, or why it has none (X509-SVID §2, §3.1; go-spiffe `x509svid.IDFromCert` wording). */
-function svidOf(leaf: CertificateInfo): SvidResult {
-  if (leaf.uris.length === 0) return notAnSvid('certificate contains no URI SAN');
-  // §5.2: an SVID with several URI SANs MUST be rejected, never resolved to "the first" or "any matching" one.
-  if (leaf.uris.length > 1) return notAnSvid('certificate contains more than one URI SAN');
-  const uri = leaf.uris[0]!;
-  // Checked without an exception first: legacy peers with a non-SPIFFE URI SAN take this path on every connection.
-  const error = spiffeIdError(uri);
-  if (error !== undefined) return notAnSvid(error);
-  const { trustDomain, path } = parseSpiffeId(uri);
-  // §3.1: `spiffe://td` names the trust domain itself, never a workload.
-  if (path === '') return notAnSvid('leaf certificate SPIFFE ID must have a non-root path');
-  return { spiffeId: uri, trustDomain, svidError: undefined };
-}
-
-/** Why a leaf can never authenticate a peer (X509-SVID §4.1, §4.3), or undefined. go-spiffe `x509svid.Verify` wording. */
-function signingCertificateError(leaf: CertificateInfo): string | undefined {
-  if (leaf.isCa) return 'leaf certificate with CA flag set to true';
-  if (leaf.keyUsage?.keyCertSign) return 'leaf certificate with KeyCertSign key usage';
-  if (leaf.keyUsage?.cRLSign) return 'leaf certificate with KeyCrlSign key usage';
-  return undefined;
+function normalizedDnsNames(dnsNames: readonly string[]): readonly string[] {
+  if (dnsNames.length === 0) return EMPTY;
+  // A Set keeps certificate order and stays linear however many SANs a certificate carries.
+  const names = new Set<string>();
+  for (const name of dnsNames) {
+    const normalized = normalizeDnsName(name);
+    if (normalized !== undefined) names.add(normalized);
+  }
+  return Object.freeze([...names]);
 }
 
 /**
- * Derives a {@link PeerIdentity} from a parsed leaf. Throws `PeerError('ERR_MTLS_PEER_INVALID')` for a leaf that may never
- * authenticate a peer whatever the route's rule (basicConstraints cA true, keyCertSign or cRLSign set).
+ * Derives a {@link PeerIdentity} from a parsed leaf. Throws `PeerError('ERR_MTLS_PEER_INVALID')` for a leaf that may
+ * never authenticate a peer whatever the route's rule: one that can sign (basicConstraints cA true, keyCertSign or
+ * cRLSign), and one that claims a SPIFFE ID (a URI SAN with the `spiffe` scheme, in any case) without being a valid
+ * X509-SVID — two URI SANs, a malformed ID, a root ID. A leaf without a spiffe URI SAN is a legacy peer: no SPIFFE ID,
+ * its DNS, IP and other SANs usable by DNS and CN rules.
  */
 export function peerIdentityFromCertificate(leaf: CertificateInfo): PeerIdentity {
-  const refusal = signingCertificateError(leaf);
-  if (refusal !== undefined) {
+  const [problem] = svidProblems(leaf, 'peer');
+  if (problem !== undefined) {
     throw new PeerError(
       'ERR_MTLS_PEER_INVALID',
-      `${refusal}: a certificate that can sign certificates or CRLs never authenticates a peer ` +
-        `(subject ${JSON.stringify(leaf.subject)}, serial ${leaf.serialNumber})`,
+      `${problem.message}: ${REFUSAL[problem.kind]} (subject ${JSON.stringify(leaf.subject)}, serial ${leaf.serialNumber})`,
     );
   }
-  const { spiffeId, trustDomain, svidError } = svidOf(leaf);
+  const svid = claimsSpiffeId(leaf);
+  const spiffeId = svid ? leaf.uris[0] : undefined;
   // One literal with every field (no spread): V8 keeps a single shape for all identities.
   return Object.freeze({
     spiffeId,
-    trustDomain,
-    svidError,
+    trustDomain: spiffeId === undefined ? undefined : parseSpiffeId(spiffeId).trustDomain,
+    svidError: svid ? undefined : legacySvidError(leaf),
     uris: leaf.uris,
     dnsNames: leaf.dnsNames,
+    normalizedDnsNames: normalizedDnsNames(leaf.dnsNames),
     ipAddresses: leaf.ipAddresses,
+    emails: leaf.emails,
     subject: leaf.subject,
     commonName: leaf.subjectCommonNames.length === 1 ? leaf.subjectCommonNames[0] : undefined,
     issuer: leaf.issuer,

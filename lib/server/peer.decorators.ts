@@ -43,7 +43,7 @@ export const AllowTrustDomain = (...trustDomains: string[]): ClassDecorator & Me
 export const AllowAnyPeer = (): ClassDecorator & MethodDecorator => rule({ kind: 'anyPeer' });
 
 /**
- * Admits legacy peers (no SPIFFE ID) by a DNS SAN; `*.example.com` matches exactly one left-most label.
+ * Admits any peer, SPIFFE or legacy, by a DNS SAN; `*.example.com` matches exactly one left-most label.
  * @example
  * ```ts
  * @AllowDnsNames('billing.internal.example.com')
@@ -53,7 +53,7 @@ export const AllowDnsNames = (...names: string[]): ClassDecorator & MethodDecora
   rule({ kind: 'dnsNames', names: nonEmpty('AllowDnsNames', names) });
 
 /**
- * Admits legacy peers by their subject's single commonName. Prefer SPIFFE IDs or DNS names.
+ * Admits legacy peers without any SAN by their subject's single commonName. Prefer SPIFFE IDs or DNS names.
  * @example
  * ```ts
  * @AllowCommonNames('legacy-batch')

@@ -22,56 +22,35 @@ beforeAll(() => {
 
 const TD_CHARS = 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores';
 const NO_URI = 'peer has no SPIFFE ID (certificate contains no URI SAN)';
-const TWO_URIS = 'peer has no SPIFFE ID (certificate contains more than one URI SAN)';
-const UPPER_TD = `peer has no SPIFFE ID (${TD_CHARS})`;
+const HAS_SANS = 'peer certificate has subject alternative names, so its CN is not its identity';
 const unexpected = (id: string) => `unexpected ID "${id}"`;
 
 /** Expected result per fixture: `undefined` = allowed, else the exact denial reason. */
 type Expectations = Record<FixtureName, string | undefined>;
 
 const spiffeDenials = {
-  upperCaseTrustDomain: UPPER_TD,
-  twoUris: TWO_URIS,
   hostileDns: NO_URI,
   legacy: NO_URI,
+  cnOnly: NO_URI,
   twoCns: NO_URI,
 } as const;
 
+const everyone = (result: string | undefined): Expectations => ({
+  orders: result,
+  ordersEvil: result,
+  payments: result,
+  nested: result,
+  evilTrustDomain: result,
+  otherTrustDomain: result,
+  hostileDns: result,
+  legacy: result,
+  cnOnly: result,
+  twoCns: result,
+});
+
 const table: [string, () => Authorizer, Expectations][] = [
-  [
-    'authorizeAny()',
-    () => authorizeAny(),
-    {
-      orders: undefined,
-      ordersEvil: undefined,
-      payments: undefined,
-      nested: undefined,
-      evilTrustDomain: undefined,
-      otherTrustDomain: undefined,
-      upperCaseTrustDomain: undefined,
-      twoUris: undefined,
-      hostileDns: undefined,
-      legacy: undefined,
-      twoCns: undefined,
-    },
-  ],
-  [
-    'authorizeNone()',
-    () => authorizeNone(),
-    {
-      orders: 'no peer is allowed',
-      ordersEvil: 'no peer is allowed',
-      payments: 'no peer is allowed',
-      nested: 'no peer is allowed',
-      evilTrustDomain: 'no peer is allowed',
-      otherTrustDomain: 'no peer is allowed',
-      upperCaseTrustDomain: 'no peer is allowed',
-      twoUris: 'no peer is allowed',
-      hostileDns: 'no peer is allowed',
-      legacy: 'no peer is allowed',
-      twoCns: 'no peer is allowed',
-    },
-  ],
+  ['authorizeAny()', () => authorizeAny(), everyone(undefined)],
+  ['authorizeNone()', () => authorizeNone(), everyone('no peer is allowed')],
   [
     'authorizeId(orders)',
     () => authorizeId(ORDERS),
@@ -154,33 +133,33 @@ const table: [string, () => Authorizer, Expectations][] = [
     'authorizeDnsName(orders.shop.svc, *.internal.example.com)',
     () => authorizeDnsName('orders.shop.svc', '*.internal.example.com'),
     {
+      // A valid SVID is admitted by its DNS SAN like any other peer.
       orders: undefined,
       ordersEvil: 'peer has no DNS SAN',
       payments: 'peer has no DNS SAN',
       nested: 'peer has no DNS SAN',
       evilTrustDomain: 'peer has no DNS SAN',
       otherTrustDomain: 'peer has no DNS SAN',
-      upperCaseTrustDomain: 'peer has no DNS SAN',
-      twoUris: 'peer has no DNS SAN',
       hostileDns: `unexpected DNS names ["x.example, URI:${ORDERS}"]`,
       legacy: undefined,
-      twoCns: 'unexpected DNS names ["legacy.example.com"]',
+      cnOnly: 'peer has no DNS SAN',
+      twoCns: 'peer has no DNS SAN',
     },
   ],
   [
     'authorizeCommonName(legacy-batch)',
     () => authorizeCommonName('legacy-batch'),
     {
-      orders: 'unexpected CN "orders"',
-      ordersEvil: 'peer has no single subject commonName',
-      payments: 'peer has no single subject commonName',
-      nested: 'peer has no single subject commonName',
-      evilTrustDomain: 'peer has no single subject commonName',
-      otherTrustDomain: 'peer has no single subject commonName',
-      upperCaseTrustDomain: 'unexpected CN "orders"',
-      twoUris: 'unexpected CN "orders"',
-      hostileDns: 'unexpected CN "orders"',
-      legacy: undefined,
+      // Any SAN makes the CN meaningless (RFC 6125 §6.4.4): SVIDs and DNS-named legacy peers alike.
+      orders: HAS_SANS,
+      ordersEvil: HAS_SANS,
+      payments: HAS_SANS,
+      nested: HAS_SANS,
+      evilTrustDomain: HAS_SANS,
+      otherTrustDomain: HAS_SANS,
+      hostileDns: HAS_SANS,
+      legacy: HAS_SANS,
+      cnOnly: undefined,
       twoCns: 'peer has no single subject commonName',
     },
   ],
@@ -194,11 +173,10 @@ const table: [string, () => Authorizer, Expectations][] = [
       nested: `${unexpected(`${ORDERS}/extra`)}; peer has no DNS SAN`,
       evilTrustDomain: `${unexpected('spiffe://shop.test.evil/ns/shop/sa/orders')}; peer has no DNS SAN`,
       otherTrustDomain: `${unexpected('spiffe://bank.test/ns/shop/sa/orders')}; peer has no DNS SAN`,
-      upperCaseTrustDomain: `${UPPER_TD}; peer has no DNS SAN`,
-      twoUris: `${TWO_URIS}; peer has no DNS SAN`,
       hostileDns: `${NO_URI}; unexpected DNS names ["x.example, URI:${ORDERS}"]`,
       legacy: undefined,
-      twoCns: `${NO_URI}; unexpected DNS names ["legacy.example.com"]`,
+      cnOnly: `${NO_URI}; peer has no DNS SAN`,
+      twoCns: `${NO_URI}; peer has no DNS SAN`,
     },
   ],
 ];
@@ -215,7 +193,7 @@ describe('attacks never yield the orders identity', () => {
     ['authorizeOneOf', () => authorizeOneOf(ORDERS)],
     ['authorizeMatch without wildcards', () => authorizeMatch(ORDERS)],
   ];
-  const attacks: FixtureName[] = ['ordersEvil', 'evilTrustDomain', 'upperCaseTrustDomain', 'twoUris', 'hostileDns', 'nested'];
+  const attacks: FixtureName[] = ['ordersEvil', 'evilTrustDomain', 'hostileDns', 'nested'];
   it.each(ordersOnly.flatMap(([name, build]) => attacks.map((attack) => [name, attack, build] as const)))(
     '%s denies %s',
     (_, attack, build) => {
@@ -223,11 +201,8 @@ describe('attacks never yield the orders identity', () => {
     },
   );
 
-  it('derives no SPIFFE ID from the attack certificates', () => {
-    for (const attack of ['upperCaseTrustDomain', 'twoUris', 'hostileDns'] as const) {
-      expect(fixtures[attack].spiffeId).toBeUndefined();
-      expect(fixtures[attack].trustDomain).toBeUndefined();
-    }
+  it('derives no SPIFFE ID from a DNS SAN that spells out a URI SAN', () => {
+    expect(fixtures.hostileDns).toMatchObject({ spiffeId: undefined, trustDomain: undefined, normalizedDnsNames: [] });
   });
 });
 
@@ -279,12 +254,31 @@ describe('authorizeDnsName', () => {
     expect(authorizeDnsName(rule)(peer({ dnsNames: [san] }))).toBe(expected);
   });
 
+  it('compares the names the identity normalised once per connection, never the raw SANs', () => {
+    expect(authorizeDnsName('orders.shop.svc')(peer({ dnsNames: ['ORDERS.shop.svc'], normalizedDnsNames: [] }))).toBe(
+      'unexpected DNS names ["ORDERS.shop.svc"]',
+    );
+    expect(authorizeDnsName('*.shop.svc')(peer({ dnsNames: [], normalizedDnsNames: ['orders.shop.svc'] }))).toBeUndefined();
+  });
+
   it('admits when any DNS SAN matches and lists at most five in a denial', () => {
     const names = Array.from({ length: 8 }, (_, i) => `n${i}.test`);
     expect(authorizeDnsName('n7.test')(peer({ dnsNames: names }))).toBeUndefined();
     expect(authorizeDnsName('other.test')(peer({ dnsNames: names }))).toBe(
       'unexpected DNS names ["n0.test", "n1.test", "n2.test", "n3.test", "n4.test", … 3 more]',
     );
+  });
+});
+
+describe('authorizeCommonName', () => {
+  it.each<[string, Partial<PeerIdentity>, string | undefined]>([
+    ['no SAN at all', { commonName: 'legacy-batch' }, undefined],
+    ['only an IP SAN', { commonName: 'legacy-batch', ipAddresses: ['10.0.0.1'] }, HAS_SANS],
+    ['only an email SAN', { commonName: 'legacy-batch', emails: ['batch@shop.test'] }, HAS_SANS],
+    ['only a non-SPIFFE URI SAN', { commonName: 'legacy-batch', uris: ['https://batch.shop.test/'] }, HAS_SANS],
+    ['another CN', { commonName: 'orders' }, 'unexpected CN "orders"'],
+  ])('with %s → %j', (_, fields, expected) => {
+    expect(authorizeCommonName('legacy-batch')(peer(fields))).toBe(expected);
   });
 });
 

@@ -1,0 +1,183 @@
+import { certificateLabel } from '../credentials/certificate-cache.js';
+import { verifyChain } from '../credentials/chain-verifier.js';
+import type { CertificateInfo } from '../identity/certificate.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
+import {
+  anchorTrustDomain,
+  declaredTrustDomain,
+  trustDomainMismatch,
+  type DeclaredTrustDomain,
+} from '../identity/trust-anchor.js';
+
+/*
+ * Ties a peer's SPIFFE ID to the trust anchor its certificate chains to (X509-SVID §5.1: validate against the bundle
+ * of the ID's own trust domain). OpenSSL has already verified the chain against the whole bundle, so the common cases
+ * cost nothing per connection: a bundle whose roots name no trust domain binds nothing, and one whose roots all name
+ * the same trust domain only needs a string comparison. Only a bundle that mixes trust domains (federation) is
+ * searched, once per leaf: for a path to a root that vouches for the peer's trust domain, signatures checked. Node
+ * exposes no verified chain: `getPeerCertificate(true)` links certificates by name alone (a peer can append junk that
+ * names its way to another root) and costs ~0.6 ms a call; `getPeerX509Certificate()` holds only what the peer sent.
+ */
+
+interface Anchor {
+  readonly certificate: CertificateInfo;
+  readonly declared: DeclaredTrustDomain;
+}
+
+/** How the bundle binds trust domains, decided once per bundle. */
+type Binding =
+  | { readonly kind: 'unbound' }
+  | { readonly kind: 'uniform'; readonly trustDomain: string; readonly anchor: CertificateInfo | undefined }
+  | { readonly kind: 'mixed' };
+
+/** Verified leaves (or chains) kept, so a peer's reconnects (and resumed sessions, which omit intermediates) are free. */
+const MAX_VERIFIED = 1024;
+
+const bundles = new WeakMap<readonly CertificateInfo[], TrustAnchors>();
+
+/**
+ * The trust anchors of one trust bundle and the trust domain each vouches for. A root (self-issued certificate) with a
+ * `spiffe://<td>` URI SAN vouches only for SPIFFE IDs of `<td>`; a root without one vouches for any trust domain
+ * (legacy bundles keep working, but give no protection: keep such roots out of bundles shared between trust domains).
+ */
+export class TrustAnchors {
+  readonly #bundle: readonly CertificateInfo[];
+  readonly #anchors: readonly Anchor[];
+  readonly #binding: Binding;
+  /** Roots (plus the bundle's non-root certificates, which help build paths) allowed per declared trust domain. */
+  readonly #rootsByTrustDomain = new Map<string, readonly CertificateInfo[]>();
+  /** Roots allowed for a trust domain no anchor declares: those that declare none. */
+  readonly #undeclaredRoots: readonly CertificateInfo[];
+  readonly #verified = new Set<string>();
+
+  private constructor(bundle: readonly CertificateInfo[]) {
+    this.#bundle = bundle;
+    this.#anchors = bundle
+      .filter((certificate) => certificate.selfIssued)
+      .map((certificate) => ({ certificate, declared: declaredTrustDomain(certificate) }));
+    const helpers = bundle.filter((c) => !c.selfIssued);
+    const rootsFor = (accept: (declared: DeclaredTrustDomain) => boolean): readonly CertificateInfo[] =>
+      Object.freeze([...this.#anchors.filter((a) => accept(a.declared)).map((a) => a.certificate), ...helpers]);
+    const undeclared = (d: DeclaredTrustDomain): boolean => d.ok && d.trustDomain === undefined;
+    this.#undeclaredRoots = rootsFor(undeclared);
+    for (const { declared } of this.#anchors) {
+      if (!declared.ok || declared.trustDomain === undefined || this.#rootsByTrustDomain.has(declared.trustDomain)) continue;
+      const trustDomain = declared.trustDomain;
+      this.#rootsByTrustDomain.set(trustDomain, rootsFor((d) => undeclared(d) || (d.ok && d.trustDomain === trustDomain)));
+    }
+    this.#binding = bindingOf(this.#anchors);
+  }
+
+  /** The anchors of `bundle` (the CA certificates given to TLS as `ca`); built once per bundle array. */
+  static of(bundle: readonly CertificateInfo[]): TrustAnchors {
+    let anchors = bundles.get(bundle);
+    if (anchors === undefined) {
+      anchors = new TrustAnchors(bundle);
+      bundles.set(bundle, anchors);
+    }
+    return anchors;
+  }
+
+  /**
+   * Why `peer`'s SPIFFE ID is not vouched for by the trust anchor its certificate chains to, or undefined. Call it
+   * after TLS verified the chain against this bundle. `presented` returns the certificates the peer sent after its
+   * leaf; it is called only when the bundle mixes trust domains. `now` is when the path must be valid (default: now).
+   * Legacy peers (no SPIFFE ID) are not bound.
+   */
+  problem(
+    peer: PeerIdentity,
+    leaf: CertificateInfo,
+    presented: () => readonly CertificateInfo[],
+    now?: Date,
+  ): string | undefined {
+    const { spiffeId, trustDomain } = peer;
+    if (spiffeId === undefined || trustDomain === undefined) return undefined;
+    const binding = this.#binding;
+    if (binding.kind === 'unbound') return undefined;
+    if (binding.kind === 'uniform') {
+      if (binding.trustDomain === trustDomain) return undefined;
+      return trustDomainMismatch(spiffeId, trustDomain, { ok: true, trustDomain: binding.trustDomain }, binding.anchor);
+    }
+    if (this.#verified.has(leaf.fingerprint256)) return undefined;
+    const roots = this.#rootsByTrustDomain.get(trustDomain) ?? this.#undeclaredRoots;
+    const at = now ?? new Date();
+    const intermediates = presented();
+    if (roots.some((c) => c.selfIssued) && verifyChain(leaf, intermediates, roots, { now: at }).ok) {
+      remember(this.#verified, leaf.fingerprint256);
+      return undefined;
+    }
+    // Refused either way; the rest only finds the words: which anchor the certificate does chain to.
+    const anywhere = verifyChain(leaf, intermediates, this.#bundle, { now: at });
+    if (!anywhere.ok) {
+      return (
+        `SPIFFE ID ${JSON.stringify(spiffeId)}: no path from the certificate to a trust anchor of trust domain ` +
+        `${trustDomain}: ${anywhere.reason}`
+      );
+    }
+    const anchor = anywhere.path[anywhere.path.length - 1];
+    return (
+      trustDomainMismatch(spiffeId, trustDomain, anchorTrustDomain(anywhere.path), anchor) ??
+      // Unreachable unless the bundle holds two paths and only a disallowed one verifies now: refuse all the same.
+      `SPIFFE ID ${JSON.stringify(spiffeId)}: no path from the certificate to a trust anchor of trust domain ${trustDomain}`
+    );
+  }
+}
+
+function bindingOf(anchors: readonly Anchor[]): Binding {
+  const first = anchors[0];
+  if (anchors.every((a) => a.declared.ok && a.declared.trustDomain === undefined)) return { kind: 'unbound' };
+  if (first !== undefined && first.declared.ok && first.declared.trustDomain !== undefined) {
+    const trustDomain = first.declared.trustDomain;
+    if (anchors.every((a) => a.declared.ok && a.declared.trustDomain === trustDomain)) {
+      return { kind: 'uniform', trustDomain, anchor: anchors.length === 1 ? first.certificate : undefined };
+    }
+  }
+  return { kind: 'mixed' };
+}
+
+/** Chains that verified in {@link chainTrustDomainProblem}, by their certificates' fingerprints (bounded, oldest out). */
+const verifiedChains = new Set<string>();
+
+/**
+ * For a client that was not given its trust bundle: binds the SPIFFE ID to the anchor of the chain as Node rebuilt it
+ * for `checkServerIdentity` (leaf first, then the peer's certificates Node linked by name, then the root it looked up
+ * in the trust store). Node links by name only, so every signature is checked here (once per distinct chain); what
+ * stays out of reach without the bundle is a CA that forges a self-signed twin of itself naming another trust domain.
+ * Prefer {@link TrustAnchors}.
+ */
+export function chainTrustDomainProblem(
+  peer: PeerIdentity,
+  chain: readonly CertificateInfo[],
+  now: Date = new Date(),
+): string | undefined {
+  const { spiffeId, trustDomain } = peer;
+  if (spiffeId === undefined || trustDomain === undefined) return undefined;
+  const [leaf] = chain;
+  const end = chain[chain.length - 1];
+  if (leaf === undefined || end === undefined) return `SPIFFE ID ${JSON.stringify(spiffeId)}: no certificate chain to check`;
+  if (chain.length === 1 || !end.selfIssued) {
+    const declared = anchorTrustDomain(chain);
+    return declared.ok ? undefined : `SPIFFE ID ${JSON.stringify(spiffeId)}: ${declared.problem}`;
+  }
+  const key = chain.map((certificate) => certificate.fingerprint256).join('/');
+  if (!verifiedChains.has(key)) {
+    const result = verifyChain(leaf, chain.slice(1, -1), [end], { now });
+    if (!result.ok) {
+      const anchor = certificateLabel(end);
+      return `SPIFFE ID ${JSON.stringify(spiffeId)}: the chain does not verify up to its trust anchor ${anchor}: ${result.reason}`;
+    }
+    remember(verifiedChains, key);
+  }
+  return trustDomainMismatch(spiffeId, trustDomain, declaredTrustDomain(end), end);
+}
+
+/** Adds `key` to a bounded set, dropping the oldest entry when full (a Set iterates in insertion order). */
+function remember(set: Set<string>, key: string): void {
+  if (set.size >= MAX_VERIFIED) {
+    for (const oldest of set) {
+      set.delete(oldest);
+      break;
+    }
+  }
+  set.add(key);
+}

@@ -1,0 +1,29 @@
+/*
+ * DNS names as this package compares them: ASCII only, case-folded (RFC 4343), letters, digits, `-` and `_` (service
+ * labels such as `_grpc`) in labels of 1–63 characters, at most 253 characters, no trailing dot. Shared by the peer
+ * identity (which normalises a peer's DNS SANs once per connection) and the DNS rule (which checks its names at startup).
+ */
+
+/** One label, lower case: `[a-z0-9_]`, inner `-`, 1–63 characters. */
+const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/** Longest DNS name in text form (RFC 1035 §2.3.4, without the root's trailing dot). */
+export const DNS_NAME_MAX_LENGTH = 253;
+
+/**
+ * The lower-cased form of `name` when it names one host, else undefined: non-ASCII text (Unicode case folding maps
+ * U+212A KELVIN SIGN onto "k"), wildcards, empty labels, a trailing dot and over-long names name no host.
+ */
+export function normalizeDnsName(name: string): string | undefined {
+  if (name.length === 0 || name.length > DNS_NAME_MAX_LENGTH) return undefined;
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) > 0x7e) return undefined;
+  const lower = name.toLowerCase();
+  let start = 0;
+  for (;;) {
+    const dot = lower.indexOf('.', start);
+    const end = dot === -1 ? lower.length : dot;
+    if (!DNS_LABEL.test(lower.slice(start, end))) return undefined;
+    if (dot === -1) return lower;
+    start = dot + 1;
+  }
+}
