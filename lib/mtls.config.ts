@@ -20,6 +20,8 @@ export interface ResolvedMtlsOptions {
     readonly upstreams: ReadonlyMap<string, UpstreamOptions>;
     readonly connectionsPerOrigin: number;
     readonly timeoutMs: number;
+    /** Largest response body a call accepts, in bytes. */
+    readonly maxResponseBytes: number;
   };
   readonly reload: {
     readonly enabled: boolean;
@@ -164,6 +166,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       upstreams,
       connectionsPerOrigin: wholeNumber('client.connectionsPerOrigin', options.client?.connectionsPerOrigin, 16, 1),
       timeoutMs: wholeNumber('client.timeoutMs', options.client?.timeoutMs, 10_000, 1),
+      maxResponseBytes: wholeNumber('client.maxResponseBytes', options.client?.maxResponseBytes, 10 * 1024 * 1024, 0),
     },
     reload: {
       enabled: bool('reload.enabled', options.reload?.enabled, true),

@@ -30,6 +30,11 @@ export interface MtlsClientOptions {
   connectionsPerOrigin?: number;
   /** Default per-request timeout in ms (headers and body). @default 10_000 */
   timeoutMs?: number;
+  /**
+   * Largest response body a call accepts, in bytes: a longer one fails with `ERR_MTLS_UPSTREAM_REQUEST` and its
+   * connection is closed. A call may set its own `maxResponseBytes`. @default 10_485_760 (10 MiB)
+   */
+  maxResponseBytes?: number;
 }
 
 /** Hot reload of the credential files. */

@@ -2,8 +2,13 @@ import type { SecureContext } from 'node:tls';
 import { buildConnector, Pool } from 'undici';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { createSecureContext } from '../credentials/secure-context.js';
+import { TrustAnchors } from '../authorization/trust-anchors.js';
+import { UpstreamError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
+
+/** Pools a generation keeps open at most, unless configured otherwise: beyond it, the least recently used one drains. */
+export const MAX_POOLS_PER_GENERATION = 256;
 
 /** How pools are built and drained. */
 export interface PoolSettings {
@@ -11,8 +16,10 @@ export interface PoolSettings {
   readonly connections: number;
   /** Bound of connecting, and of undici's own header and body timers (for `dispatcher()` users). */
   readonly timeoutMs: number;
-  /** How long a retired generation's in-flight requests may run before its connections are destroyed. */
+  /** How long a retired pool's in-flight requests may run before its connections are destroyed. */
   readonly drainTimeoutMs: number;
+  /** Most pools one generation keeps; opening one more drains the least recently used. */
+  readonly maxPools: number;
 }
 
 /** The connections to one origin whose server proved one expectation, and what errors need to name them. */
@@ -22,6 +29,11 @@ export interface UpstreamPool {
   readonly upstream: string;
   /** The expected identity, as written in errors. */
   readonly expected: string;
+}
+
+/** A pool and when it was last handed out, on the generation's clock. */
+interface PoolEntry extends UpstreamPool {
+  lastUsed: number;
 }
 
 const connectErrors = new WeakSet<Error>();
@@ -36,9 +48,15 @@ export function isConnectError(error: unknown): boolean {
  * connection costs ~1.1 ms) and the pools that use it. Pools are keyed by expectation then origin: a connection
  * verified for one expectation never carries a request expecting another, and since Node skips
  * `checkServerIdentity` on resumed sessions, each pool also has its own TLS session cache.
+ * Origins and expectations come from callers, so the pools are bounded: opening one beyond `maxPools` drains the
+ * least recently used (its queued and in-flight requests finish, then its connections close).
  */
 export class ClientGeneration {
-  readonly #pools = new Map<UpstreamExpectation, Map<string, UpstreamPool>>();
+  readonly #pools = new Map<UpstreamExpectation, Map<string, PoolEntry>>();
+  readonly #evicted = new Set<Promise<void>>();
+  #size = 0;
+  /** Counts hand-outs: a pool's `lastUsed` on it orders pools by recency without reordering any map per request. */
+  #clock = 0;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -47,20 +65,37 @@ export class ClientGeneration {
     /** The one context every connection of this generation presents. */
     readonly secureContext: SecureContext,
     private readonly settings: PoolSettings,
+    /** The trust domains each root of this generation's bundle vouches for (undefined: no binding to check). */
+    readonly trustAnchors?: TrustAnchors,
   ) {}
 
-  /** The pool for `origin` under `expectation`, opened on first use. `origin` must be an https:// origin. */
+  /** @internal Pools open, and the expectations they are filed under: what the bound limits. */
+  get stats(): { readonly pools: number; readonly expectations: number } {
+    return { pools: this.#size, expectations: this.#pools.size };
+  }
+
+  /**
+   * The pool for `origin` under `expectation`, opened on first use. `origin` must be an https:// origin as
+   * `URL.origin` writes it. Throws UpstreamError once the generation is closed.
+   */
   pool(origin: string, expectation: UpstreamExpectation, upstream: string): UpstreamPool {
-    let byOrigin = this.#pools.get(expectation);
-    if (byOrigin === undefined) {
-      byOrigin = new Map();
-      this.#pools.set(expectation, byOrigin);
-    }
-    let entry = byOrigin.get(origin);
+    let entry = this.#pools.get(expectation)?.get(origin);
     if (entry === undefined) {
+      if (this.#closing !== undefined) {
+        const message = `the mTLS client is closed; nothing was sent to ${upstream}`;
+        throw new UpstreamError('ERR_MTLS_UPSTREAM_REQUEST', message, { upstream, expected: expectation.description });
+      }
+      if (this.#size >= this.settings.maxPools) this.#evictLeastRecentlyUsed();
       entry = this.#open(new URL(origin), expectation, upstream);
+      let byOrigin = this.#pools.get(expectation);
+      if (byOrigin === undefined) {
+        byOrigin = new Map();
+        this.#pools.set(expectation, byOrigin);
+      }
       byOrigin.set(origin, entry);
+      this.#size++;
     }
+    entry.lastUsed = ++this.#clock;
     return entry;
   }
 
@@ -71,16 +106,42 @@ export class ClientGeneration {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       const pools = [...this.#pools.values()].flatMap((byOrigin) => [...byOrigin.values()]);
-      this.#closing = Promise.all(pools.map(({ pool }) => drain(pool, this.settings.drainTimeoutMs))).then(() => undefined);
+      const drains = pools.map(({ pool }) => drain(pool, this.settings.drainTimeoutMs));
+      this.#closing = Promise.all([...drains, ...this.#evicted]).then(() => undefined);
     }
     return this.#closing;
   }
 
-  #open(origin: URL, expectation: UpstreamExpectation, upstream: string): UpstreamPool {
+  #evictLeastRecentlyUsed(): void {
+    // A linear scan, only when a new pool is needed and the generation is full: the request path stays O(1).
+    let oldest: PoolEntry | undefined;
+    let oldestOrigin = '';
+    let oldestExpectation: UpstreamExpectation | undefined;
+    for (const [expectation, byOrigin] of this.#pools) {
+      for (const [origin, entry] of byOrigin) {
+        if (oldest === undefined || entry.lastUsed < oldest.lastUsed) {
+          oldest = entry;
+          oldestOrigin = origin;
+          oldestExpectation = expectation;
+        }
+      }
+    }
+    if (oldest === undefined || oldestExpectation === undefined) return;
+    const byOrigin = this.#pools.get(oldestExpectation)!;
+    byOrigin.delete(oldestOrigin);
+    if (byOrigin.size === 0) this.#pools.delete(oldestExpectation);
+    this.#size--;
+    const draining: Promise<void> = drain(oldest.pool, this.settings.drainTimeoutMs).finally(() =>
+      this.#evicted.delete(draining),
+    );
+    this.#evicted.add(draining);
+  }
+
+  #open(origin: URL, expectation: UpstreamExpectation, upstream: string): PoolEntry {
     const connect = buildConnector({
       secureContext: this.secureContext,
       rejectUnauthorized: true,
-      checkServerIdentity: expectation.verifier(upstream, origin),
+      checkServerIdentity: expectation.verifier(upstream, origin, this.trustAnchors),
       timeout: this.settings.timeoutMs,
     });
     const servername = expectation.servername;
@@ -100,7 +161,7 @@ export class ClientGeneration {
         });
       },
     });
-    return { pool, upstream, expected: expectation.description };
+    return { pool, upstream, expected: expectation.description, lastUsed: 0 };
   }
 }
 
@@ -138,7 +199,7 @@ export class ClientGenerations {
     private readonly tls: TlsPolicyOptions,
     private readonly settings: PoolSettings,
   ) {
-    this.#current = new ClientGeneration(store.version, createSecureContext(store.current, tls), settings);
+    this.#current = generationOf(store, tls, settings);
     this.#unsubscribe = store.subscribe(() => this.#rotate());
   }
 
@@ -166,10 +227,20 @@ export class ClientGenerations {
     const previous = this.#current;
     if (previous === undefined) return;
     // Built before the swap: if OpenSSL refuses the new set, the store reports it and the old generation keeps serving.
-    const next = new ClientGeneration(this.store.version, createSecureContext(this.store.current, this.tls), this.settings);
+    const next = generationOf(this.store, this.tls, this.settings);
     this.#current = next;
     const draining = previous.close().finally(() => this.#draining.delete(draining));
     this.#draining.add(draining);
     for (const listener of this.#listeners) listener(next, previous);
   }
+}
+
+function generationOf(store: CredentialStore, tls: TlsPolicyOptions, settings: PoolSettings): ClientGeneration {
+  const credentials = store.current;
+  return new ClientGeneration(
+    store.version,
+    createSecureContext(credentials, tls),
+    settings,
+    TrustAnchors.of(credentials.caCertificates),
+  );
 }

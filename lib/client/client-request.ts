@@ -1,17 +1,27 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { UpstreamError } from '../errors/mtls.errors.js';
+import { type MtlsError, UpstreamError } from '../errors/mtls.errors.js';
 import type { MtlsRequestOptions, MtlsResponse, QueryValue } from './client.interfaces.js';
 import type { UpstreamPool } from './client-generation.js';
+import { describeValue, invalidArgument } from './request-arguments.js';
 import { toUpstreamError } from './upstream-errors.js';
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w!#$&^.-]+\+)?json\s*(?:;|$)/i;
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 
+/** A client's defaults for the options a call may leave out. */
+export interface RequestDefaults {
+  /** Deadline of a whole call, in ms. */
+  readonly timeoutMs: number;
+  /** Largest response body accepted, in bytes. */
+  readonly maxResponseBytes: number;
+}
+
 /**
- * Sends one request on `route` and collects the whole response. `path` starts with `/` and may carry a query.
- * Rejects only with {@link UpstreamError}.
+ * Sends one request on `route` and collects the whole response. `path` starts with `/` and may carry a query;
+ * `options` were checked by `optionsProblem`. Rejects with {@link UpstreamError}, or with MtlsConfigError for a
+ * body that cannot be sent or a request undici refuses to build (nothing is sent then).
  */
 export function sendRequest<T>(
   route: UpstreamPool,
@@ -19,27 +29,32 @@ export function sendRequest<T>(
   path: string,
   options: MtlsRequestOptions | undefined,
   body: unknown,
-  defaultTimeoutMs: number,
+  defaults: RequestDefaults,
 ): Promise<MtlsResponse<T>> {
-  const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-    const reason = `timeoutMs must be a whole number of ms > 0, got ${String(timeoutMs)}`;
-    return Promise.reject(notSent(method, path, route.upstream, reason, route.expected));
-  }
   let headers = options?.headers;
   let payload: string | Uint8Array | Readable | undefined;
   if (body !== undefined) {
     if (typeof body === 'string' || body instanceof Uint8Array || body instanceof Readable) {
       payload = body;
+    } else if (ArrayBuffer.isView(body)) {
+      payload = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    } else if (body instanceof ArrayBuffer) {
+      payload = new Uint8Array(body);
+    } else if (body instanceof ReadableStream || body instanceof Blob) {
+      // JSON.stringify would send "{}": the caller meant the bytes.
+      const reason =
+        `the body is ${describeValue(body)}; pass a string, bytes or a node:stream Readable (Readable.fromWeb)`;
+      return Promise.reject(invalidArgument(describeCall(method, path, route), reason));
     } else {
       try {
         payload = JSON.stringify(body);
       } catch (error) {
         const reason = `the body cannot be encoded as JSON (${String(error)})`;
-        return Promise.reject(notSent(method, path, route.upstream, reason, route.expected, error));
+        return Promise.reject(invalidArgument(describeCall(method, path, route), reason, error));
       }
       if (payload === undefined) {
-        return Promise.reject(notSent(method, path, route.upstream, 'the body cannot be encoded as JSON', route.expected));
+        const reason = `the body cannot be encoded as JSON (it is ${describeValue(body)})`;
+        return Promise.reject(invalidArgument(describeCall(method, path, route), reason));
       }
       if (!hasContentType(headers)) headers = { ...headers, 'content-type': 'application/json' };
     }
@@ -48,7 +63,15 @@ export function sendRequest<T>(
   const signal = options?.signal;
   if (signal?.aborted) return Promise.reject(aborted(route, method, path, signal));
 
-  const collector = new ResponseCollector<T>(route, method, path, timeoutMs, signal);
+  const timeoutMs = options?.timeoutMs ?? defaults.timeoutMs;
+  const collector = new ResponseCollector<T>(
+    route,
+    method,
+    path,
+    timeoutMs,
+    options?.maxResponseBytes ?? defaults.maxResponseBytes,
+    signal,
+  );
   route.pool.dispatch(
     {
       method: method as Dispatcher.HttpMethod,
@@ -66,13 +89,14 @@ export function sendRequest<T>(
 }
 
 /**
- * A dispatch handler that buffers the response and settles one promise. The deadline covers the whole call,
- * including the wait for a free connection; settling first and aborting after means a late undici callback is a no-op.
+ * A dispatch handler that buffers the response, up to `maxResponseBytes`, and settles one promise. The deadline
+ * covers the whole call, including the wait for a free connection; settling first and aborting after means a late
+ * undici callback is a no-op.
  */
 class ResponseCollector<T> implements Dispatcher.DispatchHandler {
   readonly promise: Promise<MtlsResponse<T>>;
   #resolve!: (response: MtlsResponse<T>) => void;
-  #reject!: (error: UpstreamError) => void;
+  #reject!: (error: MtlsError) => void;
   #settled = false;
   #failure: UpstreamError | undefined;
   #controller: Dispatcher.DispatchController | undefined;
@@ -87,6 +111,7 @@ class ResponseCollector<T> implements Dispatcher.DispatchHandler {
     private readonly method: string,
     private readonly path: string,
     private readonly timeoutMs: number,
+    private readonly maxResponseBytes: number,
     private readonly signal: AbortSignal | undefined,
   ) {
     this.promise = new Promise((resolve, reject) => {
@@ -126,11 +151,29 @@ class ResponseCollector<T> implements Dispatcher.DispatchHandler {
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     this.#status = statusCode;
     this.#headers = headers;
+    // A declared length over the limit fails now, before a byte of the body is read. HEAD, 204 and 304 answers
+    // declare a length without sending a body.
+    const declared = headers['content-length'];
+    if (
+      typeof declared === 'string' &&
+      Number(declared) > this.maxResponseBytes &&
+      this.method !== 'HEAD' &&
+      statusCode !== 204 &&
+      statusCode !== 304
+    ) {
+      this.#fail(this.#tooLarge(declared));
+    }
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#chunks.push(chunk);
+    if (this.#settled) return;
     this.#length += chunk.length;
+    if (this.#length > this.maxResponseBytes) {
+      this.#chunks = [];
+      this.#fail(this.#tooLarge(undefined));
+      return;
+    }
+    this.#chunks.push(chunk);
   }
 
   onResponseEnd(): void {
@@ -165,7 +208,27 @@ class ResponseCollector<T> implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     this.#settle();
     const { upstream, expected } = this.route;
-    this.#reject(toUpstreamError(error, { upstream, expected, request: describeRequest(this.method, this.path) }));
+    const request = describeRequest(this.method, this.path);
+    const code = (error as { code?: unknown }).code;
+    if (this.#controller === undefined && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED')) {
+      // undici refused to build the request (a header it does not allow, say): the caller's mistake, not the network's.
+      const reason = `undici refused the request: ${error.message}`;
+      this.#reject(invalidArgument(`${request} to upstream ${upstream}`, reason, error));
+      return;
+    }
+    this.#reject(toUpstreamError(error, { upstream, expected, request }));
+  }
+
+  /** The body is over the limit: the call fails and its connection is closed, as reading on would be unbounded. */
+  #tooLarge(declared: string | undefined): UpstreamError {
+    const { route, method, path, maxResponseBytes } = this;
+    const what = declared === undefined ? `status ${this.#status}` : `status ${this.#status}, content-length ${declared}`;
+    return new UpstreamError(
+      'ERR_MTLS_UPSTREAM_REQUEST',
+      `${describeRequest(method, path)} to upstream ${route.upstream}: the response body (${what}) exceeds ` +
+        `maxResponseBytes (${maxResponseBytes} bytes); its connection was closed`,
+      { upstream: route.upstream, expected: route.expected },
+    );
   }
 
   #fail(error: UpstreamError): void {
@@ -192,7 +255,12 @@ function aborted(route: UpstreamPool, method: string, path: string, signal: Abor
   );
 }
 
-/** A call refused before anything was sent (bad arguments, closed client). */
+/** How a call is named in errors: `GET /stock/42 to upstream inventory`. */
+function describeCall(method: string, path: string, route: UpstreamPool): string {
+  return `${describeRequest(method, path)} to upstream ${route.upstream}`;
+}
+
+/** A call refused before anything was sent because the client is closed. */
 export function notSent(
   method: string,
   path: string,

@@ -24,12 +24,17 @@ export interface MtlsRequestOptions {
   /** Query parameters, appended to the URL's own. `undefined` values are skipped. */
   query?: Record<string, QueryValue | readonly QueryValue[] | undefined>;
   /**
-   * Request body: a string or bytes are sent as they are; anything else is sent as JSON
-   * (with `content-type: application/json` unless a content type is given).
+   * Request body: a string, bytes (`Uint8Array`, any `ArrayBufferView`, `ArrayBuffer`) or a `node:stream` Readable is
+   * sent as it is; anything else is sent as JSON (with `content-type: application/json` unless a content type is given).
    */
   body?: unknown;
   /** Deadline of the whole call (connection, headers and body), in ms. @default the module's `client.timeoutMs` */
   timeoutMs?: number;
+  /**
+   * Largest response body accepted, in bytes: a longer one fails the call with `ERR_MTLS_UPSTREAM_REQUEST` and
+   * closes its connection. @default the module's `client.maxResponseBytes` (10 MiB)
+   */
+  maxResponseBytes?: number;
   /** Aborts the call; it then fails with `ERR_MTLS_UPSTREAM_ABORTED`. */
   signal?: AbortSignal;
 }

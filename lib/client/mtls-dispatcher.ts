@@ -23,16 +23,30 @@ export class MtlsDispatcher extends Dispatcher {
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const origin = typeof options.origin === 'string' ? options.origin : options.origin?.origin;
+    const given = options?.origin;
+    let origin: string | undefined;
+    try {
+      // Canonical (`https://host:port` as URL.origin writes it), so that it finds its named upstream and its pool.
+      origin = given === undefined ? undefined : new URL(given).origin;
+    } catch {
+      origin = undefined;
+    }
     const generation = this.#closed ? undefined : this.generations.current;
     if (generation === undefined) {
       return refuse(handler, `the mTLS client is closed; nothing was sent to ${origin ?? 'the upstream'}`, origin);
     }
     if (origin === undefined || !origin.startsWith('https://')) {
-      return refuse(handler, `the mTLS dispatcher only reaches https:// origins, got ${JSON.stringify(origin)}`, origin);
+      const shown = typeof given === 'string' ? JSON.stringify(given) : String(given);
+      return refuse(handler, `the mTLS dispatcher only reaches https:// origins, got ${shown}; nothing was sent`, origin);
     }
-    const expectation = this.expectation ?? this.registry.expectation(undefined, origin);
-    return generation.pool(origin, expectation, this.registry.label(origin)).pool.dispatch(options, handler);
+    try {
+      const expectation = this.expectation ?? this.registry.expectation(undefined, origin);
+      return generation.pool(origin, expectation, this.registry.label(origin)).pool.dispatch(options, handler);
+    } catch (error) {
+      // undici's contract: a dispatcher reports failures through the handler, it does not throw.
+      const reason = error instanceof Error ? error.message : String(error);
+      return refuse(handler, `cannot dispatch to ${origin}: ${reason}`, origin, error);
+    }
   }
 
   override close(): Promise<void>;
@@ -56,8 +70,21 @@ export class MtlsDispatcher extends Dispatcher {
 }
 
 /** Fails a dispatch the way undici does: through the handler, whichever of its two APIs it implements. */
-function refuse(handler: Dispatcher.DispatchHandler, message: string, origin: string | undefined): false {
-  const error = new UpstreamError('ERR_MTLS_UPSTREAM_REQUEST', message, { upstream: origin ?? 'unknown' });
+function refuse(
+  handler: Dispatcher.DispatchHandler,
+  message: string,
+  origin: string | undefined,
+  cause?: unknown,
+): false {
+  const error =
+    cause instanceof UpstreamError
+      ? cause
+      : new UpstreamError(
+          'ERR_MTLS_UPSTREAM_REQUEST',
+          message,
+          { upstream: origin ?? 'unknown' },
+          cause === undefined ? undefined : { cause },
+        );
   if (handler.onResponseError !== undefined) handler.onResponseError(undefined as never, error);
   else if (handler.onError !== undefined) handler.onError(error);
   else throw error;

@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { CredentialStore } from '../credentials/credential-store.js';
+import { MtlsConfigError, MtlsError, UpstreamError } from '../errors/mtls.errors.js';
 import { MTLS_CLIENT_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import type {
@@ -11,10 +12,18 @@ import type {
   MtlsUpstreamBodyRequestOptions,
   MtlsUpstreamRequestOptions,
 } from './client.interfaces.js';
-import { ClientGenerations } from './client-generation.js';
-import { notSent, sendRequest } from './client-request.js';
+import { ClientGenerations, MAX_POOLS_PER_GENERATION } from './client-generation.js';
+import { describeRequest, notSent, sendRequest, type RequestDefaults } from './client-request.js';
 import { MtlsDispatcher } from './mtls-dispatcher.js';
 import { MtlsHttpsAgent } from './mtls-https-agent.js';
+import {
+  describeValue,
+  invalidArgument,
+  methodProblem,
+  optionsProblem,
+  pathProblem,
+  toTarget,
+} from './request-arguments.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
 import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';
 
@@ -32,15 +41,17 @@ import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';
 export class MtlsHttpClient implements OnApplicationShutdown {
   readonly #generations: ClientGenerations;
   readonly #registry: UpstreamRegistry;
-  readonly #timeoutMs: number;
+  readonly #defaults: RequestDefaults;
   readonly #connections: number;
   readonly #upstreams = new Map<string, MtlsUpstreamClient>();
-  readonly #agents = new Set<MtlsHttpsAgent>();
+  /** Weak: an agent a caller dropped must not be kept alive by the client (one per request would leak). */
+  readonly #agents = new Set<WeakRef<MtlsHttpsAgent>>();
+  readonly #forgetAgent = new FinalizationRegistry<WeakRef<MtlsHttpsAgent>>((ref) => this.#agents.delete(ref));
   #closing: Promise<void> | undefined;
 
   constructor(@Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions, @Inject(MTLS_CLIENT_CREDENTIALS) store: CredentialStore) {
     const { upstreams, connectionsPerOrigin, timeoutMs } = options.client;
-    this.#timeoutMs = timeoutMs;
+    this.#defaults = { timeoutMs, maxResponseBytes: options.client.maxResponseBytes };
     this.#connections = connectionsPerOrigin;
     // Named upstreams are compiled now: a typo in their expectPeer fails at startup, not on the first call.
     this.#registry = new UpstreamRegistry(upstreams, options.namedPeers);
@@ -48,6 +59,10 @@ export class MtlsHttpClient implements OnApplicationShutdown {
       connections: connectionsPerOrigin,
       timeoutMs,
       drainTimeoutMs: timeoutMs,
+      maxPools: MAX_POOLS_PER_GENERATION,
+    });
+    this.#generations.onRotate(() => {
+      for (const ref of this.#agents) ref.deref()?.retireIdle();
     });
   }
 
@@ -98,7 +113,7 @@ export class MtlsHttpClient implements OnApplicationShutdown {
   upstream(name: string): MtlsUpstreamClient {
     let client = this.#upstreams.get(name);
     if (client === undefined) {
-      client = new MtlsUpstreamClient(this.#registry.upstream(name), this.#generations, this.#timeoutMs);
+      client = new MtlsUpstreamClient(this.#registry.upstream(name), this.#generations, this.#defaults);
       this.#upstreams.set(name, client);
     }
     return client;
@@ -107,28 +122,33 @@ export class MtlsHttpClient implements OnApplicationShutdown {
   /**
    * An undici Dispatcher on this client's connections, for `fetch(url, { dispatcher })` (undici's or Node's global
    * one); it follows credential rotation. An identity mismatch rejects with `TypeError('fetch failed')` whose `cause`
-   * is the `UpstreamError`.
+   * is the `UpstreamError`. Throws MtlsConfigError for a bad `expectPeer`.
    */
   dispatcher(options: MtlsConnectionOptions = {}): MtlsDispatcher {
-    return new MtlsDispatcher(this.#generations, this.#registry, this.#fixedExpectation(options));
+    return new MtlsDispatcher(this.#generations, this.#registry, this.#fixedExpectation('dispatcher', options));
   }
 
-  /** An `https.Agent` for `node:https` and `@nestjs/axios` (`httpsAgent`), fed from the same credentials. */
+  /**
+   * An `https.Agent` for `node:https` and `@nestjs/axios` (`httpsAgent`), fed from the same credentials.
+   * Throws MtlsConfigError for a bad `expectPeer`. Build one per expectation and reuse it: each has its own sockets.
+   */
   httpsAgent(options: MtlsConnectionOptions = {}): MtlsHttpsAgent {
     const agent = new MtlsHttpsAgent(
       this.#generations,
       this.#registry,
-      this.#fixedExpectation(options),
+      this.#fixedExpectation('httpsAgent', options),
       this.#connections,
     );
-    this.#agents.add(agent);
+    const ref = new WeakRef(agent);
+    this.#agents.add(ref);
+    this.#forgetAgent.register(agent, ref);
     return agent;
   }
 
   /** Closes every connection: in-flight requests finish (within `client.timeoutMs`), then the rest is destroyed. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      for (const agent of this.#agents) agent.shutdown();
+      for (const ref of this.#agents) ref.deref()?.shutdown();
       await this.#generations.close();
     })();
     return this.#closing;
@@ -138,8 +158,19 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     await this.close();
   }
 
-  #fixedExpectation(options: MtlsConnectionOptions): UpstreamExpectation | undefined {
-    return options.expectPeer === undefined ? undefined : this.#registry.compile(options.expectPeer);
+  #fixedExpectation(factory: string, options: MtlsConnectionOptions): UpstreamExpectation | undefined {
+    if (typeof options !== 'object' || options === null) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsHttpClient.${factory}(): options must be an object; got ${describeValue(options)}`,
+      );
+    }
+    if (options.expectPeer === undefined) return undefined;
+    try {
+      return this.#registry.compile(options.expectPeer);
+    } catch (error) {
+      throw expectPeerError(`MtlsHttpClient.${factory}()`, error, '');
+    }
   }
 
   #send<T>(
@@ -148,28 +179,32 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     options: MtlsRequestOptions | undefined,
     body: unknown,
   ): Promise<MtlsResponse<T>> {
-    let target: URL;
-    try {
-      target = typeof url === 'string' ? new URL(url) : url;
-    } catch (error) {
-      return Promise.reject(notSent(method, '', JSON.stringify(url), 'not a URL', undefined, error));
-    }
+    const badMethod = methodProblem(method);
+    if (badMethod !== undefined) return Promise.reject(invalidArgument('MtlsHttpClient.request()', badMethod));
+    const target = toTarget(url);
+    if (!(target instanceof URL)) return Promise.reject(invalidArgument(method, target.problem));
     const { origin } = target;
     const path = `${target.pathname}${target.search}`;
-    if (target.protocol !== 'https:') {
-      return Promise.reject(notSent(method, path, origin, 'only https:// URLs are supported'));
+    const upstream = this.#registry.label(origin);
+    const badOptions = optionsProblem(options, false);
+    if (badOptions !== undefined) {
+      return Promise.reject(invalidArgument(`${describeRequest(method, path)} to upstream ${upstream}`, badOptions));
     }
     const generation = this.#generations.current;
-    if (generation === undefined) return Promise.reject(notSent(method, path, this.#registry.label(origin), CLOSED));
-    let expectation: UpstreamExpectation;
+    if (generation === undefined) return Promise.reject(notSent(method, path, upstream, CLOSED));
     try {
-      expectation = this.#registry.expectation(options?.expectPeer, origin);
+      let expectation: UpstreamExpectation;
+      try {
+        expectation = this.#registry.expectation(options?.expectPeer, origin);
+      } catch (error) {
+        // An unknown named peer or a malformed SPIFFE ID: a configuration error, reported as such.
+        throw expectPeerError(`${describeRequest(method, path)} to upstream ${upstream}`, error, '; nothing was sent');
+      }
+      const route = generation.pool(origin, expectation, upstream);
+      return sendRequest(route, method, path, options, body, this.#defaults);
     } catch (error) {
-      // An unknown named peer or a malformed SPIFFE ID: a configuration error, reported as such.
-      return Promise.reject(error);
+      return Promise.reject(unexpected(error, method, path, upstream));
     }
-    const route = generation.pool(origin, expectation, this.#registry.label(origin));
-    return sendRequest(route, method, path, options, body, this.#timeoutMs);
   }
 }
 
@@ -182,7 +217,7 @@ export class MtlsUpstreamClient {
   constructor(
     private readonly target: NamedUpstream,
     private readonly generations: ClientGenerations,
-    private readonly timeoutMs: number,
+    private readonly defaults: RequestDefaults,
   ) {}
 
   /** The upstream's name. */
@@ -232,16 +267,42 @@ export class MtlsUpstreamClient {
     body: unknown,
   ): Promise<MtlsResponse<T>> {
     const { name, origin, basePath, expectation } = this.target;
-    if (typeof path !== 'string' || !path.startsWith('/')) {
-      const reason = `the path must start with "/", got ${JSON.stringify(path)}`;
-      return Promise.reject(notSent(method, '', name, reason, expectation.description));
+    const badMethod = methodProblem(method);
+    if (badMethod !== undefined) return Promise.reject(invalidArgument(`request to upstream ${name}`, badMethod));
+    const badPath = pathProblem(path);
+    if (badPath !== undefined) return Promise.reject(invalidArgument(`${method} to upstream ${name}`, badPath));
+    // Refuses a per-call expectPeer: the configured expectation always applies.
+    const badOptions = optionsProblem(options, true);
+    if (badOptions !== undefined) {
+      return Promise.reject(invalidArgument(`${describeRequest(method, path)} to upstream ${name}`, badOptions));
     }
     const generation = this.generations.current;
     if (generation === undefined) return Promise.reject(notSent(method, path, name, CLOSED, expectation.description));
-    // The configured expectation always applies: sendRequest never reads a per-call expectPeer.
-    const route = generation.pool(origin, expectation, name);
-    return sendRequest(route, method, basePath === '' ? path : basePath + path, options, body, this.timeoutMs);
+    try {
+      const route = generation.pool(origin, expectation, name);
+      return sendRequest(route, method, basePath === '' ? path : basePath + path, options, body, this.defaults);
+    } catch (error) {
+      return Promise.reject(unexpected(error, method, path, name));
+    }
   }
 }
 
 const CLOSED = 'the mTLS client is closed';
+
+/** An expectPeer that does not compile, named in the error of the call or factory that received it. */
+function expectPeerError(call: string, error: unknown, suffix: string): MtlsConfigError {
+  const code = error instanceof MtlsConfigError ? error.code : 'ERR_MTLS_CONFIG_INVALID';
+  const reason = error instanceof Error ? error.message : String(error);
+  return new MtlsConfigError(code, `${call}: options.expectPeer: ${reason}${suffix}`, { cause: error });
+}
+
+/** Whatever a call threw: typed errors as they are, anything else wrapped, so that callers only ever see MtlsErrors. */
+function unexpected(error: unknown, method: string, path: string, upstream: string): MtlsError {
+  if (error instanceof MtlsError) return error;
+  return new UpstreamError(
+    'ERR_MTLS_UPSTREAM_REQUEST',
+    `${describeRequest(method, path)} to upstream ${upstream}: ${error instanceof Error ? error.message : String(error)}`,
+    { upstream },
+    { cause: error },
+  );
+}

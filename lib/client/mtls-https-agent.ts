@@ -1,7 +1,7 @@
 import { Agent, type RequestOptions } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { UpstreamError } from '../errors/mtls.errors.js';
+import { MtlsError, UpstreamError } from '../errors/mtls.errors.js';
 import type { ClientGenerations } from './client-generation.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
 import type { UpstreamRegistry } from './upstream-registry.js';
@@ -13,13 +13,14 @@ const IDLE_TIMEOUT_MS = 5_000;
  * An `https.Agent` for `node:https` and `@nestjs/axios` users, fed from the client's credentials: each new connection
  * gets the current generation's SecureContext and the server identity check, whatever the request's own TLS options
  * say. The generation is part of the connection name, so neither sockets nor TLS sessions cross a rotation; idle
- * sockets of a retired generation are destroyed and busy ones close after their response.
+ * sockets of a retired generation are destroyed and busy ones close after their response. Failures to open a
+ * connection reach the request's `error` event, never a synchronous throw.
  */
 export class MtlsHttpsAgent extends Agent {
   readonly #versions = new WeakMap<Duplex, number>();
   #closed = false;
 
-  /** @internal Built by `MtlsHttpClient.httpsAgent()`. */
+  /** @internal Built by `MtlsHttpClient.httpsAgent()`, which also calls {@link retireIdle} on rotation. */
   constructor(
     private readonly generations: ClientGenerations,
     private readonly registry: UpstreamRegistry,
@@ -28,7 +29,6 @@ export class MtlsHttpsAgent extends Agent {
     connections: number,
   ) {
     super({ keepAlive: true, maxSockets: connections, scheduling: 'lifo', timeout: IDLE_TIMEOUT_MS });
-    generations.onRotate(() => this.#destroyIdle());
   }
 
   override getName(options?: RequestOptions): string {
@@ -39,32 +39,14 @@ export class MtlsHttpsAgent extends Agent {
     options: RequestOptions,
     callback?: (error: Error | null, socket: Duplex) => void,
   ): Duplex | null | undefined {
-    const generation = this.#closed ? undefined : this.generations.current;
-    const host = options.host ?? options.hostname ?? 'localhost';
-    const origin = new URL(`https://${host.includes(':') ? `[${host}]` : host}:${options.port ?? 443}`);
-    if (generation === undefined) {
-      const error = new UpstreamError(
-        'ERR_MTLS_UPSTREAM_REQUEST',
-        `the mTLS client is closed; nothing was sent to ${origin.origin}`,
-        { upstream: origin.origin },
-      );
-      process.nextTick(() => callback?.(error, undefined as never));
+    try {
+      return this.#connect(options, callback);
+    } catch (error) {
+      // https.request() would throw this out of the caller's call; Node's agent contract has the callback for it.
+      const failure = error instanceof MtlsError ? error : cannotConnect(options, error);
+      process.nextTick(() => callback?.(failure, undefined as never));
       return undefined;
     }
-    const expectation = this.expectation ?? this.registry.expectation(undefined, origin.origin);
-    // Node skips checkServerIdentity on a resumed session: only sessions this agent cached (per generation) may resume.
-    const { session: _callerSession, ...request } = options as RequestOptions & Pick<ConnectionOptions, 'session'>;
-    const connection: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {
-      ...request,
-      // Whatever TLS options the request carries, the context and the checks are the client's.
-      secureContext: generation.secureContext,
-      rejectUnauthorized: true,
-      checkServerIdentity: expectation.verifier(this.registry.label(origin.origin), origin),
-      ...(expectation.servername === undefined ? {} : { servername: expectation.servername }),
-    };
-    const socket = super.createConnection(connection, callback);
-    if (socket != null) this.#versions.set(socket, generation.version);
-    return socket;
   }
 
   override keepSocketAlive(socket: Duplex): boolean {
@@ -75,10 +57,11 @@ export class MtlsHttpsAgent extends Agent {
   /** @internal Refuses new connections and destroys idle ones; busy sockets close after their response. */
   shutdown(): void {
     this.#closed = true;
-    this.#destroyIdle();
+    this.retireIdle();
   }
 
-  #destroyIdle(): void {
+  /** @internal Destroys idle sockets of retired generations (all of them once shut down). */
+  retireIdle(): void {
     const current = this.generations.current?.version;
     for (const sockets of Object.values(this.freeSockets)) {
       for (const socket of sockets ?? []) {
@@ -86,4 +69,51 @@ export class MtlsHttpsAgent extends Agent {
       }
     }
   }
+
+  #connect(
+    options: RequestOptions,
+    callback: ((error: Error | null, socket: Duplex) => void) | undefined,
+  ): Duplex | undefined {
+    const generation = this.#closed ? undefined : this.generations.current;
+    const host = bareHost(options);
+    const origin = new URL(`https://${host.includes(':') ? `[${host}]` : host}:${options.port ?? 443}`);
+    if (generation === undefined) {
+      const message = `the mTLS client is closed; nothing was sent to ${origin.origin}`;
+      throw new UpstreamError('ERR_MTLS_UPSTREAM_REQUEST', message, { upstream: origin.origin });
+    }
+    const expectation = this.expectation ?? this.registry.expectation(undefined, origin.origin);
+    // Node skips checkServerIdentity on a resumed session: only sessions this agent cached (per generation) may resume.
+    const { session: _callerSession, ...request } = options as RequestOptions & Pick<ConnectionOptions, 'session'>;
+    const connection: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {
+      ...request,
+      // `[::1]` names a host in a URL, not to the resolver.
+      host,
+      // Whatever TLS options the request carries, the context and the checks are the client's.
+      secureContext: generation.secureContext,
+      rejectUnauthorized: true,
+      checkServerIdentity: expectation.verifier(this.registry.label(origin.origin), origin, generation.trustAnchors),
+      ...(expectation.servername === undefined ? {} : { servername: expectation.servername }),
+    };
+    const socket = super.createConnection(connection, callback) as Duplex | null | undefined;
+    if (socket == null) return undefined;
+    this.#versions.set(socket, generation.version);
+    return socket;
+  }
+}
+
+/** The request's host as the resolver wants it: IPv6 literals without brackets. */
+function bareHost(options: RequestOptions): string {
+  const host = options.host ?? options.hostname ?? 'localhost';
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+function cannotConnect(options: RequestOptions, error: unknown): UpstreamError {
+  const where = `${String(options.host ?? options.hostname ?? 'localhost')}:${String(options.port ?? 443)}`;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new UpstreamError(
+    'ERR_MTLS_UPSTREAM_REQUEST',
+    `cannot open an mTLS connection to ${where}: ${reason}; nothing was sent`,
+    { upstream: where },
+    { cause: error },
+  );
 }

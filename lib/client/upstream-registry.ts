@@ -1,7 +1,16 @@
+import { isIP } from 'node:net';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
 import type { UpstreamOptions } from '../mtls.options.js';
 import type { ExpectedPeer } from './client.interfaces.js';
+import { LruMap } from './lru-map.js';
+import { describeValue } from './request-arguments.js';
 import { expectHostName, expectSpiffePeer, URL_HOST_NAME, type UpstreamExpectation } from './upstream-identity.js';
+
+/** Expectations compiled from call arguments that are kept, per kind; configured ones are kept apart, all of them. */
+export const MAX_CACHED_EXPECTATIONS = 256;
+
+/** A DNS name as certificates carry it: LDH labels (and `_`, seen in service records), at most 253 characters. */
+const DNS_NAME = /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
 
 /** A named upstream, resolved: where it is and what its server must prove. */
 export interface NamedUpstream {
@@ -14,19 +23,26 @@ export interface NamedUpstream {
 }
 
 /**
- * The client's view of `client.upstreams` and `peers`: named upstreams by name and by origin, and every expectation
- * compiled once (an expectation object is also the key of its connection pools, so equal inputs must share one).
+ * The client's view of `client.upstreams` and `peers`: named upstreams by name and by origin, and compiled
+ * expectations (an expectation object is also the key of its connection pools, so equal inputs should share one).
+ * Expectations from configuration (upstreams, named peers and their IDs) are kept for good; those from call
+ * arguments in an LRU of {@link MAX_CACHED_EXPECTATIONS} per kind, so that callers cannot grow it without bound.
  */
 export class UpstreamRegistry {
   readonly #byName = new Map<string, NamedUpstream>();
   readonly #byOrigin = new Map<string, NamedUpstream>();
-  readonly #spiffe = new Map<string, UpstreamExpectation>();
-  readonly #hostNames = new Map<string, UpstreamExpectation>();
+  readonly #configuredIds: ReadonlySet<string>;
+  readonly #configured = new Map<string, UpstreamExpectation>();
+  readonly #configuredHostNames = new Map<string, UpstreamExpectation>();
+  readonly #spiffe = new LruMap<string, UpstreamExpectation>(MAX_CACHED_EXPECTATIONS);
+  readonly #hostNames = new LruMap<string, UpstreamExpectation>(MAX_CACHED_EXPECTATIONS);
+  #compilingConfiguration = true;
 
   constructor(
     upstreams: ReadonlyMap<string, UpstreamOptions>,
     private readonly namedPeers: ReadonlyMap<string, string>,
   ) {
+    this.#configuredIds = new Set(namedPeers.values());
     for (const [name, options] of upstreams) {
       const upstream = this.#resolve(name, options);
       this.#byName.set(name, upstream);
@@ -42,16 +58,26 @@ export class UpstreamRegistry {
         );
       }
     }
+    this.#compilingConfiguration = false;
+  }
+
+  /** @internal Compiled expectations held: configured ones, and those cached from call arguments. */
+  get cacheSizes(): { readonly configured: number; readonly spiffe: number; readonly hostNames: number } {
+    return {
+      configured: this.#configured.size + this.#configuredHostNames.size,
+      spiffe: this.#spiffe.size,
+      hostNames: this.#hostNames.size,
+    };
   }
 
   /** The named upstream. Throws MtlsConfigError naming the configured ones. */
   upstream(name: string): NamedUpstream {
-    const upstream = this.#byName.get(name);
+    const upstream = typeof name === 'string' ? this.#byName.get(name) : undefined;
     if (upstream === undefined) {
       const known = [...this.#byName.keys()].map((known) => `"${known}"`).join(', ') || 'none';
       throw new MtlsConfigError(
         'ERR_MTLS_CONFIG_INVALID',
-        `no upstream named "${name}" in MtlsModule option "client.upstreams" (configured: ${known})`,
+        `no upstream named ${describeValue(name)} in MtlsModule option "client.upstreams" (configured: ${known})`,
       );
     }
     return upstream;
@@ -71,28 +97,29 @@ export class UpstreamRegistry {
     return this.compile(expectPeer);
   }
 
-  /** The compiled expectation of `expectPeer`, built on first use. */
+  /**
+   * The compiled expectation of `expectPeer`, built on first use. Throws MtlsConfigError for an unknown named peer,
+   * a malformed SPIFFE ID or pattern, or a host name that is neither a DNS name nor an IP address.
+   */
   compile(expectPeer: ExpectedPeer): UpstreamExpectation {
     if (typeof expectPeer === 'string') {
-      let expectation = this.#spiffe.get(expectPeer);
-      if (expectation === undefined) {
-        expectation = expectSpiffePeer(expectPeer, this.namedPeers);
+      const cached = this.#configured.get(expectPeer) ?? this.#spiffe.get(expectPeer);
+      if (cached !== undefined) return cached;
+      const expectation = expectSpiffePeer(expectPeer, this.namedPeers);
+      // Named peers and their IDs are bounded by configuration, and the commonest values: never evicted.
+      if (this.#compilingConfiguration || this.namedPeers.has(expectPeer) || this.#configuredIds.has(expectPeer)) {
+        this.#configured.set(expectPeer, expectation);
+      } else {
         this.#spiffe.set(expectPeer, expectation);
       }
       return expectation;
     }
-    const hostname = expectPeer?.hostname;
-    if (typeof hostname !== 'string' || hostname.length === 0) {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got ${JSON.stringify(expectPeer)}`,
-      );
-    }
-    let expectation = this.#hostNames.get(hostname);
-    if (expectation === undefined) {
-      expectation = expectHostName(hostname);
-      this.#hostNames.set(hostname, expectation);
-    }
+    const hostname = hostNameOf(expectPeer);
+    const cached = this.#configuredHostNames.get(hostname) ?? this.#hostNames.get(hostname);
+    if (cached !== undefined) return cached;
+    const expectation = expectHostName(hostname);
+    if (this.#compilingConfiguration) this.#configuredHostNames.set(hostname, expectation);
+    else this.#hostNames.set(hostname, expectation);
     return expectation;
   }
 
@@ -124,4 +151,25 @@ export class UpstreamRegistry {
     }
     return { name, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), expectation };
   }
+}
+
+/** The host name of a `{ hostname }` expectation, lower case and without IPv6 brackets; throws MtlsConfigError. */
+function hostNameOf(expectPeer: unknown): string {
+  const isObject = typeof expectPeer === 'object' && expectPeer !== null;
+  const hostname: unknown = isObject ? (expectPeer as { hostname?: unknown }).hostname : undefined;
+  if (typeof hostname !== 'string') {
+    const shown = isObject ? `{ hostname: ${describeValue(hostname)} }` : describeValue(expectPeer);
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got ${shown}`,
+    );
+  }
+  const bare = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  if (isIP(bare) === 0 && !DNS_NAME.test(bare)) {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `expectPeer.hostname must be a DNS name or an IP address; got ${describeValue(hostname)}`,
+    );
+  }
+  return bare.toLowerCase();
 }

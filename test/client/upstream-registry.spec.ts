@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UpstreamRegistry } from '../../lib/client/upstream-registry.js';
+import { MAX_CACHED_EXPECTATIONS, UpstreamRegistry } from '../../lib/client/upstream-registry.js';
 import { URL_HOST_NAME } from '../../lib/client/upstream-identity.js';
 import type { UpstreamOptions } from '../../lib/mtls.options.js';
 
@@ -36,9 +36,55 @@ describe('UpstreamRegistry', () => {
   it.each([
     ['an unknown named peer', 'invetnory', 'ERR_MTLS_UNKNOWN_PEER', 'unknown peer "invetnory"'],
     ['an invalid SPIFFE ID', 'spiffe://Shop.test/x', 'ERR_MTLS_CONFIG_INVALID', ''],
-    ['an empty host name', { hostname: '' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got {"hostname":""}'],
+    ['an empty host name', { hostname: '' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address; got ""'],
+    ['a host name with a space', { hostname: 'billing internal' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address; got "billing internal"'],
+    ['a host name with a port', { hostname: 'billing:8443' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address; got "billing:8443"'],
+    ['a label of 64 characters', { hostname: `${'a'.repeat(64)}.internal` }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address'],
+    ['a host name that is not a string', { hostname: 42 }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got { hostname: 42 }'],
+    ['a number', 42, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 42'],
+    ['null', null, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got null'],
+    ['a BigInt', 1n, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 1n'],
   ])('refuses %s', (_case, expectPeer, code, message) => {
     expect(() => registry().compile(expectPeer as never)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(message) }));
+  });
+
+  it.each([
+    ['billing.internal', 'host name billing.internal', 'billing.internal'],
+    ['Billing.Internal.', 'host name billing.internal.', 'billing.internal.'],
+    ['_grpc._tcp.billing', 'host name _grpc._tcp.billing', '_grpc._tcp.billing'],
+    ['10.0.0.1', 'host name 10.0.0.1', undefined],
+    ['[::1]', 'host name ::1', undefined],
+    ['::1', 'host name ::1', undefined],
+  ])('compiles the host name %j', (hostname, description, servername) => {
+    expect(registry().compile({ hostname })).toMatchObject({ description, servername });
+  });
+
+  it('bounds the expectations compiled from call arguments, whatever a caller sends', () => {
+    const reg = registry({ inventory: { url: 'https://inventory:8443', expectPeer: 'spiffe://shop.test/ns/shop/sa/*' } });
+    const hot = reg.compile('spiffe://shop.test/ns/shop/sa/hot');
+
+    for (let i = 0; i < 4 * MAX_CACHED_EXPECTATIONS; i++) {
+      reg.compile(`spiffe://shop.test/ns/shop/sa/caller-${i}`);
+      reg.compile({ hostname: `host-${i}.internal` });
+      // Used between every two others: the least recently used are evicted, never this one.
+      expect(reg.compile('spiffe://shop.test/ns/shop/sa/hot')).toBe(hot);
+    }
+
+    expect(reg.cacheSizes).toEqual({ configured: 1, spiffe: MAX_CACHED_EXPECTATIONS, hostNames: MAX_CACHED_EXPECTATIONS });
+    // Configuration, named peers and their IDs are never evicted: their pools stay shared.
+    expect(reg.compile('spiffe://shop.test/ns/shop/sa/*')).toBe(reg.upstream('inventory').expectation);
+  });
+
+  it('keeps named peers and their SPIFFE IDs apart from the LRU', () => {
+    const reg = registry();
+    const byName = reg.compile('inventory');
+    const byId = reg.compile(INVENTORY);
+
+    for (let i = 0; i < 2 * MAX_CACHED_EXPECTATIONS; i++) reg.compile(`spiffe://shop.test/caller-${i}`);
+
+    expect(reg.compile('inventory')).toBe(byName);
+    expect(reg.compile(INVENTORY)).toBe(byId);
+    expect(reg.cacheSizes).toEqual({ configured: 2, spiffe: MAX_CACHED_EXPECTATIONS, hostNames: 0 });
   });
 
   it.each([
@@ -51,9 +97,13 @@ describe('UpstreamRegistry', () => {
     );
   });
 
-  it('names the configured upstreams when asked for an unknown one', () => {
-    expect(() => registry({ inventory: { url: 'https://inventory:8443', expectPeer: INVENTORY } }).upstream('billing')).toThrow(
-      'no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")',
-    );
+  it.each([
+    ['billing', 'no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")'],
+    [42, 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")'],
+    [undefined, 'no upstream named undefined in MtlsModule option "client.upstreams" (configured: "inventory")'],
+  ])('names the configured upstreams when asked for %j', (name, message) => {
+    const reg = registry({ inventory: { url: 'https://inventory:8443', expectPeer: INVENTORY } });
+
+    expect(() => reg.upstream(name as string)).toThrow(expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message }));
   });
 });
