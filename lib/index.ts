@@ -10,12 +10,74 @@ export type {
 } from './mtls.options.js';
 export type { ResolvedMtlsOptions } from './mtls.config.js';
 
-export * from './errors/mtls.errors.js';
-export * from './identity/index.js';
-export * from './authorization/index.js';
-export * from './client/index.js';
+export {
+  CertificateParseError,
+  CredentialsError,
+  MtlsConfigError,
+  MtlsError,
+  PeerError,
+  SpiffeIdError,
+  UpstreamError,
+} from './errors/mtls.errors.js';
+export type {
+  ConfigErrorCode,
+  CredentialsErrorCode,
+  CredentialsErrorDetail,
+  MtlsErrorCode,
+  PeerErrorCode,
+  UpstreamErrorCode,
+  UpstreamErrorDetail,
+} from './errors/mtls.errors.js';
+export {
+  EKU_CLIENT_AUTH,
+  EKU_SERVER_AUTH,
+  SPIFFE_ID_MAX_BYTES,
+  SpiffeId,
+  TRUST_DOMAIN_MAX_BYTES,
+  isValidSpiffeId,
+  joinSpiffePathSegments,
+  parseCertificateDer,
+  parseCertificatesPem,
+  parseSpiffeId,
+  parseTrustDomain,
+  peerIdentityFromCertificate,
+  peerIdentityFromDer,
+  spiffeIdError,
+  spiffeIdFromPath,
+  spiffeIdFromSegments,
+  validateSpiffePath,
+  validateSpiffePathSegment,
+} from './identity/index.js';
+export type { CertificateInfo, KeyUsageBits, PeerIdentity } from './identity/index.js';
+export {
+  authorizeAny,
+  authorizeAnyOf,
+  authorizeCommonName,
+  authorizeDnsName,
+  authorizeId,
+  authorizeMatch,
+  authorizeMemberOf,
+  authorizeNone,
+  authorizeOneOf,
+  compileSpiffePattern,
+} from './authorization/index.js';
+export type { Authorizer } from './authorization/index.js';
+export { MtlsDispatcher, MtlsHttpClient, MtlsHttpsAgent, MtlsUpstreamClient } from './client/index.js';
+export type {
+  ExpectedPeer,
+  HttpMethod,
+  MtlsBodyRequestOptions,
+  MtlsConnectionOptions,
+  MtlsRequestOptions,
+  MtlsResponse,
+  MtlsUpstreamBodyRequestOptions,
+  MtlsUpstreamRequestOptions,
+  QueryValue,
+} from './client/index.js';
 
 export { CredentialStore } from './credentials/credential-store.js';
+export { CredentialsReloader } from './credentials/credentials-reloader.js';
+export type { CredentialsReloaderOptions, ReloadResult } from './credentials/credentials-reloader.js';
 export type { CredentialsListener } from './credentials/credential-store.js';
 export { PrivateKeyMaterial } from './credentials/private-key.js';
 export { loadCredentials, readCredentials, resolveCredentialFiles, validateCredentials } from './credentials/credentials-loader.js';

@@ -11,5 +11,3 @@ export {
   compileSpiffePattern,
 } from './authorizer.js';
 export type { Authorizer } from './authorizer.js';
-export { compileNamedPeers, compileRule } from './peer-rule.js';
-export type { PeerRule } from './peer-rule.js';

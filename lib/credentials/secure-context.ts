@@ -1,3 +1,4 @@
+import { constants as cryptoConstants } from 'node:crypto';
 import { createSecureContext as createTlsSecureContext } from 'node:tls';
 import type { SecureContext, SecureContextOptions } from 'node:tls';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
@@ -45,6 +46,8 @@ export function secureContextOptions(credentials: Credentials, policy: TlsPolicy
     ...(policy.ciphers === undefined ? {} : { ciphers: policy.ciphers }),
     ...(policy.ecdhCurve === undefined ? {} : { ecdhCurve: policy.ecdhCurve }),
     honorCipherOrder: true,
+    // The peer's identity is derived once per connection: a TLS 1.2 renegotiation must not swap its certificate.
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
   };
 }
 

@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -51,7 +52,7 @@ afterAll(async () => {
 describe('secureContextOptions', () => {
   it('returns the full option set, with defaults', () => {
     const options = secureContextOptions(server);
-    expect(Object.keys(options).sort()).toEqual(['ca', 'cert', 'crl', 'honorCipherOrder', 'key', 'maxVersion', 'minVersion']);
+    expect(Object.keys(options).sort()).toEqual(['ca', 'cert', 'crl', 'honorCipherOrder', 'key', 'maxVersion', 'minVersion', 'secureOptions']);
     expect(options.key).toEqual(Buffer.from(serverIssued.keyPem));
     expect(options.cert).toBe(serverIssued.chainPem);
     expect(options.ca).toEqual([ca.rootPem]);
@@ -59,12 +60,13 @@ describe('secureContextOptions', () => {
     expect(options.crl).toEqual([...server.crlPems]);
     expect((options.crl as string[]).map((pem) => pem.match(/BEGIN X509 CRL/g)?.length)).toEqual([1, 1]);
     expect(options).toMatchObject({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', honorCipherOrder: true });
+    expect(options.secureOptions).toBe(constants.SSL_OP_NO_RENEGOTIATION);
   });
 
   it('omits crl when there is none and passes the policy through', () => {
     const policy = { minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256', ecdhCurve: 'X25519:P-256' } as const;
     const options = secureContextOptions(client, policy);
-    expect(Object.keys(options).sort()).toEqual(['ca', 'cert', 'ciphers', 'ecdhCurve', 'honorCipherOrder', 'key', 'maxVersion', 'minVersion']);
+    expect(Object.keys(options).sort()).toEqual(['ca', 'cert', 'ciphers', 'ecdhCurve', 'honorCipherOrder', 'key', 'maxVersion', 'minVersion', 'secureOptions']);
     expect(options).toMatchObject({ ...policy, maxVersion: 'TLSv1.3', ca: [ca.rootPem] });
   });
 });
