@@ -1,36 +1,6 @@
 import { UpstreamError, type UpstreamErrorCode } from '../errors/mtls.errors.js';
+import { X509_VERIFY_ERRORS } from '../errors/x509-verify-errors.js';
 import { isConnectError } from './client-generation.js';
-
-/** Certificate verification results OpenSSL reports as `error.code` (Node's X509 error table). */
-const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_CRL',
-  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
-  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
-  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
-  'CERT_SIGNATURE_FAILURE',
-  'CRL_SIGNATURE_FAILURE',
-  'CERT_NOT_YET_VALID',
-  'CERT_HAS_EXPIRED',
-  'CRL_NOT_YET_VALID',
-  'CRL_HAS_EXPIRED',
-  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
-  'ERROR_IN_CERT_NOT_AFTER_FIELD',
-  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
-  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'CERT_CHAIN_TOO_LONG',
-  'CERT_REVOKED',
-  'INVALID_CA',
-  'PATH_LENGTH_EXCEEDED',
-  'INVALID_PURPOSE',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'HOSTNAME_MISMATCH',
-]);
 
 const TIMEOUT_ERRORS: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
@@ -71,7 +41,7 @@ export function toUpstreamError(error: unknown, call: UpstreamCall): UpstreamErr
     new UpstreamError(kind, `${request} to upstream ${upstream}: ${message}`, { upstream, expected, seen }, { cause: error });
 
   if (code !== undefined && TIMEOUT_ERRORS.has(code)) return fail('ERR_MTLS_UPSTREAM_TIMEOUT', `timed out (${detail})`);
-  if (code !== undefined && CERTIFICATE_ERRORS.has(code)) {
+  if (code !== undefined && X509_VERIFY_ERRORS.has(code)) {
     return fail('ERR_MTLS_UPSTREAM_TLS', `the server's certificate was refused: ${code} (${detail})`);
   }
   if (code !== undefined && /^ERR_(SSL|TLS|OSSL)_/.test(code)) {

@@ -1,4 +1,5 @@
 import type { PeerErrorCode } from '../../errors/mtls.errors.js';
+import { X509_VERIFY_ERRORS } from '../../errors/x509-verify-errors.js';
 
 /** The label value of every reason or route outside the bounded set. */
 export const OTHER_LABEL = 'other';
@@ -11,33 +12,7 @@ export const OTHER_LABEL = 'other';
  */
 const HANDSHAKE_REASONS: ReadonlySet<string> = new Set([
   // Certificate verification (peer certificate presented, rejected).
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_CRL',
-  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
-  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
-  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
-  'CERT_SIGNATURE_FAILURE',
-  'CRL_SIGNATURE_FAILURE',
-  'CERT_NOT_YET_VALID',
-  'CERT_HAS_EXPIRED',
-  'CRL_NOT_YET_VALID',
-  'CRL_HAS_EXPIRED',
-  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
-  'ERROR_IN_CERT_NOT_AFTER_FIELD',
-  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
-  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'CERT_CHAIN_TOO_LONG',
-  'CERT_REVOKED',
-  'INVALID_CA',
-  'PATH_LENGTH_EXCEEDED',
-  'INVALID_PURPOSE',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'UNSPECIFIED',
+  ...X509_VERIFY_ERRORS,
   // Handshake failures before or around verification.
   'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE',
   'ERR_SSL_CERTIFICATE_VERIFY_FAILED',
