@@ -56,6 +56,14 @@ function derive(socket: Partial<TLSSocket>, bundle: readonly CertificateInfo[]):
   }
   try {
     const leaf = parseCertificateDer(certificate.raw);
+    // A resumed TLS session carries the verdict of its first handshake, possibly past the certificate's lifetime.
+    const now = Date.now();
+    if (now > leaf.notAfter.getTime() || now < leaf.notBefore.getTime()) {
+      return new PeerError(
+        'ERR_MTLS_PEER_UNAUTHENTICATED',
+        `peer certificate is valid only from ${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()}`,
+      );
+    }
     const peer = peerIdentityFromCertificate(leaf);
     const problem = TrustAnchors.of(bundle).problem(peer, leaf, () => presentedAfter(certificate));
     return problem === undefined ? peer : new PeerError('ERR_MTLS_PEER_INVALID', problem);

@@ -1,15 +1,18 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
 import { secureContextOptions } from '../credentials/secure-context.js';
-import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { MtlsConfigError, PeerError } from '../errors/mtls.errors.js';
 import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
+import { ConnectionIdentities } from './connection-identity.js';
 import { ConnectionTracker } from './connection-tracker.js';
+import { toHttpException } from './mtls-http-errors.js';
 
 const NOT_HTTPS =
   'MtlsModule needs the application to be served over HTTPS. In main.ts, create the app with:\n' +
@@ -57,6 +60,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
     @Inject(MTLS_IDENTITY_CREDENTIALS) private readonly store: CredentialStore,
     private readonly events: MtlsEvents,
+    private readonly identities: ConnectionIdentities,
   ) {
     this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
     this.#connections = new ConnectionTracker({ events, logRateLimitPerMinute: options.logRateLimitPerMinute, logger: this.#logger });
@@ -99,6 +103,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     this.#connections.startPeriodicRecheck(this.options.reload.pollIntervalMs, () => this.store.current);
     server.on('tlsClientError', this.#onHandshakeRejected);
     if (this.options.mode === 'permissive') {
+      gateUnauthenticated(server, this.identities);
       this.#logger.warn(
         'permissive mode: handshakes without a valid client certificate complete and the guard answers 401; use only while migrating',
       );
@@ -134,6 +139,27 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       this.#logger.warn(`TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}${more}`);
     }
   };
+}
+
+type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
+
+/**
+ * In permissive mode, answers 401 to requests from peers without a verified certificate before the application sees
+ * them: middleware, static files and unknown routes run before any guard, and must not be reachable either.
+ */
+function gateUnauthenticated(server: TlsServer, identities: ConnectionIdentities): void {
+  const application = server.listeners('request') as RequestListener[];
+  server.removeAllListeners('request');
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const peer = identities.identify(request.socket);
+    if (peer instanceof PeerError && peer.code === 'ERR_MTLS_PEER_UNAUTHENTICATED') {
+      const exception = toHttpException(peer);
+      response.writeHead(exception.getStatus(), { 'content-type': 'application/json; charset=utf-8' });
+      response.end(JSON.stringify(exception.getResponse()));
+      return;
+    }
+    for (const listener of application) listener.call(server, request, response);
+  });
 }
 
 function onSecureConnection(socket: TLSSocket): void {

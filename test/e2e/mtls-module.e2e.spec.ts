@@ -312,6 +312,13 @@ describe('permissive mode', () => {
     expect(res.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
   });
 
+  it('answers 401 before middleware and routing: unknown routes are not reachable either', async () => {
+    const res = await callAs(app, undefined, { ca: pki.bundlePem }).get('/no/such/route');
+    expect(res.status).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
+    expect((await callAs(app, await pki.peer(ORDERS)).get('/no/such/route')).status).toBe(404);
+  });
+
   it('answers 401 to an untrusted certificate and 200 to a good one', async () => {
     expect((await callAs(app, await pki.foreignPeer(ORDERS)).get('/rules/class')).status).toBe(401);
     expect((await callAs(app, await pki.expiredPeer(ORDERS)).get('/rules/class')).status).toBe(401);
