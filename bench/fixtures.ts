@@ -1,0 +1,43 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestPki } from '../lib/testing/index.js';
+
+/** The identity every server presents (and the rotation server calls itself as). */
+export const SERVER_SPIFFE_ID = 'spiffe://shop.test/ns/shop/sa/inventory';
+/** The identity of the load generators, the one `@AllowPeers('orders')` admits. */
+export const CALLER_SPIFFE_ID = 'spiffe://shop.test/ns/shop/sa/orders';
+
+/** The CA and the credential directories (Kubernetes Secret layout) of one run, in a temporary directory. */
+export interface BenchFixtures {
+  readonly pki: TestPki;
+  /** Read by the servers of the throughput groups; never rewritten. */
+  readonly serverDir: string;
+  /** The load generators' credentials. */
+  readonly callerDir: string;
+  /** The rotation server's Secret directory, rewritten by the rotation group. */
+  readonly rotationDir: string;
+  /** Deletes every file of the run. */
+  remove(): Promise<void>;
+}
+
+/** Mints ECDSA P-256 credentials for the servers and the callers under one test CA. */
+export async function createFixtures(): Promise<BenchFixtures> {
+  const root = await mkdtemp(join(tmpdir(), 'nestjs-mtls-bench-'));
+  try {
+    const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const server = await pki.credentials(SERVER_SPIFFE_ID, join(root, 'server'));
+    const caller = await pki.credentials(CALLER_SPIFFE_ID, join(root, 'caller'));
+    const rotation = await pki.credentials(SERVER_SPIFFE_ID, join(root, 'rotation'));
+    return {
+      pki,
+      serverDir: server.dir,
+      callerDir: caller.dir,
+      rotationDir: rotation.dir,
+      remove: () => rm(root, { recursive: true, force: true }),
+    };
+  } catch (error) {
+    await rm(root, { recursive: true, force: true });
+    throw error;
+  }
+}
