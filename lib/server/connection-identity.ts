@@ -10,6 +10,22 @@ import { MTLS_IDENTITY_CREDENTIALS } from '../mtls.constants.js';
 
 /** Most certificates read after a peer's leaf: a real chain has one or two intermediates. */
 const MAX_PRESENTED = 8;
+/** Distinct peer leaves whose verdict is remembered per trust bundle; beyond it the memory starts over. */
+const MAX_REMEMBERED_LEAVES = 1024;
+
+type Verdict = PeerIdentity | PeerError;
+
+/** Verdicts per trust bundle, by leaf SHA-256: a reconnecting peer is not parsed and checked again. */
+const verdictsByBundle = new WeakMap<readonly CertificateInfo[], Map<string, Verdict>>();
+
+function verdictsFor(bundle: readonly CertificateInfo[]): Map<string, Verdict> {
+  let verdicts = verdictsByBundle.get(bundle);
+  if (verdicts === undefined) {
+    verdicts = new Map();
+    verdictsByBundle.set(bundle, verdicts);
+  }
+  return verdicts;
+}
 
 /**
  * Derives the peer's identity once per TLS connection and caches it on the socket's behalf.
@@ -54,16 +70,30 @@ function derive(socket: Partial<TLSSocket>, bundle: readonly CertificateInfo[]):
       `peer certificate not trusted: ${String(socket.authorizationError ?? 'unknown reason')}`,
     );
   }
+  const verdicts = verdictsFor(bundle);
+  const key = certificate.fingerprint256;
+  let verdict = verdicts.get(key);
+  if (verdict === undefined) {
+    verdict = judge(certificate, bundle);
+    if (verdicts.size >= MAX_REMEMBERED_LEAVES) verdicts.clear();
+    verdicts.set(key, verdict);
+  }
+  if (verdict instanceof PeerError) return verdict;
+  // A resumed TLS session carries the verdict of its first handshake, possibly past the certificate's lifetime.
+  const now = Date.now();
+  if (now > verdict.notAfter.getTime() || now < verdict.notBefore.getTime()) {
+    return new PeerError(
+      'ERR_MTLS_PEER_UNAUTHENTICATED',
+      `peer certificate is valid only from ${verdict.notBefore.toISOString()} to ${verdict.notAfter.toISOString()}`,
+    );
+  }
+  return verdict;
+}
+
+/** The identity a leaf proves under this bundle, or why it proves none; independent of time and connection. */
+function judge(certificate: X509Certificate, bundle: readonly CertificateInfo[]): Verdict {
   try {
     const leaf = parseCertificateDer(certificate.raw);
-    // A resumed TLS session carries the verdict of its first handshake, possibly past the certificate's lifetime.
-    const now = Date.now();
-    if (now > leaf.notAfter.getTime() || now < leaf.notBefore.getTime()) {
-      return new PeerError(
-        'ERR_MTLS_PEER_UNAUTHENTICATED',
-        `peer certificate is valid only from ${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()}`,
-      );
-    }
     const peer = peerIdentityFromCertificate(leaf);
     const problem = TrustAnchors.of(bundle).problem(peer, leaf, () => presentedAfter(certificate));
     return problem === undefined ? peer : new PeerError('ERR_MTLS_PEER_INVALID', problem);
