@@ -416,7 +416,7 @@ export class CertificateAuthority {
     return { subject: this.subject, trustDomain: this.trustDomain, fingerprint256: this.fingerprint256, keyPem: REDACTED };
   }
 
-  /** Redacts the key from `util.inspect`, `console.log` and Nest's Logger. */
+  /** Redacts the key from `util.inspect` (and so from console output) and from Nest's Logger. */
   [inspect.custom](): string {
     return `CertificateAuthority ${inspect(this.toJSON())}`;
   }
