@@ -51,17 +51,31 @@ export function secureContextOptions(credentials: Credentials, policy: TlsPolicy
   };
 }
 
+/** Contexts built per credential set and policy object: the reloader's trial context is the one the client uses. */
+const contexts = new WeakMap<Credentials, WeakMap<TlsPolicyOptions, SecureContext>>();
+const NO_POLICY: TlsPolicyOptions = {};
+
 /**
- * Builds a SecureContext from validated credentials and the TLS policy. Throws CredentialsError when OpenSSL refuses
- * the material and MtlsConfigError when it refuses the policy; messages carry OpenSSL's reason code, never input bytes.
+ * The SecureContext of validated credentials under a TLS policy, built once per (credentials, policy object). Throws
+ * CredentialsError when OpenSSL refuses the material and MtlsConfigError when it refuses the policy; messages carry
+ * OpenSSL's reason code, never input bytes.
  */
-export function createSecureContext(credentials: Credentials, policy: TlsPolicyOptions = {}): SecureContext {
-  const options = secureContextOptions(credentials, policy);
-  try {
-    return createTlsSecureContext(options);
-  } catch (error) {
-    throw refusal(error, credentials, policy);
+export function createSecureContext(credentials: Credentials, policy: TlsPolicyOptions = NO_POLICY): SecureContext {
+  let byPolicy = contexts.get(credentials);
+  if (byPolicy === undefined) {
+    byPolicy = new WeakMap();
+    contexts.set(credentials, byPolicy);
   }
+  let context = byPolicy.get(policy);
+  if (context === undefined) {
+    try {
+      context = createTlsSecureContext(secureContextOptions(credentials, policy));
+    } catch (error) {
+      throw refusal(error, credentials, policy);
+    }
+    byPolicy.set(policy, context);
+  }
+  return context;
 }
 
 function refusal(error: unknown, credentials: Credentials, policy: TlsPolicyOptions): Error {
