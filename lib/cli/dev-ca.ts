@@ -132,18 +132,8 @@ export interface DevCertificateResult {
   readonly createdCa?: DevCaResult;
 }
 
-/** One identity for {@link ensureDevCertificates}. */
-export interface DevIdentity {
-  /** Folder of the set, `<dir>/<name>/`. */
-  name: string;
-  spiffeId: string;
-  dnsNames?: string[];
-  ipAddresses?: string[];
-  /** @default 24 hours */
-  validityMs?: number;
-  /** @default 'ECDSA-P256' */
-  keyAlgorithm?: KeyAlgorithm;
-}
+/** One identity for {@link ensureDevCertificates}: what {@link issueDevCertificate} takes, less the shared directory. */
+export type DevIdentity = Omit<IssueDevCertificateOptions, 'dir' | 'force'>;
 
 /** Options of {@link ensureDevCertificates}. */
 export interface EnsureDevCertificatesOptions {
