@@ -4,7 +4,7 @@ import 'reflect-metadata';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { connect, type SecureContext } from 'node:tls';
-import { Agent, fetch, Pool } from 'undici';
+import { Agent, fetch, Pool, type Dispatcher } from 'undici';
 import type { MtlsHttpClient } from '../lib/client/index.js';
 import { CredentialStore } from '../lib/credentials/credential-store.js';
 import { loadCredentials } from '../lib/credentials/credentials-loader.js';
@@ -27,6 +27,15 @@ interface Client {
 
 function expectOk(status: number | undefined): void {
   if (status !== 200) throw new Error(`HTTP ${String(status)}`);
+}
+
+function viaFetch(url: string, dispatcher: Dispatcher): Call {
+  return async () => {
+    const response = await fetch(url, { dispatcher });
+    await response.json();
+    expectOk(response.status);
+    return undefined;
+  };
 }
 
 function viaHttps(agent: HttpsAgent): Call {
@@ -145,28 +154,11 @@ async function createClient(variant: ClientVariant): Promise<Client> {
     }
     case 'undici-fetch': {
       const dispatcher = new Agent({ connections: job.concurrency, connect: tls });
-      return {
-        call: async () => {
-          const response = await fetch(url, { dispatcher });
-          await response.json();
-          expectOk(response.status);
-          return undefined;
-        },
-        close: () => dispatcher.close(),
-      };
+      return { call: viaFetch(url, dispatcher), close: () => dispatcher.close() };
     }
     case 'mtls-fetch': {
       const client = await mtls();
-      const dispatcher = client.dispatcher({ expectPeer });
-      return {
-        call: async () => {
-          const response = await fetch(url, { dispatcher });
-          await response.json();
-          expectOk(response.status);
-          return undefined;
-        },
-        close: () => client.close(),
-      };
+      return { call: viaFetch(url, client.dispatcher({ expectPeer })), close: () => client.close() };
     }
   }
 }
