@@ -10,14 +10,11 @@ import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
+import { notHttpsMessage, watchAdditionalServers } from './adapters/http-servers.js';
 import { ConnectionIdentities } from './connection-identity.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { toHttpException } from './mtls-http-errors.js';
-
-const NOT_HTTPS =
-  'MtlsModule needs the application to be served over HTTPS. In main.ts, create the app with:\n' +
-  "  import { mtlsHttpsOptions } from 'nestjs-mtls';\n" +
-  '  const app = await NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() });';
+import { connectionOf } from './peer-request.js';
 
 /**
  * TLS settings given to `https.createServer` that `setSecureContext` would silently replace on the first install:
@@ -52,7 +49,8 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   readonly #logger = new Logger('MtlsServer');
   readonly #limiter: LogRateLimiter;
   readonly #connections: ConnectionTracker;
-  #server: TlsServer | undefined;
+  /** Every server the application listens on: `getHttpServer()`'s, then any Fastify adds for more addresses. */
+  readonly #servers: TlsServer[] = [];
   #unsubscribe: (() => void) | undefined;
 
   constructor(
@@ -71,14 +69,20 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     return this.#connections;
   }
 
-  /** The mTLS server, once bound. */
+  /** The mTLS server (`getHttpServer()`'s), once bound. */
   get server(): TlsServer | undefined {
-    return this.#server;
+    return this.#servers[0];
+  }
+
+  /** Every server bound so far: the application's, and those Fastify added to listen on more addresses. */
+  get servers(): readonly TlsServer[] {
+    return this.#servers;
   }
 
   onModuleInit(): void {
-    const server: unknown = this.adapterHost.httpAdapter?.getHttpServer();
-    if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', NOT_HTTPS);
+    const adapter = this.adapterHost.httpAdapter;
+    const server: unknown = adapter?.getHttpServer();
+    if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', notHttpsMessage(adapter));
     const dropped = droppedHttpsOptions(server);
     if (dropped.length > 0) {
       throw new MtlsConfigError(
@@ -87,23 +91,20 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
           'httpsOptions: mtlsHttpsOptions(), and set certificates with the module option "credentials" and TLS policy with "tls"',
       );
     }
-    this.#server = server;
-    const policy = server as unknown as ClientCertificatePolicy;
-    policy.requestCert = true;
-    policy.rejectUnauthorized = this.options.mode === 'strict';
-    this.#install(this.store.current);
+    this.#bindServer(server);
+    watchAdditionalServers(
+      adapter,
+      (additional) => this.#bindServer(additional),
+      (message) => this.#logger.error(message),
+    );
     this.#connections.update(this.store.current);
     this.#unsubscribe = this.store.subscribe((current) => {
-      this.#install(current);
+      for (const bound of this.#servers) this.#install(bound, current);
       // New handshakes already use the new trust; now cut off open connections it no longer accepts.
       this.#connections.update(current);
     });
-    server.on('secureConnection', onSecureConnection);
-    server.on('secureConnection', this.#connections.track);
     this.#connections.startPeriodicRecheck(this.options.reload.pollIntervalMs, () => this.store.current);
-    server.on('tlsClientError', this.#onHandshakeRejected);
     if (this.options.mode === 'permissive') {
-      gateUnauthenticated(server, this.identities);
       this.#logger.warn(
         'permissive mode: handshakes without a valid client certificate complete and the guard answers 401; use only while migrating',
       );
@@ -113,14 +114,28 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.#unsubscribe?.();
     this.#connections.stopPeriodicRecheck();
-    this.#server?.off('secureConnection', onSecureConnection);
-    this.#server?.off('secureConnection', this.#connections.track);
-    this.#server?.off('tlsClientError', this.#onHandshakeRejected);
+    for (const server of this.#servers) {
+      server.off('secureConnection', onSecureConnection);
+      server.off('secureConnection', this.#connections.track);
+      server.off('tlsClientError', this.#onHandshakeRejected);
+    }
   }
 
-  #install(credentials: Credentials): void {
-    const server = this.#server;
-    if (server === undefined) return;
+  /** Everything one server needs: client-certificate policy, credentials, connection tracking, rejection logs. */
+  #bindServer(server: TlsServer): void {
+    if (!(server instanceof TlsServer) || this.#servers.includes(server)) return;
+    this.#servers.push(server);
+    const policy = server as unknown as ClientCertificatePolicy;
+    policy.requestCert = true;
+    policy.rejectUnauthorized = this.options.mode === 'strict';
+    this.#install(server, this.store.current);
+    server.on('secureConnection', onSecureConnection);
+    server.on('secureConnection', this.#connections.track);
+    server.on('tlsClientError', this.#onHandshakeRejected);
+    if (this.options.mode === 'permissive') gateUnauthenticated(server, this.identities);
+  }
+
+  #install(server: TlsServer, credentials: Credentials): void {
     server.setSecureContext(secureContextOptions(credentials, this.options.tls));
     // New connections use the context just built; the copy Node keeps on the server is only a leak waiting to happen.
     const fields = server as unknown as Record<string, unknown>;
@@ -151,7 +166,7 @@ function gateUnauthenticated(server: TlsServer, identities: ConnectionIdentities
   const application = server.listeners('request') as RequestListener[];
   server.removeAllListeners('request');
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    const peer = identities.identify(request.socket);
+    const peer = identities.identify(connectionOf(request));
     if (peer instanceof PeerError && peer.code === 'ERR_MTLS_PEER_UNAUTHENTICATED') {
       const exception = toHttpException(peer);
       response.writeHead(exception.getStatus(), { 'content-type': 'application/json; charset=utf-8' });

@@ -7,7 +7,7 @@ import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { ConnectionIdentities } from './connection-identity.js';
 import { toHttpException } from './mtls-http-errors.js';
-import { attachPeer } from './peer-request.js';
+import { attachPeer, connectionOf } from './peer-request.js';
 import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
 
 interface RequestLike {
@@ -31,8 +31,8 @@ function requestOf(context: ExecutionContext): RequestLike | undefined {
 
 /**
  * Admits a request only when its TLS peer satisfies the route's rule (deny by default), then hands the
- * peer to the handler. Registered globally by `MtlsModule`. Reads only `request.socket`, which Express
- * and Fastify requests both expose, so it does not depend on the HTTP adapter. Handlers of other transports
+ * peer to the handler. Registered globally by `MtlsModule`. Reads only the request's TLS connection
+ * ({@link connectionOf}: `request.socket`, or the HTTP/2 session's socket), so it does not depend on the HTTP adapter. Handlers of other transports
  * (microservices, websockets) are denied unless `nonHttpContexts: 'allow'`: they are not served by the mTLS server.
  */
 @Injectable()
@@ -57,7 +57,7 @@ export class MtlsGuard implements CanActivate {
       const reason = `a ${context.getType()} handler carries no TLS connection to authenticate (option nonHttpContexts)`;
       return this.#deny(new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', reason), policy, undefined);
     }
-    const peer = this.connections.identify(request.socket);
+    const peer = this.connections.identify(connectionOf(request));
     if (peer instanceof PeerError) return this.#deny(peer, policy, undefined);
     const reason = policy.authorizer(peer);
     if (reason !== undefined) {

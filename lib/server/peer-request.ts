@@ -2,8 +2,28 @@ import type { PeerIdentity } from '../identity/peer-identity.js';
 
 const PEER = Symbol('nestjs-mtls.peer');
 
+interface Http2StreamLike {
+  session?: { socket?: unknown; destroyed?: boolean } | undefined;
+}
+
 interface WithSocket {
   socket?: unknown;
+  /** Node's HTTP/2 compatibility request (`Http2ServerRequest`). */
+  stream?: Http2StreamLike | undefined;
+  /** Fastify's request wraps Node's. */
+  raw?: { stream?: Http2StreamLike | undefined } | undefined;
+}
+
+/**
+ * @internal The TLS connection a request came over. HTTP/1.1 (Express, Fastify): `request.socket`. HTTP/2: the
+ * request's `socket` is a proxy made per stream; the connection is the session's socket (one per TLS connection, so
+ * the identity is derived once per connection, not per stream). A destroyed session has no connection left.
+ */
+export function connectionOf(request: WithSocket): unknown {
+  const stream = request.raw?.stream ?? request.stream;
+  if (stream === undefined) return request.socket;
+  const session = stream.session;
+  return session === undefined || session.destroyed === true ? undefined : session.socket;
 }
 
 /**
@@ -12,7 +32,7 @@ interface WithSocket {
  * object reshapes it (measured: most of the guard's keep-alive cost).
  */
 export function attachPeer(request: WithSocket, peer: PeerIdentity): void {
-  const socket = request.socket;
+  const socket = connectionOf(request);
   if (typeof socket === 'object' && socket !== null) (socket as { [PEER]?: PeerIdentity })[PEER] = peer;
 }
 
@@ -21,6 +41,6 @@ export function attachPeer(request: WithSocket, peer: PeerIdentity): void {
  * interceptors this is the identity the route's rule admitted; undefined when the guard admitted no peer.
  */
 export function peerOfRequest(request: object): PeerIdentity | undefined {
-  const socket = (request as WithSocket).socket;
+  const socket = connectionOf(request as WithSocket);
   return typeof socket === 'object' && socket !== null ? (socket as { [PEER]?: PeerIdentity })[PEER] : undefined;
 }

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
+import { connect as connectHttp2, constants as http2Constants, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TestPeer } from './test-pki.js';
@@ -37,6 +38,8 @@ export interface CallAsOptions {
   /** TLS protocol bounds, e.g. to test a TLS 1.2 client. */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Speak HTTP/2 (ALPN `h2` only): one new session per call, like the HTTP/1.1 calls' one connection each. */
+  http2?: boolean;
 }
 
 function baseUrl(target: INestApplication | string): URL {
@@ -64,7 +67,7 @@ export function callAs(
   const origin = baseUrl(target);
   const ca = options.ca ?? peer?.caPem;
   if (ca === undefined) throw new Error('callAs: pass options.ca to verify the server when calling without a peer');
-  const send = (method: string, path: string, { headers = {}, body }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send1 = (method: string, path: string, { headers = {}, body }: PeerRequestOptions = {}): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -97,6 +100,43 @@ export function callAs(
       req.on('error', reject);
       req.end(payload);
     });
+  const send2 = (method: string, path: string, { headers = {}, body }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const session = connectHttp2(origin.origin, {
+        ca,
+        ...(peer ? { cert: peer.chainPem, key: peer.keyPem } : {}),
+        ...(options.minVersion ? { minVersion: options.minVersion } : {}),
+        ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
+        ALPNProtocols: ['h2'],
+      });
+      const fail = (error: Error) => {
+        session.destroy();
+        reject(error);
+      };
+      session.on('error', fail);
+      // A server that closes the session (revocation, a refused peer) before answering fails the call.
+      session.on('close', () => reject(new Error('HTTP/2 session closed before the response')));
+      const stream = session.request({
+        ...headers,
+        ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+        [http2Constants.HTTP2_HEADER_METHOD]: method,
+        [http2Constants.HTTP2_HEADER_PATH]: path,
+      });
+      let responseHeaders: Http2Headers = {};
+      const chunks: Buffer[] = [];
+      stream.on('response', (received) => (responseHeaders = received));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('error', fail);
+      stream.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const { [http2Constants.HTTP2_HEADER_STATUS]: status, ...rest } = responseHeaders;
+        resolve({ status: Number(status ?? 0), headers: rest as IncomingHttpHeaders, body: text, json: () => JSON.parse(text) });
+        session.close();
+      });
+      stream.end(payload);
+    });
+  const send = options.http2 === true ? send2 : send1;
   return {
     get: (path, opts) => send('GET', path, opts),
     post: (path, body, opts) => send('POST', path, { ...opts, body }),

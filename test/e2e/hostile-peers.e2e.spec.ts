@@ -19,6 +19,7 @@ import {
 import { callAs, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import type { IssueOptions } from '../../lib/pki/certificate-authority.js';
 import { startMtlsApp } from '../support/app.js';
+import { SERVER_CELLS } from '../support/cells.js';
 
 /*
  * Every hostile certificate against every kind of rule, through a real Nest app and real TLS. The server trusts two
@@ -169,7 +170,7 @@ const controls: Record<string, Case> = {
   },
 };
 
-describe('hostile peers against every rule', () => {
+describe.each(SERVER_CELLS)('hostile peers against every rule ($name)', (cell) => {
   let shop: TestPki;
   let elsewhere: TestPki;
   let dir: string;
@@ -186,8 +187,8 @@ describe('hostile peers against every rule', () => {
     // Both roots in one bundle: the federation case where the trust domain must come from the anchor.
     await writeKubernetesSecret(dir, { 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': shop.bundlePem + elsewhere.bundlePem });
     const options: MtlsModuleOptions = { credentials: { dir }, peers: { orders: ORDERS }, reload: { enabled: false } };
-    app = await startMtlsApp(options, [RulesController]);
-    anyPeerApp = await startMtlsApp({ ...options, defaultPolicy: 'any-peer' }, [UndecoratedController]);
+    app = await startMtlsApp(options, [RulesController], { cell });
+    anyPeerApp = await startMtlsApp({ ...options, defaultPolicy: 'any-peer' }, [UndecoratedController], { cell });
     for (const target of [app, anyPeerApp]) target.get(MtlsEvents).events$.subscribe((event) => events.push(event));
     for (const [name, { issuer, options: issue }] of Object.entries({ ...hostile, ...controls })) {
       peers.set(name, await (issuer === 'shop' ? shop : elsewhere).peer(issue));
@@ -205,7 +206,7 @@ describe('hostile peers against every rule', () => {
     const target = rule === 'default any-peer' ? anyPeerApp : app;
     const path = rule === 'default any-peer' ? '/open' : `/rules/${rule}`;
     try {
-      const res = await callAs(target, peers.get(name), { ca: shop.bundlePem }).get(path);
+      const res = await callAs(target, peers.get(name), { ca: shop.bundlePem, http2: cell.http2 }).get(path);
       const denial = events.find((event) => event.type === 'peer.denied');
       return { status: res.status, denial: denial?.type === 'peer.denied' ? denial.code : undefined, body: res.status === 200 ? res.json() : undefined };
     } catch {
