@@ -22,6 +22,8 @@ export interface ResolvedMtlsOptions {
     readonly timeoutMs: number;
     /** Largest response body a call accepts, in bytes. */
     readonly maxResponseBytes: number;
+    /** Offer HTTP/2 (ALPN) to upstreams. */
+    readonly http2: boolean;
   };
   readonly reload: {
     readonly enabled: boolean;
@@ -101,7 +103,7 @@ const MODULE_KEYS = [
   'reload',
 ] as const;
 const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
-const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes'] as const;
+const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes', 'http2'] as const;
 const RELOAD_KEYS = ['enabled', 'debounceMs', 'pollIntervalMs', 'maxRetryDelayMs'] as const;
 
 /** Checks module options and applies defaults. Throws {@link MtlsConfigError} naming the option and the fix. */
@@ -167,6 +169,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       connectionsPerOrigin: wholeNumber('client.connectionsPerOrigin', options.client?.connectionsPerOrigin, 16, 1),
       timeoutMs: wholeNumber('client.timeoutMs', options.client?.timeoutMs, 10_000, 1),
       maxResponseBytes: wholeNumber('client.maxResponseBytes', options.client?.maxResponseBytes, 10 * 1024 * 1024, 0),
+      http2: bool('client.http2', options.client?.http2, false),
     },
     reload: {
       enabled: bool('reload.enabled', options.reload?.enabled, true),

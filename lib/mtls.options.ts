@@ -35,6 +35,12 @@ export interface MtlsClientOptions {
    * connection is closed. A call may set its own `maxResponseBytes`. @default 10_485_760 (10 MiB)
    */
   maxResponseBytes?: number;
+  /**
+   * Offer HTTP/2 as well as HTTP/1.1 (ALPN; the server chooses): one connection per origin then carries many
+   * concurrent requests (a burst before the first connection is up may still open up to `connectionsPerOrigin`).
+   * The server's identity is checked in the handshake either way, before any request byte. @default false
+   */
+  http2?: boolean;
 }
 
 /** Hot reload of the credential files. */
