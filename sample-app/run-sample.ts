@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { callAs, type CallerCredentials } from 'nestjs-mtls/testing';
 import { describeDevCaResult, describeDevCertificateResult } from '../lib/cli/cli-format.js';
 import { ensureDevCertificates } from '../lib/cli/dev-ca.js';
+import { servingFromEnv } from './common/http-adapter.js';
 import { devCertificatesDir, SPIFFE_IDS, TRUST_DOMAIN } from './common/sample-config.js';
 
 /**
@@ -83,6 +84,8 @@ function table(rows: string[][]): string {
 }
 
 async function main(): Promise<number> {
+  // ADAPTER and HTTP2 reach the services through the environment; with HTTP2=1 the scenario's calls speak HTTP/2 too.
+  const { http2 } = servingFromEnv();
   const certs = devCertificatesDir();
   const local = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
   const shop = await ensureDevCertificates({
@@ -142,7 +145,7 @@ async function main(): Promise<number> {
         request: 'GET orders /orders/42/availability',
         expected: 'HTTP 200',
         call: async () => {
-          const res = await callAs(orders, frontend).get('/orders/42/availability');
+          const res = await callAs(orders, frontend, { http2 }).get('/orders/42/availability');
           const outcome = await outcomeOf(Promise.resolve(res));
           const body = res.status === 200 ? (res.json() as { available: number; caller: string }) : undefined;
           return body ? `${outcome} (available ${body.available}, inventory saw ${body.caller})` : outcome;
@@ -152,19 +155,19 @@ async function main(): Promise<number> {
         caller: 'stranger (elsewhere.test)',
         request: 'GET orders /orders/42/availability',
         expected: 'refused at handshake',
-        call: () => outcomeOf(callAs(orders, stranger).get('/orders/42/availability')),
+        call: () => outcomeOf(callAs(orders, stranger, { http2 }).get('/orders/42/availability')),
       },
       {
         caller: '(no certificate)',
         request: 'GET orders /orders/42/availability',
         expected: 'refused at handshake',
-        call: () => outcomeOf(callAs(orders, undefined, { ca: frontend.caPem }).get('/orders/42/availability')),
+        call: () => outcomeOf(callAs(orders, undefined, { ca: frontend.caPem, http2 }).get('/orders/42/availability')),
       },
       {
         caller: 'inventory',
         request: 'GET orders /orders/42/availability',
         expected: 'HTTP 403 ERR_MTLS_PEER_DENIED',
-        call: () => outcomeOf(callAs(orders, inventory).get('/orders/42/availability')),
+        call: () => outcomeOf(callAs(orders, inventory, { http2 }).get('/orders/42/availability')),
       },
     ];
 

@@ -110,13 +110,22 @@ export function callAs(
         ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
         ALPNProtocols: ['h2'],
       });
+      let sessionError: Error | undefined;
       const fail = (error: Error) => {
         session.destroy();
         reject(error);
       };
-      session.on('error', fail);
-      // A server that closes the session (revocation, a refused peer) before answering fails the call.
-      session.on('close', () => reject(new Error('HTTP/2 session closed before the response')));
+      // A server that closes the session (revocation, a refused peer) before answering fails the call, with the
+      // session's error when it has one (it may surface just after its streams end).
+      const closedEarly = () =>
+        setImmediate(() =>
+          fail(sessionError ?? Object.assign(new Error('the server closed the HTTP/2 session before answering'), { code: 'ERR_HTTP2_NO_RESPONSE' })),
+        );
+      session.on('error', (error: Error) => {
+        sessionError = error;
+        fail(error);
+      });
+      session.on('close', closedEarly);
       const stream = session.request({
         ...headers,
         ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
@@ -131,6 +140,10 @@ export function callAs(
       stream.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         const { [http2Constants.HTTP2_HEADER_STATUS]: status, ...rest } = responseHeaders;
+        if (status === undefined) {
+          closedEarly();
+          return;
+        }
         resolve({ status: Number(status ?? 0), headers: rest as IncomingHttpHeaders, body: text, json: () => JSON.parse(text) });
         session.close();
       });

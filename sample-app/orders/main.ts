@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import { mtlsHttpsOptions } from 'nestjs-mtls';
+import { createSampleApp, servingFromEnv } from '../common/http-adapter.js';
 import { credentialsFromEnv, listenAddressFromEnv, SampleConfigError } from '../common/sample-config.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { runService } from '../common/run-service.js';
@@ -12,10 +11,8 @@ await runService('orders', async () => {
   if (!inventoryUrl.startsWith('https://')) {
     throw new SampleConfigError(`INVENTORY_URL must be an https:// URL, got ${JSON.stringify(inventoryUrl)}`);
   }
-  const app = await NestFactory.create(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl), {
-    httpsOptions: mtlsHttpsOptions(),
-    abortOnError: false,
-  });
+  const serving = servingFromEnv();
+  const app = await createSampleApp(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl, serving.http2), serving);
   app.enableShutdownHooks();
   await startMetricsServer('orders', app);
   await app.listen(port, host);

@@ -6,13 +6,15 @@ import { AvailabilityController, INVENTORY_URL } from './availability.controller
 /** The orders service: availability for the frontend, read from inventory. */
 @Module({})
 export class OrdersModule {
-  static register(credentials: CredentialsSourceOptions, inventoryUrl: string): DynamicModule {
+  /** `http2`: offer HTTP/2 to inventory (`HTTP2=1`). */
+  static register(credentials: CredentialsSourceOptions, inventoryUrl: string, http2 = false): DynamicModule {
     return {
       module: OrdersModule,
       imports: [
         MtlsModule.forRoot({
           credentials,
           peers: { frontend: SPIFFE_IDS.frontend, inventory: SPIFFE_IDS.inventory },
+          ...(http2 ? { client: { http2 } } : {}),
         }),
       ],
       controllers: [AvailabilityController],
