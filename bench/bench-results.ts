@@ -1,3 +1,4 @@
+import type { FastifyGroupResult } from './fastify-group.js';
 import type { BenchOptions } from './bench-options.js';
 import type { Pinning } from './child-process.js';
 import type { ProfileSummary } from './profile-summary.js';
@@ -36,6 +37,11 @@ export const LABELS: Readonly<Record<ServerVariant | ClientVariant, string>> = {
   'mtls-https-agent': 'MtlsHttpClient.httpsAgent() with node:https',
   'undici-fetch': 'undici fetch + Agent dispatcher (prebuilt SecureContext)',
   'mtls-fetch': 'undici fetch + MtlsHttpClient.dispatcher()',
+  fastify: 'Nest + Fastify, no guard',
+  'fastify-mtls': 'Nest + Fastify + MtlsModule (mtlsFastifyAdapter), @AllowPeers',
+  'fastify-mtls-h2': 'Nest + Fastify + MtlsModule, HTTP/2 + HTTP/1.1 on one port',
+  'undici-h2': 'undici Client, HTTP/2: one connection, requests multiplexed as streams',
+  'mtls-client-h2': 'MtlsHttpClient.get(url, { expectPeer }) with client.http2',
 };
 
 /** Every metric of a case over its rounds. */
@@ -124,6 +130,8 @@ export interface BenchResults {
   readonly floors: readonly FloorResult[];
   /** With `--profile`: where each server's CPU went while it served. */
   readonly profiles: readonly ProfileSummary[] | undefined;
+  /** The Fastify and HTTP/2 group (bench/fastify-group.ts), when run. */
+  readonly fastify?: FastifyGroupResult | undefined;
 }
 
 /** Summarises the rounds of one case. */

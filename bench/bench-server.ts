@@ -13,6 +13,8 @@ import {
   type Type,
 } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { mtlsFastifyAdapter } from '../lib/fastify/index.js';
 import { once } from 'node:events';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -118,8 +120,12 @@ async function startRaw(): Promise<{ port: number; close: () => Promise<void> }>
 }
 
 function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOptions> } {
+  return nestModuleOf(config.variant);
+}
+
+function nestModuleOf(variant: ServerConfig['variant']): { module: Type; httpsOptions: () => Promise<TlsServerOptions> } {
   const peers = { orders: config.callerSpiffeId, inventory: config.serverSpiffeId };
-  switch (config.variant) {
+  switch (variant) {
     case 'nest': {
       @Module({ controllers: [StockController] })
       class PlainAppModule {}
@@ -135,6 +141,11 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
       class AnyGuardAppModule {}
       return { module: AnyGuardAppModule, httpsOptions: tlsServerOptions };
     }
+    case 'fastify':
+      return nestModuleOf('nest');
+    case 'fastify-mtls':
+    case 'fastify-mtls-h2':
+      return nestModuleOf('mtls');
     case 'mtls': {
       @Module({
         imports: [MtlsModule.forRoot({ credentials: { dir: config.credentialsDir }, peers: { orders: peers.orders } })],
@@ -153,16 +164,25 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
       return { module: RotationAppModule, httpsOptions: async () => mtlsHttpsOptions() };
     }
     default:
-      throw new Error(`not a Nest variant: ${config.variant}`);
+      throw new Error(`not a Nest variant: ${variant}`);
   }
 }
 
 async function startNest(): Promise<{ port: number; app: INestApplication; close: () => Promise<void> }> {
   const { module, httpsOptions } = nestModule();
-  const app = await NestFactory.create(module, { httpsOptions: await httpsOptions(), logger: false });
+  const app = config.variant.startsWith('fastify')
+    ? await NestFactory.create(module, await fastifyAdapter(httpsOptions), { logger: false })
+    : await NestFactory.create(module, { httpsOptions: await httpsOptions(), logger: false });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as { address(): AddressInfo };
   return { port: server.address().port, app, close: () => app.close() };
+}
+
+/** The Fastify variants: TLS goes into the adapter (Nest ignores `httpsOptions` with Fastify). */
+async function fastifyAdapter(httpsOptions: () => Promise<TlsServerOptions>): Promise<FastifyAdapter> {
+  if (config.variant === 'fastify-mtls') return mtlsFastifyAdapter();
+  if (config.variant === 'fastify-mtls-h2') return mtlsFastifyAdapter({ http2: true });
+  return new FastifyAdapter({ https: await httpsOptions() });
 }
 
 /** Memory after full collections, so that what is left is what is still referenced. */

@@ -4,7 +4,7 @@ import 'reflect-metadata';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { connect, type SecureContext } from 'node:tls';
-import { Agent, fetch, Pool, type Dispatcher } from 'undici';
+import { Agent, Client as UndiciClient, fetch, Pool, type Dispatcher } from 'undici';
 import type { MtlsHttpClient } from '../lib/client/index.js';
 import { CredentialStore } from '../lib/credentials/credential-store.js';
 import { loadCredentials } from '../lib/credentials/credentials-loader.js';
@@ -64,6 +64,7 @@ async function createClient(variant: ClientVariant): Promise<Client> {
   const resolved = resolveMtlsOptions({
     credentials: { dir: job.credentialsDir },
     client: {
+      http2: variant === 'mtls-client-h2',
       connectionsPerOrigin: job.concurrency,
       upstreams: { inventory: { url: origin, expectPeer: job.serverSpiffeId } },
     },
@@ -123,6 +124,20 @@ async function createClient(variant: ClientVariant): Promise<Client> {
         close: () => pool.close(),
       };
     }
+    case 'undici-h2': {
+      // One connection; `pipelining` is undici's cap on its streams in flight.
+      const client = new UndiciClient(origin, { allowH2: true, pipelining: job.concurrency, connect: tls });
+      return {
+        call: async () => {
+          const { statusCode, body } = await client.request({ method: 'GET', path: job.path });
+          await body.json();
+          expectOk(statusCode);
+          return undefined;
+        },
+        close: () => client.close(),
+      };
+    }
+    case 'mtls-client-h2':
     case 'mtls-client': {
       const client = await mtls();
       return {

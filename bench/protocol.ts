@@ -6,7 +6,13 @@
  * `@AllowPeers`, (d) `naive`, a per-request `getPeerCertificate()` guard for scale, (e) `any-guard`, a guard that only
  * returns true (what Nest charges for any guard); `rotation` serves the reload tests.
  */
-export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation';
+export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | FastifyServerVariant;
+
+/**
+ * Nest on Fastify: `fastify` without a guard (TLS options in the adapter), `fastify-mtls` with `MtlsModule` through
+ * `mtlsFastifyAdapter()`, `fastify-mtls-h2` the same serving HTTP/2 and HTTP/1.1 on one port.
+ */
+export type FastifyServerVariant = 'fastify' | 'fastify-mtls' | 'fastify-mtls-h2';
 
 /** The outbound clients compared against server (a). */
 export type ClientVariant =
@@ -17,7 +23,11 @@ export type ClientVariant =
   | 'https-agent'
   | 'mtls-https-agent'
   | 'undici-fetch'
-  | 'mtls-fetch';
+  | 'mtls-fetch'
+  /** One HTTP/2 connection, every request a stream on it (undici Client, `allowH2`). */
+  | 'undici-h2'
+  /** `MtlsHttpClient` with `client.http2`. */
+  | 'mtls-client-h2';
 
 /** What a server child is told to be. */
 export interface ServerConfig {

@@ -29,6 +29,7 @@ import {
   startChild,
   type Pinning,
 } from './child-process.js';
+import { FASTIFY_SERVERS, fastifyGroup, renderFastifyGroup } from './fastify-group.js';
 import { createFixtures, SERVER_SPIFFE_ID, type BenchFixtures } from './fixtures.js';
 import { summarizeProfile, type CpuProfile, type ProfileSummary } from './profile-summary.js';
 import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWork } from './protocol.js';
@@ -55,7 +56,7 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory'>;
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'fastify'>;
 
 /** IPC carries JSON, which turns NaN (a window without a request) into null: turn it back. */
 function revive(result: LoadResult): LoadResult {
@@ -237,9 +238,18 @@ async function runGroups(context: Context): Promise<Groups> {
     client: selected.includes('client') ? await clientGroup(context) : undefined,
     rotation: undefined,
     memory: undefined,
+    fastify: selected.includes('fastify')
+      ? await fastifyGroup({
+          concurrency: context.options.concurrency,
+          handshakeConcurrency: context.options.handshakeConcurrency,
+          server: (variant) => context.servers.get(variant),
+          load: (server, work, concurrency) => runLoad(context, server, work, concurrency),
+          interleaved: (group, cases) => interleaved(context, group, cases),
+        })
+      : undefined,
   };
   // The throughput servers are done: the rotation server runs alone.
-  await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
+  await Promise.all([...KEEP_ALIVE_SERVERS, ...FASTIFY_SERVERS].map((variant) => context.servers.stop(variant)));
   return selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
 }
 
@@ -298,7 +308,7 @@ async function main(): Promise<void> {
     floors: evaluateFloors(groups, ratios),
     profiles,
   };
-  const markdown = renderMarkdown(results);
+  const markdown = groups.fastify === undefined ? renderMarkdown(results) : `${renderMarkdown(results)}\n${renderFastifyGroup(groups.fastify)}`;
   await mkdir(outDir, { recursive: true });
   const base = join(outDir, `bench-${stamp}`);
   await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);

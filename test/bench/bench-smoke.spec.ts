@@ -139,7 +139,7 @@ describe('npm run bench, in a tiny configuration', () => {
     work = await mkdtemp(join(tmpdir(), 'nestjs-mtls-bench-smoke-'));
     const script = await buildBench(work);
     [servers, clients] = await Promise.all([
-      smokeRun(script, join(work, 'servers'), 'server,handshake'),
+      smokeRun(script, join(work, 'servers'), 'server,handshake,fastify'),
       smokeRun(script, join(work, 'clients'), 'client,rotation'),
     ]);
   }, 120_000);
@@ -159,7 +159,7 @@ describe('npm run bench, in a tiny configuration', () => {
       expect(results.machine.cpus).toBeGreaterThanOrEqual(1);
       expect(results.machine.cpuModel).not.toBe('');
     }
-    expect(servers.results.options.groups).toEqual(['server', 'handshake']);
+    expect(servers.results.options.groups).toEqual(['server', 'handshake', 'fastify']);
     expect(clients.results.options.groups).toEqual(['client', 'rotation']);
     expectCases(servers.results.server?.keepAlive, SERVER_CASES);
     expectCases(servers.results.handshake?.full, HANDSHAKE_CASES);
@@ -168,6 +168,20 @@ describe('npm run bench, in a tiny configuration', () => {
     expectCases(clients.results.client, CLIENT_CASES);
     expect(servers.results.client).toBeUndefined();
     expect(clients.results.server).toBeUndefined();
+  });
+
+  it('runs the Fastify and HTTP/2 group: every case served, its ratios and checks computed, its section printed', () => {
+    const fastify = servers.results.fastify;
+    expectCases(fastify?.keepAlive, ['raw', 'fastify', 'fastify-mtls']);
+    expectCases(fastify?.handshake, ['fastify', 'fastify-mtls']);
+    expectCases(fastify?.protocol, ['h1-keep-alive', 'h2-multiplexed']);
+    expectCases(fastify?.client, ['mtls-client', 'mtls-client-h2']);
+    expect(Object.keys(fastify?.ratios ?? {})).toEqual(
+      expect.arrayContaining(['serverCpu:fastify-mtls/fastify', 'handshakesPerSecond:fastify-mtls/fastify', 'serverCpu:fastify-mtls/raw']),
+    );
+    expect(fastify?.checks.map((check) => check.bound)).toEqual(['≤ 1.05 (floor)', '≥ 0.95 (floor)', '≤ 1.2 (goal)']);
+    expect(servers.markdown).toContain('## Fastify and HTTP/2');
+    expect(clients.results.fastify).toBeUndefined();
   });
 
   it('times the rotations and measures memory around the reloads', () => {
