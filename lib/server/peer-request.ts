@@ -11,7 +11,7 @@ interface WithSocket {
   /** Node's HTTP/2 compatibility request (`Http2ServerRequest`). */
   stream?: Http2StreamLike | undefined;
   /** Fastify's request wraps Node's. */
-  raw?: { stream?: Http2StreamLike | undefined } | undefined;
+  raw?: WithSocket | undefined;
 }
 
 /**
@@ -20,8 +20,10 @@ interface WithSocket {
  * the identity is derived once per connection, not per stream). A destroyed session has no connection left.
  */
 export function connectionOf(request: WithSocket): unknown {
-  const stream = request.raw?.stream ?? request.stream;
-  if (stream === undefined) return request.socket;
+  // Fastify's request wraps Node's: read Node's directly (one getter less per request).
+  const raw = (request.raw ?? request) as WithSocket;
+  const stream = raw.stream;
+  if (stream === undefined) return raw.socket;
   const session = stream.session;
   return session === undefined || session.destroyed === true ? undefined : session.socket;
 }
