@@ -1,0 +1,152 @@
+import 'reflect-metadata';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serialize } from 'node:v8';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCredentials, readCredentials } from '../../lib/credentials/credentials-loader.js';
+import { PrivateKeyMaterial } from '../../lib/credentials/private-key.js';
+import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
+import { MtlsError } from '../../lib/errors/mtls.errors.js';
+import { TestPki, secretFiles, writeCredentialFiles, writeKubernetesSecret, type KeyAlgorithm, type TestPeer } from '../../lib/testing/index.js';
+import { get, keepAliveAgent, startLifecycleApp, waitFor, type LifecycleApp } from '../lifecycle/lifecycle-support.js';
+
+const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
+const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
+
+/** The DER body of a PEM key as 24-byte windows of its base64 text: any of them found elsewhere is a leak. */
+function keyFragments(keyPem: string): Buffer[] {
+  const body = keyPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  const fragments: Buffer[] = [];
+  for (let i = 0; i + 24 <= body.length; i += 24) fragments.push(Buffer.from(body.slice(i, i + 24), 'latin1'));
+  return fragments;
+}
+
+function holdsKeyBytes(haystack: Buffer, keyPem: string): boolean {
+  return keyFragments(keyPem).some((fragment) => haystack.includes(fragment));
+}
+
+/** True when `buffer` is the only view of its memory: not a slice of Node's shared pool. */
+function ownsItsMemory(buffer: Buffer): boolean {
+  return buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength;
+}
+
+/*
+ * Node hands out small Buffers (< 4 KiB) as slices of one shared 8 KiB slab; serialising any of them (structuredClone,
+ * v8.serialize, a worker message) copies the whole slab. A private key in that slab leaves with unrelated data.
+ */
+describe('private key bytes in memory', () => {
+  let pki: TestPki;
+  const peers = new Map<KeyAlgorithm, TestPeer>();
+  const algorithms: KeyAlgorithm[] = ['ECDSA-P256', 'ECDSA-P384', 'Ed25519', 'RSA-2048'];
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    for (const keyAlgorithm of algorithms) {
+      peers.set(keyAlgorithm, await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'], keyAlgorithm }));
+    }
+  });
+
+  it.each(algorithms)('a %s key lives in a buffer of its own, never in the shared pool', async (keyAlgorithm) => {
+    const peer = peers.get(keyAlgorithm)!;
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const files = resolveCredentialFiles(await writeCredentialFiles(dir, peer));
+    const credentials = await loadCredentials(files);
+    const key = credentials.key.pem();
+    expect(key.toString('latin1')).toBe(peer.keyPem);
+    expect(ownsItsMemory(key)).toBe(true);
+    // Small buffers made afterwards come from the pool: serialised, they carry the whole slab, and no key byte.
+    const probe = Buffer.from('an unrelated small buffer');
+    expect(ownsItsMemory(probe)).toBe(false);
+    expect(holdsKeyBytes(Buffer.from(structuredClone(probe).buffer), peer.keyPem)).toBe(false);
+    expect(holdsKeyBytes(serialize(Buffer.from('another one')), peer.keyPem)).toBe(false);
+  });
+
+  it('leaves no key bytes in the pool when the key shares a file with the certificate (cert-manager tls-combined.pem)', async () => {
+    const peer = peers.get('ECDSA-P256')!;
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const combined = join(dir, 'tls-combined.pem');
+    await writeFile(combined, `${peer.keyPem}${peer.chainPem}`, { mode: 0o600 });
+    await writeFile(join(dir, 'ca.pem'), peer.caPem);
+    const raw = await readCredentials(resolveCredentialFiles({ certFile: combined, keyFile: combined, caFile: join(dir, 'ca.pem') }));
+    expect(raw.certPem).not.toContain('PRIVATE KEY-----\n');
+    expect(ownsItsMemory(raw.key.pem())).toBe(true);
+    const probe = Buffer.from('an unrelated small buffer');
+    expect(holdsKeyBytes(Buffer.from(structuredClone(probe).buffer), peer.keyPem)).toBe(false);
+  });
+
+  it('PrivateKeyMaterial moves a pooled buffer out of the pool, and zero-fills on dispose', () => {
+    const keyPem = peers.get('ECDSA-P256')!.keyPem;
+    const pooled = Buffer.from(keyPem, 'latin1');
+    expect(ownsItsMemory(pooled)).toBe(false);
+    const material = new PrivateKeyMaterial(pooled);
+    expect(ownsItsMemory(material.pem())).toBe(true);
+    expect(material.pem().toString('latin1')).toBe(keyPem);
+    // The caller handed the bytes over: the pool's copy is gone.
+    expect(pooled.every((byte) => byte === 0)).toBe(true);
+
+    const bytes = material.pem();
+    material.dispose();
+    material.dispose();
+    expect(material.disposed).toBe(true);
+    expect(bytes.every((byte) => byte === 0)).toBe(true);
+    let error: unknown;
+    try {
+      material.pem();
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(MtlsError);
+    expect(error).toMatchObject({ code: 'ERR_MTLS_KEY_DISPOSED' });
+    expect((error as Error).message).toMatch(/zero-filled when its credential set was replaced/);
+  });
+});
+
+describe('a replaced credential set on a running app', () => {
+  let pki: TestPki;
+  let dir: string;
+  let server: LifecycleApp;
+  let first: TestPeer;
+  let orders: TestPeer;
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    first = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
+    orders = await pki.peer(ORDERS);
+    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-zero-'));
+    await writeKubernetesSecret(dir, secretFiles(first));
+    server = await startLifecycleApp({ credentials: { dir }, reload: { debounceMs: 20 } });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('has its key zero-filled once the new set is installed, and nothing that used it breaks', async () => {
+    const agent = keepAliveAgent(orders);
+    try {
+      const before = await get(server.port, orders, '/ping', { agent });
+      expect(before.serverFingerprint).toBe(first.fingerprint256);
+      const previous = server.store.current;
+      const oldKey = previous.key.pem();
+      expect(oldKey.toString('latin1')).toBe(first.keyPem);
+
+      const second = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
+      const version = server.store.version;
+      await writeKubernetesSecret(dir, secretFiles(second));
+      await waitFor('the rotation', () => (server.store.version > version ? true : undefined), 3_000);
+
+      expect(oldKey.every((byte) => byte === 0)).toBe(true);
+      expect(previous.key.disposed).toBe(true);
+      expect(server.store.current.key.pem().toString('latin1')).toBe(second.keyPem);
+      // The connection made under the old set keeps working (its context holds its own copy in OpenSSL) …
+      const kept = await get(server.port, orders, '/ping', { agent });
+      expect(kept).toMatchObject({ status: 200, serverFingerprint: first.fingerprint256 });
+      expect(kept.socket).toBe(before.socket);
+      // … and new connections get the new set.
+      expect((await get(server.port, orders, '/ping')).serverFingerprint).toBe(second.fingerprint256);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
