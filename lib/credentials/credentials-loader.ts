@@ -263,9 +263,14 @@ async function readBounded(path: string): Promise<Buffer> {
       const chunk = Buffer.allocUnsafe(64 * 1024);
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) {
-        const content = Buffer.concat(chunks, total);
-        // The chunks may hold key bytes: leave one copy, owned by the caller (PrivateKeyMaterial for the key).
-        for (const part of chunks) part.fill(0);
+        // Never Buffer.concat: below 4 KiB it returns a slice of the shared pool, which leaves with any small Buffer
+        // that is serialised. One buffer of its own, and the chunks (which may hold key bytes) zero-filled.
+        const content = Buffer.allocUnsafeSlow(total);
+        let offset = 0;
+        for (const part of chunks) {
+          offset += part.copy(content, offset);
+          part.fill(0);
+        }
         return content;
       }
       total += bytesRead;
@@ -342,7 +347,7 @@ function assemble(files: CredentialFiles, toRead: readonly FileToRead[], content
       crlFiles.push(file.path);
     }
   }
-  return {
+  const raw: RawCredentials = {
     files,
     // A combined key+certificate file (cert-manager tls-combined.pem) must not leave key bytes in these strings.
     certPem: redactPrivateKeys(contents[0]!),
@@ -352,6 +357,9 @@ function assemble(files: CredentialFiles, toRead: readonly FileToRead[], content
     crlFiles,
     contentHash: hash.digest('hex'),
   };
+  // Every file's bytes are now in strings (keys redacted) or in the key material: the buffers may hold a key, erase them.
+  for (const [i, content] of contents.entries()) if (i !== 1) content.fill(0);
+  return raw;
 }
 
 /** One PEM per `X509 CRL` block: Node loads only the first CRL of a multi-CRL PEM string. */
@@ -372,7 +380,13 @@ function splitCrls(file: FileToRead, content: Buffer): string[] {
   return crls.map((block) => `${content.toString('latin1', block.start, block.end)}\n`);
 }
 
-/** `readCredentials` then `validateCredentials`. */
+/** `readCredentials` then `validateCredentials`; the key of a set that fails validation is zero-filled. */
 export async function loadCredentials(files: CredentialFiles, options?: ValidateOptions): Promise<Credentials> {
-  return validateCredentials(await readCredentials(files), options);
+  const raw = await readCredentials(files);
+  try {
+    return validateCredentials(raw, options);
+  } catch (error) {
+    raw.key.dispose();
+    throw error;
+  }
 }

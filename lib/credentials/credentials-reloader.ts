@@ -208,14 +208,21 @@ export class CredentialsReloader {
   }
 
   async #check(): Promise<ReloadResult> {
-    const { set, files, store, usages, expiryWarningMs, tls } = this.#options;
     let raw: RawCredentials;
     try {
-      raw = await readCredentials(files);
+      raw = await readCredentials(this.#options.files);
     } catch (error) {
-      const refusal = asCredentialsError(error, files);
+      const refusal = asCredentialsError(error, this.#options.files);
       return this.#refuse(refusal, `unreadable\0${refusal.code}\0${refusal.file}\0${refusal.reason}`);
     }
+    const result = await this.#apply(raw);
+    // A set read but not installed (unchanged, refused, stopped) is dropped here: its key bytes go with it.
+    if (result !== 'rotated') raw.key.dispose();
+    return result;
+  }
+
+  async #apply(raw: RawCredentials): Promise<ReloadResult> {
+    const { set, files, store, usages, expiryWarningMs, tls } = this.#options;
     if (this.#stopped) return 'stopped';
     if (raw.contentHash === store.current.contentHash) {
       if (this.#pendingError !== undefined) {

@@ -9,6 +9,7 @@ export type MtlsErrorCode =
   | ConfigErrorCode
   | 'ERR_MTLS_SPIFFE_ID_INVALID'
   | 'ERR_MTLS_CERTIFICATE_INVALID'
+  | 'ERR_MTLS_KEY_DISPOSED'
   | CredentialsErrorCode
   | PeerErrorCode
   | UpstreamErrorCode;

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCredentials, readCredentials } from '../../lib/credentials/credentials-loader.js';
+import { loadCredentials, readCredentials, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import { PrivateKeyMaterial } from '../../lib/credentials/private-key.js';
 import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
 import { MtlsError } from '../../lib/errors/mtls.errors.js';
-import { TestPki, secretFiles, writeCredentialFiles, writeKubernetesSecret, type KeyAlgorithm, type TestPeer } from '../../lib/testing/index.js';
+import { TestPki, secretFiles, writeKubernetesSecret, type KeyAlgorithm, type TestPeer } from '../../lib/testing/index.js';
 import { get, keepAliveAgent, startLifecycleApp, waitFor, type LifecycleApp } from '../lifecycle/lifecycle-support.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -24,6 +24,29 @@ function keyFragments(keyPem: string): Buffer[] {
 
 function holdsKeyBytes(haystack: Buffer, keyPem: string): boolean {
   return keyFragments(keyPem).some((fragment) => haystack.includes(fragment));
+}
+
+/**
+ * Writes `text` without leaving a copy in the pool: `writeFile(path, string)` encodes through a pooled Buffer, which
+ * would put the test's own copy of the key where the code under test must not.
+ */
+async function writeSecretFile(path: string, text: string): Promise<void> {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'latin1'));
+  bytes.write(text, 'latin1');
+  try {
+    await writeFile(path, bytes, { mode: 0o600 });
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/** Writes `peer` as cert.pem, key.pem and ca.pem in `dir`, keeping key bytes out of the pool. */
+async function writePeerFiles(dir: string, peer: TestPeer): Promise<{ certFile: string; keyFile: string; caFile: string }> {
+  const files = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') };
+  await writeSecretFile(files.certFile, peer.chainPem);
+  await writeSecretFile(files.keyFile, peer.keyPem);
+  await writeSecretFile(files.caFile, peer.caPem);
+  return files;
 }
 
 /** True when `buffer` is the only view of its memory: not a slice of Node's shared pool. */
@@ -50,24 +73,27 @@ describe('private key bytes in memory', () => {
   it.each(algorithms)('a %s key lives in a buffer of its own, never in the shared pool', async (keyAlgorithm) => {
     const peer = peers.get(keyAlgorithm)!;
     const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
-    const files = resolveCredentialFiles(await writeCredentialFiles(dir, peer));
-    const credentials = await loadCredentials(files);
-    const key = credentials.key.pem();
-    expect(key.toString('latin1')).toBe(peer.keyPem);
-    expect(ownsItsMemory(key)).toBe(true);
-    // Small buffers made afterwards come from the pool: serialised, they carry the whole slab, and no key byte.
+    const files = resolveCredentialFiles(await writePeerFiles(dir, peer));
+    const raw = await readCredentials(files);
+    // Small buffers made right after the read come from the pool: serialised, they carry the whole slab, and no key byte.
     const probe = Buffer.from('an unrelated small buffer');
+    const serialised = serialize(Buffer.from('another one'));
     expect(ownsItsMemory(probe)).toBe(false);
     expect(holdsKeyBytes(Buffer.from(structuredClone(probe).buffer), peer.keyPem)).toBe(false);
-    expect(holdsKeyBytes(serialize(Buffer.from('another one')), peer.keyPem)).toBe(false);
+    expect(holdsKeyBytes(serialised, peer.keyPem)).toBe(false);
+
+    const key = validateCredentials(raw).key.pem();
+    expect(key.toString('latin1')).toBe(peer.keyPem);
+    expect(ownsItsMemory(key)).toBe(true);
+    expect((await loadCredentials(files)).key.pem().byteLength).toBe(key.buffer.byteLength);
   });
 
   it('leaves no key bytes in the pool when the key shares a file with the certificate (cert-manager tls-combined.pem)', async () => {
     const peer = peers.get('ECDSA-P256')!;
     const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
     const combined = join(dir, 'tls-combined.pem');
-    await writeFile(combined, `${peer.keyPem}${peer.chainPem}`, { mode: 0o600 });
-    await writeFile(join(dir, 'ca.pem'), peer.caPem);
+    await writeSecretFile(combined, `${peer.keyPem}${peer.chainPem}`);
+    await writeSecretFile(join(dir, 'ca.pem'), peer.caPem);
     const raw = await readCredentials(resolveCredentialFiles({ certFile: combined, keyFile: combined, caFile: join(dir, 'ca.pem') }));
     expect(raw.certPem).not.toContain('PRIVATE KEY-----\n');
     expect(ownsItsMemory(raw.key.pem())).toBe(true);
