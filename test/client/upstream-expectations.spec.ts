@@ -90,7 +90,7 @@ describe('a named upstream reached by another host name', () => {
     expect(error).toBeInstanceOf(MtlsConfigError);
     expect(error).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
     const message = (error as Error).message;
-    expect(message).toContain(`GET /stock/1 to https://127.0.0.1:${portOf(server)}: `);
+    expect(message).toContain(`GET /stock/1 to upstream https://127.0.0.1:${portOf(server)}: `);
     expect(message).toContain(`https://127.0.0.1:${portOf(server)} is not the origin of a configured upstream`);
     expect(message).toContain(`inventory: https://localhost:${portOf(server)}`);
     expect(message).toMatch(/pass options\.expectPeer .*\{ hostname \}/);
@@ -138,7 +138,7 @@ describe('a named upstream reached by another host name', () => {
     });
     const dispatcher = client.dispatcher();
 
-    const error = await rejection(fetchWith(`https://127.0.0.1:${portOf(server)}/stock`, { dispatcher } as RequestInit));
+    const error = await rejection(fetchWith(`https://127.0.0.1:${portOf(server)}/stock`, { dispatcher } as unknown as RequestInit));
     expect(error).toBeInstanceOf(TypeError);
     const cause = (error as TypeError).cause;
     expect(cause).toBeInstanceOf(MtlsConfigError);
@@ -147,7 +147,7 @@ describe('a named upstream reached by another host name', () => {
     expectUntouched(server);
 
     // The configured origin through the same dispatcher: the upstream's expectation, served.
-    const served = await fetchWith(`https://localhost:${portOf(server)}/stock`, { dispatcher } as RequestInit);
+    const served = await fetchWith(`https://localhost:${portOf(server)}/stock`, { dispatcher } as unknown as RequestInit);
     await served.text();
     expect(served.status).toBe(200);
   });
