@@ -180,7 +180,14 @@ export async function readCredentials(files: CredentialFiles): Promise<RawCreden
       if ((await resolveDataLink(dataLink)) !== target) continue;
       throw error;
     }
-    if ((await resolveDataLink(dataLink)) === target) return assemble(files, toRead, contents);
+    let moved = true;
+    try {
+      moved = (await resolveDataLink(dataLink)) !== target;
+    } finally {
+      // A read thrown away (the link moved, or cannot be resolved any more) may hold a key: erase it.
+      if (moved) for (const content of contents) content.fill(0);
+    }
+    if (!moved) return assemble(files, toRead, contents);
   }
   throw new CredentialsError(
     'ERR_MTLS_CREDENTIALS_UNREADABLE',
@@ -229,12 +236,13 @@ async function pathThroughData(dir: string, dataTarget: string, file: string): P
 /** Reads the files concurrently; on failure reports the first failing file in set order, so errors are stable. */
 async function readAll(toRead: readonly FileToRead[], paths: readonly string[]): Promise<Buffer[]> {
   const results = await Promise.allSettled(toRead.map((file, i) => readFileChecked(file, paths[i]!)));
-  const contents: Buffer[] = [];
-  for (const result of results) {
-    if (result.status === 'rejected') throw result.reason;
-    contents.push(result.value);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed !== undefined) {
+    // The files that were read go with the error: one of them may be the key.
+    for (const result of results) if (result.status === 'fulfilled') result.value.fill(0);
+    throw failed.reason;
   }
-  return contents;
+  return results.map((result) => (result as PromiseFulfilledResult<Buffer>).value);
 }
 
 async function readFileChecked(file: FileToRead, path: string): Promise<Buffer> {
@@ -256,8 +264,8 @@ async function readFileChecked(file: FileToRead, path: string): Promise<Buffer> 
 
 async function readBounded(path: string): Promise<Buffer> {
   const handle = await open(path, 'r');
+  const chunks: Buffer[] = [];
   try {
-    const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
       const chunk = Buffer.allocUnsafe(64 * 1024);
@@ -274,9 +282,12 @@ async function readBounded(path: string): Promise<Buffer> {
         return content;
       }
       total += bytesRead;
-      if (total > MAX_FILE_BYTES) throw Object.assign(new Error('file too large'), { code: 'EFBIG' });
       chunks.push(chunk.subarray(0, bytesRead));
+      if (total > MAX_FILE_BYTES) throw Object.assign(new Error('file too large'), { code: 'EFBIG' });
     }
+  } catch (error) {
+    for (const part of chunks) part.fill(0);
+    throw error;
   } finally {
     await handle.close();
   }

@@ -218,13 +218,15 @@ function checkCrlExtension(scan: ExtensionScan, id: string, critical: boolean, v
   }
 }
 
-/** cRLNumber ::= INTEGER (0..MAX); RFC 5280 allows up to 20 octets, read here without a bound other than DER's. */
+/** cRLNumber ::= INTEGER (0..MAX), at most 20 octets (RFC 5280 §5.2.3). */
 function readCrlNumber(value: DerReader, at: string): bigint {
   const what = `${at} (cRLNumber)`;
   const number = value.read(Tag.INTEGER, what);
   value.finish(what);
   number.checkInteger(what);
   if (number.buf[number.pos]! & 0x80) malformed(what, 'must not be negative');
+  // RFC 5280 §5.2.3: at most 20 octets (a leading zero octet only keeps the sign); this also bounds the BigInt.
+  if (number.length - (number.buf[number.pos] === 0 ? 1 : 0) > 20) malformed(what, 'longer than 20 octets (RFC 5280 §5.2.3)');
   return BigInt(`0x${number.bytes().toString('hex')}`);
 }
 

@@ -3,7 +3,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CredentialStore } from '../../lib/credentials/credential-store.js';
+import { CredentialsReloader } from '../../lib/credentials/credentials-reloader.js';
 import { loadCredentials, readCredentials, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import { PrivateKeyMaterial } from '../../lib/credentials/private-key.js';
 import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
@@ -173,6 +175,90 @@ describe('a replaced credential set on a running app', () => {
       expect((await get(server.port, orders, '/ping')).serverFingerprint).toBe(second.fingerprint256);
     } finally {
       agent.destroy();
+    }
+  });
+});
+
+/*
+ * Every read of the key file makes a buffer: the set it belongs to may never be installed (a read thrown away, a set
+ * refused, or one identical to the set being served). None of those buffers may keep key bytes once the read is over.
+ * The allocator is observed, not replaced: each buffer the loader allocates is recorded and inspected afterwards.
+ */
+describe('key bytes of a set that is read but never installed', () => {
+  let pki: TestPki;
+  let peer: TestPeer;
+  let allocated: Buffer[];
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    peer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
+  });
+
+  function recordAllocations(): void {
+    vi.restoreAllMocks();
+    allocated = [];
+    for (const name of ['allocUnsafe', 'allocUnsafeSlow'] as const) {
+      const original = Buffer[name].bind(Buffer);
+      vi.spyOn(Buffer, name).mockImplementation((size: number) => {
+        const buffer = original(size);
+        allocated.push(buffer);
+        return buffer;
+      });
+    }
+  }
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /** Buffers allocated since {@link recordAllocations} that still hold part of `keyPem`. */
+  function stillHoldingKey(keyPem: string): number {
+    return allocated.filter((buffer) => holdsKeyBytes(buffer, keyPem)).length;
+  }
+
+  it('erases the files read when another file of the set cannot be read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const files = await writePeerFiles(dir, peer);
+    const resolved = resolveCredentialFiles({ ...files, caFile: join(dir, 'missing-ca.pem') });
+    recordAllocations();
+    await expect(readCredentials(resolved)).rejects.toMatchObject({ code: 'ERR_MTLS_CREDENTIALS_UNREADABLE', field: 'ca' });
+    expect(allocated.length).toBeGreaterThan(0);
+    expect(stillHoldingKey(peer.keyPem)).toBe(0);
+  });
+
+  it('erases the key of a set that fails validation at startup', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const files = await writePeerFiles(dir, { ...peer, keyPem: (await pki.peer(SERVER)).keyPem });
+    const other = await readCredentials(resolveCredentialFiles(files));
+    const keyPem = other.key.pem().toString('latin1');
+    other.key.dispose();
+    recordAllocations();
+    await expect(loadCredentials(resolveCredentialFiles(files))).rejects.toMatchObject({ code: 'ERR_MTLS_KEY_MISMATCH' });
+    expect(stillHoldingKey(keyPem)).toBe(0);
+  });
+
+  it('erases the key of a reloaded set that is refused, or identical to the one served', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const files = resolveCredentialFiles(await writePeerFiles(dir, peer));
+    const store = new CredentialStore(await loadCredentials(files));
+    const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
+    const reloader = new CredentialsReloader({ set: 'identity', files, store, usages: ['serverAuth', 'clientAuth'], debounceMs: 10, pollIntervalMs: 0, maxRetryDelayMs: 60_000, logger: quiet });
+    try {
+      recordAllocations();
+      expect(await reloader.reloadNow()).toBe('unchanged');
+      // The served set's own key is the one copy left.
+      expect(allocated.filter((buffer) => holdsKeyBytes(buffer, peer.keyPem))).toEqual([]);
+      expect(store.current.key.pem().toString('latin1')).toBe(peer.keyPem);
+
+      const stranger = await pki.peer(SERVER);
+      await writeSecretFile(files.key, stranger.keyPem);
+      recordAllocations();
+      expect(await reloader.reloadNow()).toBe('refused');
+      expect(reloader.pendingError?.code).toBe('ERR_MTLS_KEY_MISMATCH');
+      expect(stillHoldingKey(stranger.keyPem)).toBe(0);
+      expect(store.current.key.pem().toString('latin1')).toBe(peer.keyPem);
+    } finally {
+      await reloader.stop();
     }
   });
 });
