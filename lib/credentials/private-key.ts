@@ -3,11 +3,6 @@ import { MtlsError } from '../errors/mtls.errors.js';
 
 const REDACTED = '[private key redacted]';
 
-/** True when `buffer` is the only view of its memory, so that zero-filling it erases every copy it holds. */
-function ownsItsMemory(buffer: Buffer): boolean {
-  return buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength;
-}
-
 /**
  * Holds private key bytes so that they cannot leak by accident: `String()`, `JSON.stringify`,
  * `util.inspect` and Nest's Logger all print a placeholder. Only `pem()` gives the bytes, for TLS.
@@ -20,18 +15,14 @@ export class PrivateKeyMaterial {
   #disposed = false;
 
   /**
-   * Takes ownership of `pem`: a Buffer sharing its memory (a slice of the pool) is copied out and the original bytes
-   * zero-filled, so that the only copy is the one {@link dispose} erases.
+   * Takes ownership of the bytes of `pem`: they are copied into memory of their own and `pem` is zero-filled, so that
+   * the only copy is the one {@link dispose} erases, and no two materials (or a caller's buffer) share it.
    */
   constructor(pem: Buffer) {
-    if (ownsItsMemory(pem)) {
-      this.#pem = pem;
-    } else {
-      // allocUnsafeSlow never uses the pool; the copy overwrites every byte.
-      this.#pem = Buffer.allocUnsafeSlow(pem.byteLength);
-      pem.copy(this.#pem);
-      pem.fill(0);
-    }
+    // allocUnsafeSlow never uses the pool; the copy overwrites every byte.
+    this.#pem = Buffer.allocUnsafeSlow(pem.byteLength);
+    pem.copy(this.#pem);
+    pem.fill(0);
   }
 
   /** The PEM bytes, for `tls.createSecureContext` and key checks only. Throws once disposed. */

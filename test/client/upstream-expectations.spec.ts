@@ -10,7 +10,7 @@ import { MtlsConfigError, MtlsError } from '../../lib/errors/mtls.errors.js';
 import { resolveMtlsOptions } from '../../lib/mtls.config.js';
 import type { MtlsModuleOptions } from '../../lib/mtls.options.js';
 import { TestPki, type TestPeer } from '../../lib/testing/index.js';
-import { startUpstream, type UpstreamServer } from './upstream-server.js';
+import { startUpstream, type Handler, type UpstreamServer } from './upstream-server.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -34,8 +34,8 @@ async function ordersClient(options: Partial<MtlsModuleOptions> = {}): Promise<M
   return client;
 }
 
-async function upstream(identity: Promise<TestPeer>): Promise<UpstreamServer> {
-  const server = await startUpstream(await identity, pki.bundlePem);
+async function upstream(identity: Promise<TestPeer>, handler?: Handler): Promise<UpstreamServer> {
+  const server = await startUpstream(await identity, pki.bundlePem, handler);
   cleanups.push(() => server.close());
   return server;
 }
@@ -178,5 +178,24 @@ describe('a named upstream reached by another host name', () => {
     expect(error).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
     expect((error as Error).message).toContain('(no upstreams configured)');
     expectUntouched(server);
+  });
+
+  it('does not follow a redirect from a configured upstream to another origin through dispatcher() without expectPeer', async () => {
+    // Another path out: fetch follows redirects, and the target origin is the redirecting server's choice.
+    const elsewhere = await inventoryServer();
+    const server = await upstream(pki.peer({ spiffeId: INVENTORY, dnsNames: ['localhost'] }), (_request, response) => {
+      response.statusCode = 302;
+      response.setHeader('location', `${elsewhere.origin}/stolen`);
+      response.end();
+    });
+    const client = await ordersClient({
+      client: { upstreams: { inventory: { url: `https://localhost:${portOf(server)}`, expectPeer: 'inventory' } } },
+    });
+
+    const error = await rejection(undiciFetch(`https://localhost:${portOf(server)}/stock`, { dispatcher: client.dispatcher() }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as TypeError).cause).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
+    expect(server.requests).toHaveLength(1);
+    expectUntouched(elsewhere);
   });
 });

@@ -112,6 +112,13 @@ describe('private key bytes in memory', () => {
     expect(material.pem().toString('latin1')).toBe(keyPem);
     // The caller handed the bytes over: the pool's copy is gone.
     expect(pooled.every((byte) => byte === 0)).toBe(true);
+    // A buffer of its own is not shared either: disposing one material never erases another's key.
+    const standalone = Buffer.allocUnsafeSlow(keyPem.length);
+    standalone.write(keyPem, 'latin1');
+    const other = new PrivateKeyMaterial(standalone);
+    expect(other.pem().buffer).not.toBe(standalone.buffer);
+    expect(other.pem().toString('latin1')).toBe(keyPem);
+    expect(standalone.every((byte) => byte === 0)).toBe(true);
 
     const bytes = material.pem();
     material.dispose();
