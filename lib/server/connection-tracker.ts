@@ -155,6 +155,22 @@ export class ConnectionTracker {
     return { checked, closed, slices, completed: true };
   }
 
+  /**
+   * Verifies one connection against `generation` now, closing it when it fails: a request that arrives on a connection
+   * the running re-check has not reached yet is not served under the old trust. True when it may be served.
+   */
+  verify(connection: AdmittedConnection, generation: TrustGeneration): boolean {
+    if (!this.#connections.has(connection)) return false;
+    if (connection.generation >= generation.id) return true;
+    const verdict = verifyPeerChain(connection.chain, generation, new Date(this.#now()));
+    if (verdict.ok) {
+      connection.generation = generation.id;
+      return true;
+    }
+    this.#close(connection, verdict, 'after a trust change');
+    return false;
+  }
+
   #forget(connection: AdmittedConnection): void {
     if (!this.#connections.delete(connection)) return;
     this.#expiries.delete(connection, connection.deadline);

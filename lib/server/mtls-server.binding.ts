@@ -228,9 +228,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       answerRequest(response, admission ?? notAdmitted());
       return false;
     }
-    if (Date.now() <= admission.deadline) return true;
-    this.#expired(admission);
-    return false;
+    return this.#servable(admission);
   };
 
   readonly #takeover = (request: IncomingMessage, socket: Duplex): boolean => {
@@ -239,15 +237,25 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       answerTakeover(socket, admission ?? notAdmitted());
       return false;
     }
-    if (Date.now() <= admission.deadline) return true;
-    this.#expired(admission);
-    return false;
+    return this.#servable(admission);
   };
 
-  /** The timer closes the connection at notAfter; a request that beat the timer closes it here. */
-  #expired(connection: AdmittedConnection): void {
-    this.#connections.expire(connection);
+  /**
+   * Per request, two comparisons: the peer certificate has not expired (the timer closes the connection at notAfter; a
+   * request that beat the timer closes it here), and the connection was verified under the trust in force (a request
+   * that beat the sliced re-check verifies its connection first).
+   */
+  #servable(connection: AdmittedConnection): boolean {
+    if (Date.now() > connection.deadline) {
+      this.#connections.expire(connection);
+      connection.socket.destroy();
+      return false;
+    }
+    const generation = this.#generation;
+    if (connection.generation >= generation.id) return true;
+    if (this.#connections.verify(connection, generation)) return true;
     connection.socket.destroy();
+    return false;
   }
 
   #reject(socket: TLSSocket, reason: string, error: PeerError): void {

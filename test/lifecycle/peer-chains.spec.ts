@@ -65,8 +65,8 @@ describe('a peer issued by an intermediate sent in its handshake', () => {
 /** Self-signed CA certificates with the root's exact subject and no key identifier, so Node links them as issuers. */
 async function junkRootLookalikes(root: CertificateAuthority, count: number): Promise<string> {
   const subject = new x509.X509Certificate(root.rootPem).subjectName;
-  // P-384: each failed signature check costs the verifier more than a P-256 one.
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
+  // P-521: each failed signature check costs the verifier the most.
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-521', hash: 'SHA-512' };
   let pem = '';
   for (let i = 0; i < count; i++) {
     const keys = await webcrypto.subtle.generateKey(algorithm, false, ['sign', 'verify']);
@@ -80,33 +80,40 @@ async function junkRootLookalikes(root: CertificateAuthority, count: number): Pr
         publicKey: keys.publicKey,
         signingKey: keys.privateKey,
         signingAlgorithm: algorithm,
-        extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+        extensions: [
+          new x509.BasicConstraintsExtension(true, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        ],
       },
       webcrypto,
     );
-    pem += certificate.toString('pem') + '\n';
+    pem += `${certificate.toString('pem')}\n`;
   }
   return pem;
 }
 
 /*
  * Finding 8: a peer may append dozens of junk CA certificates named like the root; re-checks after a trust change
- * must neither verify signatures against all of them nor block the event loop while doing so.
+ * must neither verify signatures against all of them nor block the event loop while doing so. Half the peers are
+ * issued by the root (nothing they append is ever needed), half by an intermediate they send (what they append is
+ * read, at most ten certificates a chain, and checked in slices).
  */
-describe('30 peers that each send 40 junk CA certificates named like the root', () => {
+describe('peers that each send 40 junk CA certificates named like the root', () => {
   it('are re-checked after a CRL update without stalling the event loop', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const intermediate = await pki.ca.createIntermediate({ commonName: 'shop.test workloads' });
     const serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     const payments = await pki.peer(PAYMENTS);
     // One set of junk for all: each (certificate, junk) pair is a signature check of its own.
     const junk = await junkRootLookalikes(pki.ca, 40);
     const attackers: TestPeer[] = [];
-    for (let i = 0; i < 30; i++) {
-      const peer = await pki.peer(`${ORDERS}-${i}`);
+    for (let i = 0; i < 80; i++) {
+      const peer = i % 2 === 0 ? await pki.peer(`${ORDERS}-${i}`) : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
       attackers.push({ ...peer, chainPem: peer.chainPem + junk });
     }
+    const crls = async (revoked: string[]) => `${await pki.ca.createCrl(revoked)}${await intermediate.createCrl(revoked)}`;
     const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-junk-'));
-    await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
+    await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
     const agents = [...attackers, payments].map((peer) => keepAliveAgent(peer));
     try {
@@ -117,20 +124,21 @@ describe('30 peers that each send 40 junk CA certificates named like the root', 
 
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
-      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl(attackers.map((peer) => peer.serialNumber)) });
+      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls(attackers.map((peer) => peer.serialNumber)) });
       await attackersClosed;
       await sleep(100);
       delay.disable();
       const maxMs = delay.max / 1e6;
       console.info(`event-loop delay during the re-check: max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`);
-      // Generous (slices are meant to stay under ~20 ms; the machine is shared): checking every junk certificate of
-      // every peer in one go blocked the loop for 160 ms here.
-      expect(maxMs).toBeLessThan(100);
+      // Generous (slices stay under ~10 ms; the machine is shared and descheduling counts too): checking every junk
+      // certificate against every peer in one go blocks the loop for seconds.
+      expect(maxMs).toBeLessThan(500);
       expect(paymentsClosed).toBe(false);
       expect((await get(server.port, payments, '/ping', { agent: agents.at(-1) })).status).toBe(200);
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toHaveLength(attackers.length);
     } finally {
       for (const agent of agents) agent.destroy();
       await server.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
