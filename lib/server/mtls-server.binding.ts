@@ -170,6 +170,8 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     for (const name of SECRET_SERVER_FIELDS) fields[name] = undefined;
   }
 
+  // Node's own 'connection' listener (tlsConnectionListener) creates the TLSSocket right after this, in the same tick,
+  // with the server's current SecureContext: the generation stamped here is the one OpenSSL verifies the peer under.
   readonly #accepted = (rawSocket: object): void => {
     (rawSocket as { [ACCEPTED_UNDER]?: number })[ACCEPTED_UNDER] = this.#generation.id;
   };
