@@ -198,8 +198,11 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
         authorizer: this.options.connectionAuthorizer,
       });
     } catch (error) {
-      if (!(error instanceof CertificateParseError)) throw error;
-      const peerError = new PeerError('ERR_MTLS_PEER_INVALID', `peer certificate unreadable: ${error.message}`);
+      // Fail closed: whatever went wrong, this connection is not admitted, and the server keeps running.
+      const peerError =
+        error instanceof CertificateParseError
+          ? new PeerError('ERR_MTLS_PEER_INVALID', `peer certificate unreadable: ${error.message}`)
+          : new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', `admission failed: ${error instanceof Error ? error.message : String(error)}`);
       admission = { kind: 'refused', error: peerError, label: peerError.code };
     }
     if (admission.kind === 'admitted') {
