@@ -202,7 +202,7 @@ describe.each(SERVER_CELLS)('CA rotation by overlap ($name)', (cell) => {
 });
 
 describe.each(SERVER_CELLS)('a peer certificate that expires on an open connection ($name)', (cell) => {
-  it('loses its keep-alive connection on the next periodic re-check', async () => {
+  it('loses its keep-alive connection at its notAfter', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const initial = await pki.credentials(SERVER);
     const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } }, undefined, { cell });

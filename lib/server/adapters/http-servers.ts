@@ -1,4 +1,4 @@
-import type { Server as TlsServer } from 'node:tls';
+import { Server as TlsServer } from 'node:tls';
 
 /** What the binding needs of Nest's HTTP adapter (Express or Fastify): the adapter's type and its instance. */
 export interface HttpAdapterLike {
@@ -57,7 +57,16 @@ export function watchAdditionalServers(
       done();
       return;
     }
-    for (const server of bindings) bind(server as TlsServer);
+    for (const server of bindings) {
+      if (!(server instanceof TlsServer)) continue;
+      try {
+        bind(server);
+      } catch (error) {
+        // Fastify would only log a hook's error: say what is left unbound, and close it rather than serve it unbound.
+        onUnbindable(`MtlsModule could not bind a server Fastify added for another address: ${String(error)}; it is closed`);
+        server.close();
+      }
+    }
     done();
   });
 }
