@@ -1,4 +1,5 @@
 import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
+import type { MtlsTokensOptions } from './tokens/tokens.options.js';
 
 /** TLS protocol policy applied to the server and the client, on every context rebuild. */
 export interface TlsPolicyOptions {
@@ -87,4 +88,9 @@ export interface MtlsModuleOptions {
   client?: MtlsClientOptions;
   /** Hot reload settings. */
   reload?: MtlsReloadOptions;
+  /**
+   * Bearer token issuers that routes may require with `@RequireToken('<name>')`, on top of the peer rule.
+   * @example { issuers: { shop: { issuer: 'https://issuer.shop.test', audience: 'orders', jwks: '/etc/jwks/jwks.json' } } }
+   */
+  tokens?: MtlsTokensOptions;
 }
