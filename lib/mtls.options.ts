@@ -19,6 +19,8 @@ export interface UpstreamOptions {
   url: string;
   /** The identity the server must present: a named peer, a SPIFFE ID, or `{ hostname }` for legacy servers. */
   expectPeer: string | { hostname: string };
+  /** A bearer token (or a function returning one, called per request) sent on every call through this upstream. */
+  token?: string | (() => string | Promise<string>);
 }
 
 /** The outbound client's settings. */

@@ -155,7 +155,7 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     class AppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
     // Node's own header limit (16 KiB in total) is raised so that the token layer's limit is the one tested.
-    app = moduleRef.createNestApplication({ httpsOptions: { ...mtlsHttpsOptions(), maxHeaderSize: 64 * 1024 }, logger });
+    app = moduleRef.createNestApplication({ httpsOptions: { ...mtlsHttpsOptions(), maxHeaderSize: 64 * 1024 } as ReturnType<typeof mtlsHttpsOptions>, logger });
     app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
     await app.listen(0, '127.0.0.1');
   });
