@@ -8,8 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
 import {
   AllowPeers,
+  CredentialsStatus,
   MtlsEvents,
   MtlsModule,
   mtlsHttpsOptions,
@@ -25,6 +27,7 @@ import {
   TestTokenIssuer,
   type TestPeer,
 } from '../../lib/testing/index.js';
+import { MtlsMetrics } from '../../lib/observability/prometheus/index.js';
 import type { TokenIssuers } from '../../lib/tokens/token-issuers.service.js';
 import { TokenIssuers as TokenIssuersService } from '../../lib/tokens/token-issuers.service.js';
 import type { JwksUrlSource } from '../../lib/tokens/jwks-url-source.js';
@@ -104,6 +107,8 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
   const logger = new CapturingLogger();
   const events: MtlsEvent[] = [];
   const sentTokens: string[] = [];
+  const registry = new Registry();
+  let metrics: MtlsMetrics | undefined;
 
   const call = (peer: TestPeer, path: string, token?: string, headers: Record<string, string> = {}) => {
     if (token !== undefined) sentTokens.push(token);
@@ -158,18 +163,13 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     app = moduleRef.createNestApplication({ httpsOptions: { ...mtlsHttpsOptions(), maxHeaderSize: 64 * 1024 } as ReturnType<typeof mtlsHttpsOptions>, logger });
     app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
     await app.listen(0, '127.0.0.1');
+    metrics = new MtlsMetrics(app.get(MtlsEvents), app.get(CredentialsStatus), registry);
   });
 
   afterAll(async () => {
+    metrics?.close();
     await app?.close();
     await new Promise((resolve) => keyServer?.close(resolve));
-    // The guarantee of the issue: no token, and no part of one, in any log line.
-    const logs = logger.lines.join('\n');
-    for (const token of sentTokens) {
-      for (const part of token.split('.')) if (part.length >= 8) expect(logs).not.toContain(part);
-    }
-    const eventText = JSON.stringify(events.map((event) => ({ ...event, error: undefined })));
-    for (const token of sentTokens) for (const part of token.split('.')) if (part.length >= 8) expect(eventText).not.toContain(part);
   });
 
   const refusal = async (res: { status: number; headers: Record<string, unknown>; json<T>(): T }) => ({
@@ -342,5 +342,25 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     expect(results.every((status) => status === 401)).toBe(true);
     expect(keyServerHits - hitsBefore).toBeLessThanOrEqual(1);
     expect(source.fetches).toBeLessThanOrEqual(2);
+  });
+
+  // Last: the guarantee of the issue, over everything the tests above sent. No token, and no part of one, in any
+  // log line, event or metric; the refusals themselves were logged and counted by issuer and reason.
+  it('wrote no token, nor any part of one, to a log line, an event or a metric', async () => {
+    const logs = logger.lines.join('\n');
+    const eventText = JSON.stringify(events.map((event) => ({ ...event, error: undefined })));
+    const metricText = await registry.metrics();
+    expect(logs).toMatch(/ERR_MTLS_TOKEN_UNBOUND on TokenController\.bound: peer spiffe:\/\/shop\.test\/ns\/web\/sa\/frontend, issuer shop kid "test-key-\d+" sub "u": cnf_mismatch/);
+    expect(metricText).toContain('nestjs_mtls_token_rejections_total{issuer="shop",reason="expired"} 1');
+    expect(metricText).toContain('nestjs_mtls_token_rejections_total{issuer="shop",reason="cnf_mismatch"} 3');
+    expect(sentTokens.length).toBeGreaterThan(30);
+    for (const token of sentTokens) {
+      for (const part of token.split('.')) {
+        if (part.length < 8) continue;
+        expect(logs).not.toContain(part);
+        expect(eventText).not.toContain(part);
+        expect(metricText).not.toContain(part);
+      }
+    }
   });
 });
