@@ -30,6 +30,7 @@ import {
 import { MtlsMetrics } from '../../lib/observability/prometheus/index.js';
 import type { TokenIssuers } from '../../lib/tokens/token-issuers.service.js';
 import { TokenIssuers as TokenIssuersService } from '../../lib/tokens/token-issuers.service.js';
+import { startUpstream, type UpstreamServer } from '../client/upstream-server.js';
 import type { JwksUrlSource } from '../../lib/tokens/jwks-url-source.js';
 
 /*
@@ -72,6 +73,12 @@ class TokenController {
   remote(@Token() claims: JWTPayload) {
     return { user: claims.sub };
   }
+
+  @Post('mesh')
+  @RequireToken('mesh')
+  mesh(@Token() claims: JWTPayload) {
+    return { user: claims.sub };
+  }
 }
 
 class CapturingLogger implements LoggerService {
@@ -104,6 +111,8 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
   let jwksFile: string;
   let keyServer: Server;
   let keyServerHits = 0;
+  let meshIssuer: TestTokenIssuer;
+  let meshKeyServer: UpstreamServer;
   const logger = new CapturingLogger();
   const events: MtlsEvent[] = [];
   const sentTokens: string[] = [];
@@ -138,6 +147,13 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
       res.end(JSON.stringify(remoteIssuer.jwks()));
     });
     await new Promise<void>((resolve) => keyServer.listen(0, '127.0.0.1', resolve));
+    // A key server inside the mesh: fetched through MtlsHttpClient, which presents the service's certificate and
+    // checks the key server's SPIFFE ID.
+    meshIssuer = await pki.tokenIssuer({ issuer: 'https://mesh.issuer.test' });
+    meshKeyServer = await startUpstream(await pki.peer({ spiffeId: 'spiffe://shop.test/ns/idp/sa/mesh-keys', ipAddresses: ['127.0.0.1'] }), pki.bundlePem, (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(meshIssuer.jwks()));
+    });
     const caFile = join(dirname(jwksFile), 'idp-ca.pem');
     await writeFile(caFile, pki.bundlePem);
     const options: MtlsModuleOptions = {
@@ -152,6 +168,11 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
             issuer: 'https://remote.issuer.test',
             audience: ['orders'],
             jwks: { url: `https://127.0.0.1:${(keyServer.address() as AddressInfo).port}/jwks`, caFile, cooldownMs: 60_000 },
+          },
+          mesh: {
+            issuer: 'https://mesh.issuer.test',
+            audience: 'orders',
+            jwks: { url: `${meshKeyServer.origin}/jwks`, expectPeer: 'spiffe://shop.test/ns/idp/sa/mesh-keys' },
           },
         },
       },
@@ -170,6 +191,8 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     metrics?.close();
     await app?.close();
     await new Promise((resolve) => keyServer?.close(resolve));
+    meshKeyServer?.server.closeAllConnections();
+    await new Promise((resolve) => meshKeyServer?.server.close(resolve));
   });
 
   const refusal = async (res: { status: number; headers: Record<string, unknown>; json<T>(): T }) => ({
@@ -331,6 +354,12 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     expect((await call(frontend, '/t/user', await issuer.mint({ sub: 'u', aud: 'orders' }))).status).toBe(201);
     expect(logger.lines.some((line) => line.includes('JWKS on disk refused') && line.includes('symmetric'))).toBe(true);
     expect(newKey.kid).not.toBe(oldKey.kid);
+  });
+
+  it('fetches a JWKS URL inside the mesh through MtlsHttpClient, presenting the service certificate', async () => {
+    expect((await call(frontend, '/t/mesh', await meshIssuer.mint({ sub: 'm', aud: 'orders' }))).json()).toEqual({ user: 'm' });
+    expect(meshKeyServer.requests.length).toBeGreaterThanOrEqual(1);
+    expect(meshKeyServer.requests[0]!.clientSerial).toBeDefined();
   });
 
   it('fetches a JWKS URL once, and refetches at most once per cooldown for a flood of unknown kids', async () => {
