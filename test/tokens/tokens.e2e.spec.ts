@@ -74,6 +74,12 @@ class TokenController {
     return { user: claims.sub };
   }
 
+  @Post('flaky')
+  @RequireToken('flaky')
+  flaky(@Token() claims: JWTPayload) {
+    return { user: claims.sub };
+  }
+
   @Post('mesh')
   @RequireToken('mesh')
   mesh(@Token() claims: JWTPayload) {
@@ -111,6 +117,7 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
   let jwksFile: string;
   let keyServer: Server;
   let keyServerHits = 0;
+  let flakyDown = false;
   let meshIssuer: TestTokenIssuer;
   let meshKeyServer: UpstreamServer;
   const logger = new CapturingLogger();
@@ -141,7 +148,12 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     // A key server over HTTPS with its own CA bundle, counting fetches.
     remoteIssuer = await pki.tokenIssuer({ issuer: 'https://remote.issuer.test' });
     const keyServerCert = await pki.peer({ spiffeId: 'spiffe://shop.test/ns/idp/sa/keys', ipAddresses: ['127.0.0.1'] });
-    keyServer = createServer({ cert: keyServerCert.chainPem, key: keyServerCert.keyPem }, (_req, res) => {
+    keyServer = createServer({ cert: keyServerCert.chainPem, key: keyServerCert.keyPem }, (req, res) => {
+      if (req.url === '/flaky') {
+        res.statusCode = flakyDown ? 503 : 200;
+        res.end(flakyDown ? 'down' : JSON.stringify(remoteIssuer.jwks()));
+        return;
+      }
       keyServerHits++;
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(remoteIssuer.jwks()));
@@ -168,6 +180,11 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
             issuer: 'https://remote.issuer.test',
             audience: ['orders'],
             jwks: { url: `https://127.0.0.1:${(keyServer.address() as AddressInfo).port}/jwks`, caFile, cooldownMs: 60_000 },
+          },
+          flaky: {
+            issuer: 'https://remote.issuer.test',
+            audience: 'orders',
+            jwks: { url: `https://127.0.0.1:${(keyServer.address() as AddressInfo).port}/flaky`, caFile, refreshMs: 1_000, staleIfErrorMs: 600_000 },
           },
           mesh: {
             issuer: 'https://mesh.issuer.test',
@@ -354,6 +371,17 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     expect((await call(frontend, '/t/user', await issuer.mint({ sub: 'u', aud: 'orders' }))).status).toBe(201);
     expect(logger.lines.some((line) => line.includes('JWKS on disk refused') && line.includes('symmetric'))).toBe(true);
     expect(newKey.kid).not.toBe(oldKey.kid);
+  });
+
+  it('keeps verifying with the last key set while the key server fails (stale-if-error), with a log line and a metric', async () => {
+    const token = await remoteIssuer.mint({ sub: 's', aud: 'orders' });
+    expect((await call(frontend, '/t/flaky', token)).status).toBe(201);
+    flakyDown = true;
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect((await call(frontend, '/t/flaky', token)).status).toBe(201);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'jwks.stale', issuer: 'flaky' }));
+    expect(logger.lines.some((line) => /token issuer flaky: serving JWKS fetched \d+ s ago \(stale-if-error\) because fetching .*\/flaky fails: HTTP 503/.test(line))).toBe(true);
+    expect(await registry.metrics()).toMatch(/nestjs_mtls_jwks_stale_served_total\{issuer="flaky"\} [1-9]/);
   });
 
   it('fetches a JWKS URL inside the mesh through MtlsHttpClient, presenting the service certificate', async () => {
