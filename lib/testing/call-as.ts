@@ -22,6 +22,8 @@ export interface PeerRequestOptions {
   headers?: Record<string, string>;
   /** Sent as JSON. */
   body?: unknown;
+  /** A bearer token, sent as `Authorization: Bearer <token>`. */
+  token?: string;
 }
 
 /** Makes requests to one server as one peer; every call opens a new TLS connection, so each shows its handshake's fate. */
@@ -40,6 +42,8 @@ export interface CallAsOptions {
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** Speak HTTP/2 (ALPN `h2` only): one new session per call, like the HTTP/1.1 calls' one connection each. */
   http2?: boolean;
+  /** A bearer token sent with every call (a call's own `token` wins). */
+  token?: string;
 }
 
 function baseUrl(target: INestApplication | string): URL {
@@ -67,7 +71,7 @@ export function callAs(
   const origin = baseUrl(target);
   const ca = options.ca ?? peer?.caPem;
   if (ca === undefined) throw new Error('callAs: pass options.ca to verify the server when calling without a peer');
-  const send1 = (method: string, path: string, { headers = {}, body }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send1 = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -83,6 +87,7 @@ export function callAs(
           ...(options.minVersion ? { minVersion: options.minVersion } : {}),
           ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
           headers: {
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
             ...headers,
             ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
           },
@@ -100,7 +105,7 @@ export function callAs(
       req.on('error', reject);
       req.end(payload);
     });
-  const send2 = (method: string, path: string, { headers = {}, body }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send2 = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const session = connectHttp2(origin.origin, {
@@ -128,6 +133,7 @@ export function callAs(
       session.on('close', closedEarly);
       const stream = session.request({
         ...headers,
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
         [http2Constants.HTTP2_HEADER_METHOD]: method,
         [http2Constants.HTTP2_HEADER_PATH]: path,

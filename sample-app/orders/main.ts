@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { createSampleApp, servingFromEnv } from '../common/http-adapter.js';
-import { credentialsFromEnv, listenAddressFromEnv, SampleConfigError } from '../common/sample-config.js';
+import { credentialsFromEnv, listenAddressFromEnv, SampleConfigError, tokensFromEnv } from '../common/sample-config.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { runService } from '../common/run-service.js';
 import { OrdersModule } from './orders.module.js';
@@ -12,7 +12,10 @@ await runService('orders', async () => {
     throw new SampleConfigError(`INVENTORY_URL must be an https:// URL, got ${JSON.stringify(inventoryUrl)}`);
   }
   const serving = servingFromEnv();
-  const app = await createSampleApp(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl, serving.http2), serving);
+  const app = await createSampleApp(
+    OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl, tokensFromEnv(), serving.http2),
+    serving,
+  );
   app.enableShutdownHooks();
   await startMetricsServer('orders', app);
   await app.listen(port, host);
