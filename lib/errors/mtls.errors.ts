@@ -11,7 +11,8 @@ export type MtlsErrorCode =
   | 'ERR_MTLS_CERTIFICATE_INVALID'
   | CredentialsErrorCode
   | PeerErrorCode
-  | UpstreamErrorCode;
+  | UpstreamErrorCode
+  | WorkloadApiErrorCode;
 
 export type ConfigErrorCode = 'ERR_MTLS_CONFIG_INVALID' | 'ERR_MTLS_NOT_HTTPS' | 'ERR_MTLS_UNKNOWN_PEER';
 
@@ -34,6 +35,16 @@ export type UpstreamErrorCode =
   | 'ERR_MTLS_UPSTREAM_REQUEST'
   | 'ERR_MTLS_UPSTREAM_TIMEOUT'
   | 'ERR_MTLS_UPSTREAM_ABORTED';
+
+export type WorkloadApiErrorCode =
+  | 'ERR_MTLS_WORKLOAD_API_ENDPOINT_INVALID'
+  | 'ERR_MTLS_WORKLOAD_API_UNAVAILABLE'
+  | 'ERR_MTLS_WORKLOAD_API_TIMEOUT'
+  | 'ERR_MTLS_WORKLOAD_API_INVALID_ARGUMENT'
+  | 'ERR_MTLS_WORKLOAD_API_PERMISSION_DENIED'
+  | 'ERR_MTLS_WORKLOAD_API_RESPONSE_INVALID'
+  | 'ERR_MTLS_WORKLOAD_API_NO_SVID'
+  | 'ERR_MTLS_WORKLOAD_API_CLOSED';
 
 /** Root of every error thrown by nestjs-mtls. */
 export class MtlsError extends Error {
@@ -138,5 +149,17 @@ export class UpstreamError extends MtlsError {
     this.upstream = detail.upstream;
     this.expected = detail.expected;
     this.seen = detail.seen;
+  }
+}
+
+/** A SPIFFE Workload API call failed or answered something unusable; `endpoint` names the socket. */
+export class WorkloadApiError extends MtlsError {
+  declare readonly code: WorkloadApiErrorCode;
+  /** The Workload API endpoint, as configured (`unix:///…` or `tcp://…`). */
+  readonly endpoint: string;
+
+  constructor(code: WorkloadApiErrorCode, message: string, endpoint: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.endpoint = endpoint;
   }
 }
