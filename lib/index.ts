@@ -18,6 +18,7 @@ export {
   PeerError,
   SpiffeIdError,
   UpstreamError,
+  WorkloadApiError,
 } from './errors/mtls.errors.js';
 export type {
   ConfigErrorCode,
@@ -27,7 +28,9 @@ export type {
   PeerErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
+  WorkloadApiErrorCode,
 } from './errors/mtls.errors.js';
+export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api/workload-api.options.js';
 export {
   EKU_CLIENT_AUTH,
   EKU_SERVER_AUTH,
