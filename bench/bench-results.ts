@@ -118,6 +118,8 @@ export interface BenchResults {
   readonly handshake: { readonly full: HandshakeCases; readonly resumed: HandshakeCases } | undefined;
   readonly client: Cases<(typeof CLIENTS)[number]> | undefined;
   readonly rotation: RotationResult | undefined;
+  /** Push of an X509-SVID by the Workload API → new certificate served (group `workload-api`). */
+  readonly workloadApi?: RotationResult | undefined;
   readonly memory: (ReloadMemoryReport & { readonly rssGrowthBytes: number }) | undefined;
   /** Ratios of medians, named `<metric>:<case>/<reference>`. */
   readonly ratios: Readonly<Record<string, number>>;

@@ -35,6 +35,7 @@ import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWo
 import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
+import { timeWorkloadApiRotations } from './workload-api-rotation.js';
 
 const runStart = performance.now();
 
@@ -55,7 +56,7 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory'>;
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'workloadApi'>;
 
 /** IPC carries JSON, which turns NaN (a window without a request) into null: turn it back. */
 function revive(result: LoadResult): LoadResult {
@@ -240,7 +241,11 @@ async function runGroups(context: Context): Promise<Groups> {
   };
   // The throughput servers are done: the rotation server runs alone.
   await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
-  return selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
+  const rotated = selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
+  if (!selected.includes('workload-api')) return rotated;
+  const workloadApi = await timeWorkloadApiRotations(context.fixtures.pki, context.options.rotations, log);
+  log(`[workload-api] p50 ${workloadApi.p50Ms.toFixed(1)} ms, p99 ${workloadApi.p99Ms.toFixed(1)} ms`);
+  return { ...rotated, workloadApi };
 }
 
 async function main(): Promise<void> {
