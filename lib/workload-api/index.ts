@@ -10,3 +10,5 @@ export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './worklo
 export type { CredentialSourceStatus } from '../credentials/credential-source.js';
 export { WorkloadApiError } from '../errors/mtls.errors.js';
 export type { WorkloadApiErrorCode } from '../errors/mtls.errors.js';
+export { WorkloadX509BundleSource } from './x509-bundle-source.js';
+export type { WorkloadX509BundleSourceOptions } from './x509-bundle-source.js';
