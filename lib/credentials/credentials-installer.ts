@@ -6,6 +6,9 @@ import type { CredentialStore } from './credential-store.js';
 import { formatDuration } from './credentials-description.js';
 import { validateCredentials } from './credentials-validation.js';
 import type { CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
+import { revocationListsOf } from './crl.js';
+import { advanceCrlHighWaterMarks, crlPosition, findCrlRegression } from './crl-freshness.js';
+import type { CrlHighWaterMarks, CrlInFile } from './crl-freshness.js';
 import { createSecureContext } from './secure-context.js';
 
 /** Where a source's log lines go: Nest's `Logger` or any `LoggerService`. */
@@ -135,4 +138,40 @@ export function asCredentialsError(error: unknown, raw: Pick<RawCredentials, 'fi
 function errorText(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** The CRLs of a validated set, each with the file (or source) it came from. */
+function crlsInFiles(credentials: Credentials, files: readonly string[] | string): CrlInFile[] {
+  return revocationListsOf(credentials).map((crl, i) => ({ crl, file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')) }));
+}
+
+/**
+ * The newest CRL seen per issuer since startup, for any source: a set whose CRL is older than one already installed
+ * (a lower cRLNumber, a stale cache or mirror, a replayed download) is refused, so that a revocation cannot be undone.
+ */
+export class CrlRollbackGuard {
+  #marks: CrlHighWaterMarks;
+
+  constructor(current: Credentials) {
+    this.#marks = advanceCrlHighWaterMarks(new Map(), crlsInFiles(current, current.files.crl.join(', ')));
+  }
+
+  /** Throws CredentialsError('ERR_MTLS_CRL_ROLLBACK') when `candidate` would install an older CRL. */
+  check(candidate: Credentials, crlFiles: readonly string[]): void {
+    const regression = findCrlRegression(this.#marks, crlsInFiles(candidate, crlFiles));
+    if (regression === undefined) return;
+    const { candidate: crl, inForce } = regression;
+    throw new CredentialsError('ERR_MTLS_CRL_ROLLBACK', regression.reason, {
+      file: crl.file,
+      field: 'crl',
+      fix:
+        `write the current CRL of "${crl.crl.issuer}" (${crlPosition(inForce.crl)}, or later) to ${crl.file} ` +
+        'and check what wrote this one (a stale cache or mirror, a replayed download); if the CA was rebuilt and restarted its numbering, restart the service to accept its new CRLs',
+    });
+  }
+
+  /** Records the CRLs of the set just installed. */
+  installed(current: Credentials, crlFiles: readonly string[]): void {
+    this.#marks = advanceCrlHighWaterMarks(this.#marks, crlsInFiles(current, crlFiles));
+  }
 }

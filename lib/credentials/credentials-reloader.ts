@@ -5,7 +5,7 @@ import type { CredentialsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { CredentialSetName, MtlsEvent } from '../observability/mtls-events.js';
 import type { CredentialStore } from './credential-store.js';
-import { asCredentialsError, installCredentials } from './credentials-installer.js';
+import { asCredentialsError, CrlRollbackGuard, installCredentials } from './credentials-installer.js';
 import { readCredentials, SECRET_DATA_LINK } from './credentials-loader.js';
 import type { CredentialFiles, CredentialUsage, RawCredentials } from './credentials.interfaces.js';
 
@@ -76,12 +76,15 @@ export class CredentialsReloader {
   #refusedKey: string | undefined;
   /** Why the files on disk are refused, while they are. */
   #pendingError: CredentialsError | undefined;
+  /** The newest CRL seen per issuer since startup: no rotation may install an older one. */
+  readonly #crls: CrlRollbackGuard;
 
   constructor(options: CredentialsReloaderOptions) {
     this.#options = options;
     this.#logger = options.logger ?? new Logger('MtlsCredentials');
     this.#targets = watchTargets(options.files);
     this.#retryDelayMs = this.#firstRetryDelay();
+    this.#crls = new CrlRollbackGuard(options.store.current);
   }
 
   /** The directories watched, each with the entry names that belong to the set. */
@@ -200,20 +203,32 @@ export class CredentialsReloader {
   }
 
   async #check(): Promise<ReloadResult> {
-    const { set, files, store, usages, expiryWarningMs, tls } = this.#options;
     let raw: RawCredentials;
     try {
-      raw = await readCredentials(files);
+      raw = await readCredentials(this.#options.files);
     } catch (error) {
-      const refusal = asCredentialsError(error, { files });
+      const refusal = asCredentialsError(error, this.#options);
       return this.#refuse(refusal, `unreadable\0${refusal.code}\0${refusal.file}\0${refusal.reason}`);
     }
+    const result = await this.#apply(raw);
+    // A set read but not installed (unchanged, refused, stopped) is dropped here: its key bytes go with it.
+    if (result !== 'rotated') raw.key.dispose();
+    return result;
+  }
+
+  async #apply(raw: RawCredentials): Promise<ReloadResult> {
+    const { set, store, usages, expiryWarningMs, tls } = this.#options;
     if (this.#stopped) return 'stopped';
-    const outcome = installCredentials(raw, { set, store, usages, expiryWarningMs, tls, events: this.#options.events, logger: this.#logger });
+    const outcome = installCredentials(
+      raw,
+      { set, store, usages, expiryWarningMs, tls, events: this.#options.events, logger: this.#logger },
+      (candidate) => this.#crls.check(candidate, raw.crlFiles),
+    );
     if (outcome.result === 'refused') return this.#refuse(outcome.error, `content\0${raw.contentHash}`);
     if (outcome.result === 'unchanged' && this.#pendingError !== undefined) {
       this.#logger.log(`${set} credentials: the files are back to the set being served; nothing to reload`);
     }
+    if (outcome.result === 'rotated') this.#crls.installed(store.current, raw.crlFiles);
     this.#settle();
     return outcome.result;
   }

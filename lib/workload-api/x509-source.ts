@@ -3,12 +3,13 @@ import { CredentialStore } from '../credentials/credential-store.js';
 import { registerCredentialSource, type CredentialSourceStatus } from '../credentials/credential-source.js';
 import { formatDuration } from '../credentials/credentials-description.js';
 import {
+  CrlRollbackGuard,
   installCredentials,
   validateForInstall,
   type CredentialsInstallTarget,
   type InstallLogger,
 } from '../credentials/credentials-installer.js';
-import type { Credentials } from '../credentials/credentials.interfaces.js';
+import type { Credentials, RawCredentials } from '../credentials/credentials.interfaces.js';
 import { CredentialsError, WorkloadApiError } from '../errors/mtls.errors.js';
 import type { BackoffOptions } from './workload-api.backoff.js';
 import { decodeX509SvidResponse, encodeEmpty, WORKLOAD_API_METHODS } from './workload-api.codec.js';
@@ -58,6 +59,7 @@ export class WorkloadX509Source {
   #ownsTransport = false;
   #watcher: StreamWatcher | undefined;
   #store: CredentialStore | undefined;
+  #crls: CrlRollbackGuard | undefined;
   #first: { resolve(store: CredentialStore): void; reject(error: Error): void } | undefined;
   /** Why the latest message (or the wait) did not give a usable set. */
   #lastProblem: string | undefined;
@@ -197,7 +199,15 @@ export class WorkloadX509Source {
 
   #apply(message: Buffer): { ok: true; rotated: boolean } | { ok: false; error: CredentialsError; key: string } {
     const { raw, spiffeId } = rawCredentialsFromResponse(decodeX509SvidResponse(message), this.#options.svid, this.#address);
+    const result = this.#install(raw, spiffeId);
+    // A set received but not installed (unchanged, refused) is dropped here: its key bytes go with it.
+    if (!result.ok || !result.rotated) raw.key.dispose();
+    return result;
+  }
+
+  #install(raw: RawCredentials, spiffeId: string): { ok: true; rotated: boolean } | { ok: false; error: CredentialsError; key: string } {
     const accept = (candidate: Credentials): void => {
+      this.#crls?.check(candidate, raw.crlFiles);
       // The agent says which ID the SVID carries; a leaf that says otherwise is not the SVID it claims to be.
       if (candidate.identity.spiffeId !== spiffeId) {
         throw new CredentialsError(
@@ -217,6 +227,7 @@ export class WorkloadX509Source {
       }
       const created = new CredentialStore(credentials);
       this.#store = created;
+      this.#crls = new CrlRollbackGuard(credentials);
       registerCredentialSource(created, () => this.status());
       created.subscribe(() => this.#watchExpiry());
       this.#watchExpiry();
@@ -227,6 +238,7 @@ export class WorkloadX509Source {
     }
     const outcome = installCredentials(raw, { ...this.#options, store, logger: this.#logger }, accept);
     if (outcome.result === 'refused') return { ok: false, error: outcome.error, key: `content\0${raw.contentHash}` };
+    if (outcome.result === 'rotated') this.#crls?.installed(store.current, raw.crlFiles);
     return { ok: true, rotated: outcome.result === 'rotated' };
   }
 
