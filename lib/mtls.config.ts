@@ -10,6 +10,7 @@ import {
   type ResolvedWorkloadApiOptions,
 } from './workload-api/workload-api.options.js';
 import { workloadApiLabels } from './workload-api/x509-svid-response.js';
+import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
 
 /** Module options with every default applied and every value checked, computed once at startup. */
 export interface ResolvedMtlsOptions {
@@ -42,6 +43,8 @@ export interface ResolvedMtlsOptions {
     readonly pollIntervalMs: number;
     readonly maxRetryDelayMs: number;
   };
+  /** Bearer token issuers (empty without option `tokens`). */
+  readonly tokens: ResolvedTokenOptions;
 }
 
 /**
@@ -126,6 +129,7 @@ const MODULE_KEYS = [
   'logRateLimitPerMinute',
   'client',
   'reload',
+  'tokens',
 ] as const;
 const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
 const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes'] as const;
@@ -215,5 +219,6 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
     },
+    tokens: resolveTokenOptions(options.tokens),
   };
 }

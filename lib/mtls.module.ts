@@ -19,6 +19,9 @@ import { PeerPolicyRegistry } from './server/peer-policy.registry.js';
 import { WorkloadApiSources } from './workload-api/workload-api-sources.service.js';
 import type { ResolvedWorkloadApiOptions } from './workload-api/workload-api.options.js';
 import { WorkloadX509Source } from './workload-api/x509-source.js';
+import { MtlsTokenGuard } from './tokens/token.guard.js';
+import { TokenIssuers } from './tokens/token-issuers.service.js';
+import { TokenPolicyRegistry } from './tokens/token-policy.registry.js';
 
 const logger = new Logger('MtlsModule');
 
@@ -92,6 +95,11 @@ const providers: Provider[] = [
   MtlsHttpClient,
   MtlsGuard,
   { provide: APP_GUARD, useExisting: MtlsGuard },
+  TokenPolicyRegistry,
+  TokenIssuers,
+  MtlsTokenGuard,
+  // After MtlsGuard: Nest runs global guards in this order, so the peer rule is always checked before the token.
+  { provide: APP_GUARD, useExisting: MtlsTokenGuard },
 ];
 
 /**
