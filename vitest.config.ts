@@ -15,6 +15,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.spec.ts'],
+    // Disposes each file's TestPki instances and temporary directories: nothing is left in os.tmpdir().
+    setupFiles: ['test/support/cleanup.setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Real TLS servers and file watchers: a little parallelism, not one fork per core.

@@ -13,6 +13,7 @@ import { MtlsEvents } from '../observability/mtls-events.js';
 import { ConnectionIdentities } from './connection-identity.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { toHttpException } from './mtls-http-errors.js';
+import { describeRejectedPeer, rejectedPeerOf, rememberPeerAddress } from './rejected-peer.js';
 
 const NOT_HTTPS =
   'MtlsModule needs the application to be served over HTTPS. In main.ts, create the app with:\n' +
@@ -101,6 +102,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     server.on('secureConnection', onSecureConnection);
     server.on('secureConnection', this.#connections.track);
     this.#connections.startPeriodicRecheck(this.options.reload.pollIntervalMs, () => this.store.current);
+    server.on('connection', rememberPeerAddress);
     server.on('tlsClientError', this.#onHandshakeRejected);
     if (this.options.mode === 'permissive') {
       gateUnauthenticated(server, this.identities);
@@ -115,6 +117,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     this.#connections.stopPeriodicRecheck();
     this.#server?.off('secureConnection', onSecureConnection);
     this.#server?.off('secureConnection', this.#connections.track);
+    this.#server?.off('connection', rememberPeerAddress);
     this.#server?.off('tlsClientError', this.#onHandshakeRejected);
   }
 
@@ -131,12 +134,12 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     // With rejectUnauthorized, Node destroys the socket after verification and reports a bare ECONNRESET;
     // the verification result is on the socket.
     const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
-    const remoteAddress = socket.remoteAddress;
-    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
+    const peer = rejectedPeerOf(socket);
+    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
     const suppressed = this.#limiter.admit();
     if (suppressed !== undefined) {
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(`TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}${more}`);
+      this.#logger.warn(`TLS handshake rejected from ${describeRejectedPeer(peer)}: ${reason}${more}`);
     }
   };
 }
