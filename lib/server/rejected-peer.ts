@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { rawSocketOf } from './connection-gate.js';
 
 /** What is known about a peer whose handshake was rejected: where it came from, and the certificate it sent, if any. */
 export interface RejectedPeer {
@@ -15,30 +16,31 @@ const MAX_SANS = 4;
 /** Longest SAN or name echoed into a log line. */
 const MAX_VALUE = 200;
 
-/** The raw TCP socket a server-side TLSSocket wraps (`lib/_tls_wrap.js` tlsConnectionListener sets `_parent`). */
-interface WrappedTlsSocket extends TLSSocket {
-  readonly _parent?: Socket | null;
+/**
+ * Called for every accepted TCP connection of the TLS server: reads the peer's address while the socket is open.
+ * Node caches it on the socket, so it can still be logged after a rejected handshake has torn the socket down (until
+ * then it was `undefined`, and every foreign-CA client was logged as `unknown address`).
+ */
+export function rememberPeerAddress(raw: object): void {
+  void (raw as Socket).remoteAddress;
 }
 
 /**
- * A `connection` listener for the TLS server: reads the peer's address while the TCP socket is open. Node caches it on
- * the socket, so it can still be logged after a rejected handshake has torn the socket down (until then it is
- * `undefined`, and every foreign-CA client was logged as `unknown address`).
+ * The address, port and — when `withCertificate` and the connection is still open — leaf certificate of a TLS socket
+ * being rejected. Node destroys a socket that failed verification before `tlsClientError`, so there only the address
+ * is left; a connection refused by the module's own admission still has its certificate.
  */
-export function rememberPeerAddress(raw: Socket): void {
-  void raw.remoteAddress;
-}
-
-/** The address, port and (when still readable) certificate of a TLS socket whose handshake failed. */
-export function rejectedPeerOf(socket: TLSSocket): RejectedPeer {
-  const raw = (socket as WrappedTlsSocket)._parent ?? undefined;
+export function rejectedPeerOf(socket: TLSSocket, withCertificate: boolean): RejectedPeer {
+  const raw = rawSocketOf(socket) as Socket | undefined;
   let certificateDer: Uint8Array | undefined;
-  try {
-    // Node destroys the socket on a failed verification before `tlsClientError`; a certificate is there only when the
-    // rejection happened while the connection was still open.
-    certificateDer = socket.getPeerX509Certificate?.()?.raw;
-  } catch {
-    certificateDer = undefined;
+  if (withCertificate) {
+    try {
+      // The leaf's DER alone (`getPeerCertificate(false)`): cheaper than an X509Certificate, and all that is logged.
+      const leaf = socket.getPeerCertificate(false) as { raw?: Buffer } | null;
+      certificateDer = leaf?.raw;
+    } catch {
+      certificateDer = undefined;
+    }
   }
   return {
     address: socket.remoteAddress ?? raw?.remoteAddress,

@@ -122,6 +122,40 @@ describe('diagnostics of a running app', () => {
   });
 });
 
+describe('a connection refused by admission after its handshake', () => {
+  let pki: TestPki;
+  let app: INestApplication;
+  const logger = new CapturingLogger();
+  const events: MtlsEvent[] = [];
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
+    app = await start({ credentials: server.credentials, peers: { orders: ORDERS, admin: ADMIN } }, logger, events);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await pki.dispose();
+  });
+
+  it('is logged with the address and the certificate: subject, SANs, issuer and fingerprint, never its body', async () => {
+    // Chains to the trusted CA, so Node completes the handshake; two URI SANs make it no X509-SVID, so admission refuses.
+    const twoIds = await pki.peer({ spiffeId: ORDERS, uris: ['spiffe://shop.test/ns/shop/sa/payments'], commonName: 'two-ids' });
+    await expect(callAs(app, twoIds).get('/stock/42')).rejects.toThrow();
+    await expect.poll(() => logger.messages('warn').some((l) => l.startsWith('TLS connection from')), { timeout: 5_000 }).toBe(true);
+    const line = logger.messages('warn').find((l) => l.startsWith('TLS connection from'))!;
+    expect(line).toMatch(
+      new RegExp(
+        `^TLS connection from 127\\.0\\.0\\.1:\\d+ \\(subject "CN=two-ids", SANs URI:"${ORDERS}", URI:"spiffe://shop\\.test/ns/shop/sa/payments", ` +
+          `issuer "CN=shop\\.test test root CA", SHA-256 ${twoIds.fingerprint256}\\) closed after its handshake: ERR_MTLS_PEER_INVALID: `,
+      ),
+    );
+    expect(line).not.toMatch(/BEGIN|PRIVATE/);
+    expect(events.filter((e) => e.type === 'handshake.rejected').at(-1)).toMatchObject({ remoteAddress: '127.0.0.1' });
+  });
+});
+
 describe('describeRejectedPeer', () => {
   let pki: TestPki;
 
