@@ -19,6 +19,7 @@ export {
   SpiffeIdError,
   TokenError,
   UpstreamError,
+  WorkloadApiError,
 } from './errors/mtls.errors.js';
 export type {
   ConfigErrorCode,
@@ -30,7 +31,9 @@ export type {
   TokenErrorDetail,
   UpstreamErrorCode,
   UpstreamErrorDetail,
+  WorkloadApiErrorCode,
 } from './errors/mtls.errors.js';
+export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api/workload-api.options.js';
 export {
   EKU_CLIENT_AUTH,
   EKU_SERVER_AUTH,

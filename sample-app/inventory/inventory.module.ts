@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MtlsModule, type CredentialsSourceOptions } from 'nestjs-mtls';
+import { MtlsModule, type MtlsModuleOptions } from 'nestjs-mtls';
 import { SPIFFE_IDS } from '../common/sample-config.js';
 import { AdminController } from './admin.controller.js';
 import { HealthController } from './health.controller.js';
@@ -8,7 +8,7 @@ import { StockController } from './stock.controller.js';
 /** The inventory service: stock for orders, reindex for admin, health for the trust domain. */
 @Module({})
 export class InventoryModule {
-  static register(credentials: CredentialsSourceOptions): DynamicModule {
+  static register(credentials: MtlsModuleOptions['credentials']): DynamicModule {
     return {
       module: InventoryModule,
       imports: [

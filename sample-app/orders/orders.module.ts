@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MtlsModule, type CredentialsSourceOptions, type MtlsTokensOptions } from 'nestjs-mtls';
+import { MtlsModule, type MtlsModuleOptions, type MtlsTokensOptions } from 'nestjs-mtls';
 import { SPIFFE_IDS } from '../common/sample-config.js';
 import { AvailabilityController, INVENTORY_URL } from './availability.controller.js';
 import { OrderTokensController } from './order-tokens.controller.js';
@@ -7,7 +7,7 @@ import { OrderTokensController } from './order-tokens.controller.js';
 /** The orders service: availability for the frontend, read from inventory. */
 @Module({})
 export class OrdersModule {
-  static register(credentials: CredentialsSourceOptions, inventoryUrl: string, tokens?: MtlsTokensOptions): DynamicModule {
+  static register(credentials: MtlsModuleOptions['credentials'], inventoryUrl: string, tokens?: MtlsTokensOptions): DynamicModule {
     return {
       module: OrdersModule,
       imports: [
