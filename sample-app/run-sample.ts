@@ -6,6 +6,7 @@ import { callAs, WorkloadApiTestServer, type CallerCredentials } from 'nestjs-mt
 import { describeDevCaResult, describeDevCertificateResult } from '../lib/cli/cli-format.js';
 import { ensureDevCertificates } from '../lib/cli/dev-ca.js';
 import { initDevIssuer, mintDevToken } from '../lib/cli/dev-issuer.js';
+import { LinePrefixer } from './common/log-prefix.js';
 import { devCertificatesDir, SPIFFE_IDS, TRUST_DOMAIN } from './common/sample-config.js';
 
 /**
@@ -44,11 +45,12 @@ function start(name: string, script: string, env: Record<string, string>): Promi
   const child = spawn(process.execPath, [join(here, script)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
+    const prefixer = new LinePrefixer(name);
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s:\n${output}`)), 30_000);
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       output += text;
-      if (serve) process.stdout.write(text.replace(/^/gm, `[${name}] `));
+      if (serve) process.stdout.write(prefixer.push(text));
       if (text.includes('listening on https://')) {
         if (!serve) process.stdout.write(text.split('\n').filter((l) => l.includes('listening on')).map((l) => `${l}\n`).join(''));
         clearTimeout(timer);

@@ -4,6 +4,8 @@
  * Only `server/mtls-http-errors.ts` maps codes to HTTP statuses.
  */
 
+import { inspect } from 'node:util';
+
 /** All error codes, one union; each subclass narrows it. */
 export type MtlsErrorCode =
   | ConfigErrorCode
@@ -70,12 +72,26 @@ export class MtlsError extends Error {
   }
 }
 
+/**
+ * How a startup error prints through `util.inspect` — which Node's report of an uncaught error and Nest's logger
+ * both use: one paragraph with the name, code and message (which name the file or option and the fix), not a stack
+ * trace into the framework. `error.stack` keeps the trace for whoever wants it.
+ */
+function startupErrorParagraph(error: MtlsError): string {
+  return `${error.name} [${error.code}]: ${error.message}`;
+}
+
 /** Module options or application wiring are wrong; thrown at startup. */
 export class MtlsConfigError extends MtlsError {
   declare readonly code: ConfigErrorCode;
 
   constructor(code: ConfigErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+
+  /** Prints as one readable paragraph when uncaught or logged at bootstrap. */
+  [inspect.custom](): string {
+    return startupErrorParagraph(this);
   }
 }
 
@@ -125,6 +141,11 @@ export class CredentialsError extends MtlsError {
     this.field = detail.field;
     this.fix = detail.fix;
     this.reason = reason;
+  }
+
+  /** Prints as one readable paragraph when uncaught or logged at bootstrap. */
+  [inspect.custom](): string {
+    return startupErrorParagraph(this);
   }
 }
 

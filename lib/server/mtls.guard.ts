@@ -61,7 +61,7 @@ export class MtlsGuard implements CanActivate {
     if (peer instanceof PeerError) return this.#deny(peer, policy, undefined);
     const reason = policy.authorizer(peer);
     if (reason !== undefined) {
-      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.authorizer.description), policy, peer);
+      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.rule), policy, peer);
     }
     attachPeer(request, peer);
     return true;
@@ -72,7 +72,7 @@ export class MtlsGuard implements CanActivate {
     this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
     const suppressed = this.#limiter.admit();
     if (suppressed !== undefined) {
-      const rule = error.rule ?? policy.authorizer.description;
+      const rule = error.rule ?? policy.rule;
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
       this.#logger.warn(
         `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}${more}`,

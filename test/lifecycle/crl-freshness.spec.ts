@@ -1,6 +1,4 @@
 import 'reflect-metadata';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Registry } from 'prom-client';
@@ -11,6 +9,7 @@ import { parseCrlPem } from '../../lib/credentials/crl.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { metricValue } from '../observability/fixtures.js';
 import { get, keepAliveAgent, sleep, startLifecycleApp, waitFor, type LifecycleApp } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -41,7 +40,7 @@ describe('an older CRL written over a newer one', () => {
     serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     orders = await pki.peer(ORDERS);
     payments = await pki.peer(PAYMENTS);
-    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-freshness-'));
+    dir = await temporaryDir('nestjs-mtls-crl-freshness-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
     server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20, maxRetryDelayMs: 100 } });
     metrics = new MtlsMetrics(server.app.get(MtlsEvents), server.app.get(CredentialsStatus), registry);

@@ -1,14 +1,13 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { get, keepAliveAgent, sleep, startLifecycleApp, waitFor } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -32,7 +31,7 @@ describe('a peer issued by an intermediate sent in its handshake', () => {
     const orders = { ...(await intermediate.issue({ spiffeId: ORDERS })), caPem: root.rootPem };
     const crls = async (revoked: string[]) =>
       `${await root.createCrl([])}${await serverIssuer.createCrl([])}${await intermediate.createCrl(revoked)}`;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-chain-'));
+    const dir = await temporaryDir('nestjs-mtls-chain-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
     const agent = keepAliveAgent(orders);
@@ -112,7 +111,7 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
       attackers.push({ ...peer, chainPem: peer.chainPem + junk });
     }
     const crls = async (revoked: string[]) => `${await pki.ca.createCrl(revoked)}${await intermediate.createCrl(revoked)}`;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-junk-'));
+    const dir = await temporaryDir('nestjs-mtls-junk-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
     // Connecting everyone takes seconds on a shared machine: Node's 5 s keep-alive timeout must not close anyone first.
