@@ -16,6 +16,7 @@ export {
   MtlsConfigError,
   MtlsError,
   PeerError,
+  ProxyHeaderError,
   SpiffeIdError,
   UpstreamError,
 } from './errors/mtls.errors.js';
@@ -25,6 +26,7 @@ export type {
   CredentialsErrorDetail,
   MtlsErrorCode,
   PeerErrorCode,
+  ProxyHeaderErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
 } from './errors/mtls.errors.js';
@@ -49,6 +51,7 @@ export {
   validateSpiffePathSegment,
 } from './identity/index.js';
 export type { CertificateInfo, KeyUsageBits, PeerIdentity } from './identity/index.js';
+export type { PeerSource } from './identity/peer-identity.js';
 export {
   authorizeAny,
   authorizeAnyOf,
@@ -118,3 +121,7 @@ export type {
   RefusalSummary,
   ReloadOutcome,
 } from './observability/credentials-status.js';
+
+// Behind a trusted proxy (module option `proxy`): the caller's identity from its XFCC or RFC 9440 header.
+export type { MtlsProxyOptions } from './proxy/proxy.options.js';
+export { forwardedCertificateDer } from './proxy/forwarded-identity.js';

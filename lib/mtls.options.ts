@@ -1,4 +1,5 @@
 import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
+import type { MtlsProxyOptions } from './proxy/proxy.options.js';
 
 /** TLS protocol policy applied to the server and the client, on every context rebuild. */
 export interface TlsPolicyOptions {
@@ -87,4 +88,9 @@ export interface MtlsModuleOptions {
   client?: MtlsClientOptions;
   /** Hot reload settings. */
   reload?: MtlsReloadOptions;
+  /**
+   * Behind a sidecar or front proxy that terminates mTLS: read the caller's identity from its header (XFCC or RFC 9440),
+   * accepted only from the trusted proxy. Unset: identities come from the TLS connection.
+   */
+  proxy?: MtlsProxyOptions;
 }
