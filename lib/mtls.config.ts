@@ -149,8 +149,17 @@ function resolveProxy(proxy: MtlsProxyOptions | undefined, mode: unknown): Resol
         'and has no TLS handshake to relax: remove "mode"',
     );
   }
+  const header = oneOf('proxy.header', proxy.header, ['xfcc', 'rfc9440'], 'xfcc');
+  for (const option of ['element', 'requireCertificate'] as const) {
+    if (header === 'rfc9440' && proxy[option] !== undefined) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "proxy.${option}" applies to proxy.header 'xfcc' only (RFC 9440 forwards one certificate): remove it`,
+      );
+    }
+  }
   return {
-    header: oneOf('proxy.header', proxy.header, ['xfcc', 'rfc9440'], 'xfcc'),
+    header,
     trust,
     element: oneOf('proxy.element', proxy.element, ['last', 'first'], 'last'),
     verifyChain: bool('proxy.verifyChain', proxy.verifyChain, true),
