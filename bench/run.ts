@@ -35,6 +35,7 @@ import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWo
 import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
+import { proxyHeaders, renderProxyMarkdown, PROXY_CASES, type ProxyGroup } from './proxy-group.js';
 
 const runStart = performance.now();
 
@@ -72,10 +73,12 @@ async function runLoad(
   server: RunningServer,
   work: LoadWork,
   concurrency: number,
+  headers?: Readonly<Record<string, string>>,
 ): Promise<LoadResult> {
   const { options } = context;
   const job: LoadJob = {
     ...work,
+    ...(headers === undefined ? {} : { headers }),
     port: server.port,
     path: BENCH_PATH,
     serverPid: server.pid,
@@ -143,6 +146,26 @@ async function keepAliveGroup(context: Context): Promise<NonNullable<Groups['ser
       run: () => runLoad(context, servers[index]!, { mode: 'keep-alive', client: 'undici-pool' }, concurrency),
     })),
   );
+  return { keepAlive };
+}
+
+/** Proxy mode: server CPU per keep-alive request, plain HTTP behind a loopback sidecar, against Nest without a guard. */
+async function proxyGroup(context: Context): Promise<ProxyGroup> {
+  const { concurrency } = context.options;
+  const headers = await proxyHeaders(context.fixtures.callerDir);
+  const plain = await context.servers.get('http-nest');
+  const proxied = await context.servers.get('http-xfcc');
+  const keepAlive = await interleaved(
+    context,
+    'proxy',
+    PROXY_CASES.map((c) => ({
+      key: c.key,
+      label: c.label,
+      run: () =>
+        runLoad(context, c.server === 'http-nest' ? plain : proxied, { mode: 'keep-alive', client: 'http-pool' }, concurrency, headers[c.header]),
+    })),
+  );
+  await Promise.all([context.servers.stop('http-nest'), context.servers.stop('http-xfcc')]);
   return { keepAlive };
 }
 
@@ -266,8 +289,11 @@ async function main(): Promise<void> {
   const fixtures = await createFixtures();
   const servers = new Servers(fixtures, pinning, profileDir);
   let groups: Groups;
+  let proxy: ProxyGroup | undefined;
   try {
-    groups = await runGroups({ options, fixtures, pinning, servers, clockTicksPerSecond: clockTicksPerSecond() });
+    const context = { options, fixtures, pinning, servers, clockTicksPerSecond: clockTicksPerSecond() };
+    groups = await runGroups(context);
+    proxy = options.groups.includes('proxy') ? await proxyGroup(context) : undefined;
   } finally {
     await servers.stopAll();
     await fixtures.remove();
@@ -298,10 +324,10 @@ async function main(): Promise<void> {
     floors: evaluateFloors(groups, ratios),
     profiles,
   };
-  const markdown = renderMarkdown(results);
+  const markdown = renderMarkdown(results) + (proxy === undefined ? '' : renderProxyMarkdown(proxy));
   await mkdir(outDir, { recursive: true });
   const base = join(outDir, `bench-${stamp}`);
-  await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(`${base}.json`, `${JSON.stringify(proxy === undefined ? results : { ...results, proxy }, null, 2)}\n`);
   await writeFile(`${base}.md`, markdown);
   process.stdout.write(`${markdown}\n`);
   log(`results: ${base}.json, ${base}.md${profileDir === undefined ? '' : `; server profiles: ${profileDir}`}`);
