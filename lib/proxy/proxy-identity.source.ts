@@ -164,8 +164,14 @@ export class ProxyIdentitySource extends PeerIdentitySource {
       try {
         verdict = derive(trust);
       } catch (error) {
-        if (!(error instanceof MtlsError)) throw error;
-        verdict = error instanceof PeerError ? error : new PeerError('ERR_MTLS_PEER_INVALID', error.message);
+        if (error instanceof PeerError) verdict = error;
+        else if (error instanceof MtlsError) verdict = new PeerError('ERR_MTLS_PEER_INVALID', error.message);
+        else {
+          // Fail closed on what the checks did not foresee (a 403, not a 500), and say so.
+          const name = error instanceof Error ? error.name : typeof error;
+          this.#warn(`forwarded identity could not be derived (${name}); refused`);
+          verdict = new PeerError('ERR_MTLS_PEER_INVALID', `forwarded identity could not be derived (${name})`);
+        }
       }
       if (verdicts.size >= MAX_REMEMBERED) verdicts.clear();
       verdicts.set(key, verdict);

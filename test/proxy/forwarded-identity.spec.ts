@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PeerError } from '../../lib/errors/mtls.errors.js';
 import { parseCertificatesPem } from '../../lib/identity/certificate.js';
+import { peerIdentityFromDer } from '../../lib/identity/peer-identity.js';
 import {
   forwardedCertificateDer,
   identityFromForwardedCertificate,
@@ -47,6 +48,10 @@ describe('identity from a forwarded certificate', () => {
     const peer = identityFromForwardedCertificate(der(orders.certPem), [], 'rfc9440', trust);
     expect(peer).toMatchObject({ spiffeId: ORDERS, trustDomain: 'shop.test', source: 'rfc9440', fingerprint256: orders.fingerprint256 });
     expect(Buffer.from(forwardedCertificateDer(peer)!)).toEqual(der(orders.certPem));
+  });
+
+  it('the TLS path says source "tls"', () => {
+    expect(peerIdentityFromDer(der(orders.certPem)).source).toBe('tls');
   });
 
   it('refuses a forwarded CA leaf, as on TLS', async () => {
