@@ -221,3 +221,20 @@ describe.each(ADAPTERS)('proxy mode, RFC 9440 without a chain, leaf issued by th
     }
   });
 });
+
+describe.each(ADAPTERS)('proxy mode, element "first" behind a SANITIZE_SET edge (%s)', (adapter) => {
+  it('takes the edge\'s element and ignores what later hops appended', async () => {
+    const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const server = await pki.credentials(SIDECAR);
+    const app = await startProxyApp(adapter, { credentials: server.credentials, proxy: { header: 'xfcc', trust: 'loopback', element: 'first' } });
+    try {
+      const orders = await pki.peer(ORDERS);
+      const res = await rawRequest(app, '/admin-only', [[XFCC, `${xfccElement(orders)},URI=${ADMIN}`]]);
+      expect(res.status).toBe(403);
+      const ok = await rawRequest(app, '/orders-only', [[XFCC, `${xfccElement(orders)},URI=${ADMIN}`]]);
+      expect(ok.json()).toMatchObject({ spiffeId: ORDERS });
+    } finally {
+      await app.close();
+    }
+  });
+});
