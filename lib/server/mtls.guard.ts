@@ -12,7 +12,6 @@ import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js'
 
 interface RequestLike {
   socket?: unknown;
-  raw?: unknown;
 }
 
 /**
