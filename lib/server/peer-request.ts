@@ -22,8 +22,9 @@ export function attachPeer(request: WithSocket, peer: PeerIdentity, scope: 'conn
 }
 
 /**
- * The caller of a request: the peer of its TLS connection (behind a proxy: of the request) once the guard has admitted it. In handlers, pipes and
- * interceptors this is the identity the route's rule admitted; undefined when the guard admitted no peer.
+ * The caller of a request: the peer of its TLS connection (behind a proxy: of the request) once the guard has admitted
+ * it. In handlers, pipes and interceptors this is the identity the route's rule admitted; undefined when the guard
+ * admitted no peer.
  */
 export function peerOfRequest(request: object): PeerIdentity | undefined {
   const own = (request as { [PEER]?: PeerIdentity })[PEER];
