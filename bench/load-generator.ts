@@ -62,6 +62,20 @@ function viaHttps(agent: HttpsAgent): Call {
 
 /** The client under test. The bare clients get the SecureContext the package builds: same TLS options, built once. */
 async function createClient(variant: ClientVariant): Promise<Client> {
+  // The proxy group's sidecar side: plain HTTP, no client certificate, the job's headers on every request.
+  if (variant === 'http-pool') {
+    const pool = new Pool(origin, { connections: job.concurrency });
+    const headers = job.headers ?? {};
+    return {
+      call: async () => {
+        const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers });
+        await body.json();
+        expectOk(statusCode);
+        return undefined;
+      },
+      close: () => pool.close(),
+    };
+  }
   const resolved = resolveMtlsOptions({
     credentials: { dir: job.credentialsDir },
     client: {
@@ -82,19 +96,6 @@ async function createClient(variant: ClientVariant): Promise<Client> {
   const expectPeer = job.serverSpiffeId;
 
   switch (variant) {
-    case 'http-pool': {
-      const pool = new Pool(origin, { connections: job.concurrency });
-      const headers = job.headers ?? {};
-      return {
-        call: async () => {
-          const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers });
-          await body.json();
-          expectOk(statusCode);
-          return undefined;
-        },
-        close: () => pool.close(),
-      };
-    }
     case 'undici-pool': {
       const pool = new Pool(origin, { connections: job.concurrency, connect: tls });
       return {
