@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MtlsModule, mtlsHttpsOptions } from '../../lib/index.js';
 import { loopbackListenProblem } from '../../lib/proxy/loopback-listener.js';
 import { ProxyIdentitySource } from '../../lib/proxy/proxy-identity.source.js';
@@ -62,18 +62,35 @@ describe.each(ADAPTERS)('proxy mode, trusted by the proxy\'s SPIFFE ID over mTLS
 });
 
 describe('proxy mode, loopback trust: where the header may come from', () => {
-  it('ignores a header from a non-loopback peer without reading it, and gives no identity', () => {
+  it('ignores a header from a non-loopback peer without reading it, logs it rate-limited, and gives no identity', () => {
     const source = new ProxyIdentitySource(
       { header: 'xfcc', trust: { kind: 'loopback' }, element: 'last', verifyChain: false, requireCertificate: false, maxHeaderBytes: 65_536 },
       { identify: () => { throw new Error('not used in loopback mode'); } },
       { get current(): never { throw new Error('a header from a non-proxy peer must not be read'); } },
-      60,
+      1,
     );
-    const verdict = source.identify({
-      socket: { remoteAddress: '10.1.2.3' },
-      rawHeaders: ['X-Forwarded-Client-Cert', `URI=${ADMIN}`],
-    });
-    expect(verdict).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED', message: 'not the trusted proxy (peer 10.1.2.3 is not on the loopback interface): no identity' });
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const verdict = source.identify({
+          socket: { remoteAddress: '10.1.2.3' },
+          rawHeaders: ['X-Forwarded-Client-Cert', `URI=${ADMIN}`],
+        });
+        expect(verdict).toMatchObject({
+          code: 'ERR_MTLS_PEER_UNAUTHENTICATED',
+          message: 'not the trusted proxy (peer 10.1.2.3 is not on the loopback interface): no identity',
+        });
+      }
+      // Rate-limited: one line per minute at logRateLimitPerMinute 1, the rest counted.
+      expect(warn.mock.calls.map(([line]) => line)).toEqual([
+        'x-forwarded-client-cert header ignored: peer 10.1.2.3 is not on the loopback interface; the request has no identity',
+      ]);
+      // No header at all: nothing to report.
+      source.identify({ socket: { remoteAddress: '10.1.2.3' }, rawHeaders: [] });
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it.each([
