@@ -109,8 +109,9 @@ function chainProblem(leaf: CertificateInfo, presented: readonly CertificateInfo
 /**
  * The identity a forwarded certificate proves: the same derivation as for a TLS peer (throws `PeerError`
  * `ERR_MTLS_PEER_INVALID` for a CA leaf or a broken SVID), then, with `trust.bundle`, the chain check a TLS handshake
- * would make (`ERR_MTLS_PEER_UNAUTHENTICATED` when it fails). `presented` are the other certificates the proxy forwarded.
- * Throws {@link ProxyHeaderError} `ERR_MTLS_PROXY_HEADER_MALFORMED` for bytes that are not a certificate.
+ * would make (`ERR_MTLS_PEER_UNAUTHENTICATED` when it fails). `presented` are the other certificates the proxy forwarded;
+ * `check` sees the parsed leaf first (the XFCC consistency checks). Throws {@link ProxyHeaderError}
+ * `ERR_MTLS_PROXY_HEADER_MALFORMED` for bytes that are not a certificate.
  */
 export function identityFromForwardedCertificate(
   leafDer: Uint8Array,

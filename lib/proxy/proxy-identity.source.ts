@@ -10,13 +10,14 @@ import { PeerIdentitySource, type IdentifiableRequest } from '../server/peer-ide
 import {
   identityFromForwardedCertificate,
   identityFromXfccElement,
+  MAX_FORWARDED_CHAIN,
   validityProblem,
   type ForwardedTrust,
 } from './forwarded-identity.js';
 import { headerLines, isLoopbackAddress, PROXY_HEADER_NAMES } from './proxy-trust.js';
 import type { ResolvedProxyOptions } from './proxy.options.js';
 import { parseClientCert, parseClientCertChain } from './rfc9440.parser.js';
-import { readXfccElement, scanXfcc, type XfccLimits } from './xfcc.parser.js';
+import { readXfccElement, scanXfcc, XFCC_DEFAULT_LIMITS, type XfccLimits } from './xfcc.parser.js';
 
 type Verdict = PeerIdentity | PeerError;
 
@@ -62,7 +63,7 @@ export class ProxyIdentitySource extends PeerIdentitySource {
     super();
     this.#limiter = new LogRateLimiter(logRateLimitPerMinute);
     this.#names = PROXY_HEADER_NAMES[proxy.header];
-    this.#limits = { maxBytes: proxy.maxHeaderBytes, maxElements: 10 };
+    this.#limits = { maxBytes: proxy.maxHeaderBytes, maxElements: XFCC_DEFAULT_LIMITS.maxElements };
   }
 
   identify(request: IdentifiableRequest): PeerIdentity | PeerError {
@@ -129,7 +130,7 @@ export class ProxyIdentitySource extends PeerIdentitySource {
       if (chain !== undefined) return new ProxyHeaderError('ERR_MTLS_PROXY_HEADER_MALFORMED', 'client-cert-chain without client-cert');
       return new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', 'the proxy sent no client-cert');
     }
-    const limits = { maxBytes: this.proxy.maxHeaderBytes, maxChain: 10 };
+    const limits = { maxBytes: this.proxy.maxHeaderBytes, maxChain: MAX_FORWARDED_CHAIN };
     // Oversized fields are refused before they could become a cache key.
     if (cert.length > limits.maxBytes) return refused(() => parseClientCert(cert, limits));
     if (chain !== undefined && chain.length > limits.maxBytes) return refused(() => parseClientCertChain(chain, limits));
