@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { parseCertificatesPem } from '../identity/certificate.js';
 import type { IssuedCertificate } from '../pki/certificate-authority.js';
 
 /** What an XFCC element should carry, as Envoy's `set_current_client_cert_details` chooses. */
@@ -25,29 +25,27 @@ function quoted(value: string): string {
 
 /** One XFCC element about `peer`'s certificate, written the way Envoy writes it (`By;Hash;Cert;Chain;Subject;URI;DNS`). */
 export function xfccElement(peer: Pick<IssuedCertificate, 'certPem' | 'chainPem'>, options: XfccElementOptions = {}): string {
-  const x509 = new X509Certificate(peer.certPem);
-  const sans = (x509.subjectAltName ?? '').split(', ').filter((entry) => entry !== '');
-  const uris = sans.filter((entry) => entry.startsWith('URI:')).map((entry) => entry.slice(4));
-  const dnsNames = sans.filter((entry) => entry.startsWith('DNS:')).map((entry) => entry.slice(4));
+  // The package's own DER reader: Node's subjectAltName string is not to be split (CVE-2021-44532).
+  const [leaf] = parseCertificatesPem(peer.certPem);
+  if (leaf === undefined) throw new TypeError('certPem holds no certificate');
   const parts: string[] = [];
   if (options.by !== undefined) parts.push(`By=${options.by}`);
-  parts.push(`Hash=${options.override?.hash ?? createHash('sha256').update(x509.raw).digest('hex')}`);
+  parts.push(`Hash=${options.override?.hash ?? leaf.fingerprint256.replaceAll(':', '').toLowerCase()}`);
   if (options.cert) parts.push(`Cert=${quoted(encodeURIComponent(peer.certPem))}`);
   if (options.chain) parts.push(`Chain=${quoted(encodeURIComponent(peer.chainPem))}`);
   if (options.subject ?? true) {
-    const subject = options.override?.subject ?? (x509.subject ?? '').split('\n').filter((rdn) => rdn !== '').reverse().join(',');
+    const subject = options.override?.subject ?? leaf.subject;
     parts.push(`Subject=${quoted(subject)}`);
   }
-  const uri = options.override?.uri ?? uris[0];
+  const uri = options.override?.uri ?? leaf.uris[0];
   if ((options.uri ?? true) && uri !== undefined) parts.push(`URI=${uri}`);
-  for (const dns of options.dns === false ? [] : (options.override?.dns ?? dnsNames)) parts.push(`DNS=${dns}`);
+  for (const dns of options.dns === false ? [] : (options.override?.dns ?? leaf.dnsNames)) parts.push(`DNS=${dns}`);
   return parts.join(';');
 }
 
 /** RFC 9440 `Client-Cert` for `peer`'s leaf, and `Client-Cert-Chain` for the rest of its chain (absent when empty). */
 export function rfc9440Fields(peer: Pick<IssuedCertificate, 'chainPem'>): { clientCert: string; clientCertChain: string | undefined } {
-  const blocks = peer.chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  const ders = blocks.map((pem) => new X509Certificate(pem).raw.toString('base64'));
+  const ders = parseCertificatesPem(peer.chainPem).map((certificate) => certificate.der.toString('base64'));
   const [leaf, ...rest] = ders;
   if (leaf === undefined) throw new TypeError('chainPem holds no certificate');
   return { clientCert: `:${leaf}:`, clientCertChain: rest.length === 0 ? undefined : rest.map((der) => `:${der}:`).join(', ') };
