@@ -36,6 +36,7 @@ import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWo
 import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
+import { renderTokenGroup, TOKEN_SERVERS, tokenGroupResult, type TokenGroupResult } from './token-group.js';
 import { proxyHeaders, renderProxyMarkdown, PROXY_CASES, type ProxyGroup } from './proxy-group.js';
 
 const runStart = performance.now();
@@ -57,7 +58,9 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'>;
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'> & {
+  token?: TokenGroupResult | undefined;
+};
 
 /** IPC carries JSON, which turns NaN (a window without a request) into null: turn it back. */
 function revive(result: LoadResult): LoadResult {
@@ -74,11 +77,13 @@ async function runLoad(
   server: RunningServer,
   work: LoadWork,
   concurrency: number,
+  authorization?: string,
   headers?: Readonly<Record<string, string>>,
 ): Promise<LoadResult> {
   const { options } = context;
   const job: LoadJob = {
     ...work,
+    ...(authorization === undefined ? {} : { authorization }),
     ...(headers === undefined ? {} : { headers }),
     port: server.port,
     path: BENCH_PATH,
@@ -150,6 +155,25 @@ async function keepAliveGroup(context: Context): Promise<NonNullable<Groups['ser
   return { keepAlive };
 }
 
+/** The token group: (c) against (c) + `@RequireToken`, interleaved in the same run. */
+async function tokenGroup(context: Context): Promise<TokenGroupResult> {
+  const { concurrency } = context.options;
+  const servers = await Promise.all(TOKEN_SERVERS.map((variant) => context.servers.get(variant)));
+  const bearer = `Bearer ${context.fixtures.token}`;
+  const cases = await interleaved(
+    context,
+    'token',
+    TOKEN_SERVERS.map((variant, index) => ({
+      key: variant,
+      label: LABELS[variant],
+      run: () =>
+        runLoad(context, servers[index]!, { mode: 'keep-alive', client: 'undici-pool' }, concurrency, variant === 'mtls-token' ? bearer : undefined),
+    })),
+  );
+  await context.servers.stop('mtls-token');
+  return tokenGroupResult({ mtls: cases.mtls.rounds, 'mtls-token': cases['mtls-token'].rounds });
+}
+
 /** Proxy mode: server CPU per keep-alive request, plain HTTP behind a loopback sidecar, against Nest without a guard. */
 async function proxyGroup(context: Context): Promise<ProxyGroup> {
   const { concurrency } = context.options;
@@ -163,7 +187,7 @@ async function proxyGroup(context: Context): Promise<ProxyGroup> {
       key: c.key,
       label: c.label,
       run: () =>
-        runLoad(context, c.server === 'http-nest' ? plain : proxied, { mode: 'keep-alive', client: 'http-pool' }, concurrency, headers[c.header]),
+        runLoad(context, c.server === 'http-nest' ? plain : proxied, { mode: 'keep-alive', client: 'http-pool' }, concurrency, undefined, headers[c.header]),
     })),
   );
   await Promise.all([context.servers.stop('http-nest'), context.servers.stop('http-xfcc')]);
@@ -262,6 +286,7 @@ async function runGroups(context: Context): Promise<Groups> {
     rotation: undefined,
     memory: undefined,
     admission: undefined,
+    token: selected.includes('token') ? await tokenGroup(context) : undefined,
   };
   // The throughput servers are done: the rotation server runs alone.
   await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
@@ -316,6 +341,7 @@ async function main(): Promise<void> {
     pinning,
   };
   const ratios = computeRatios(groups);
+  if (groups.token !== undefined) ratios['token.keepAlive.serverCpuUsPerRequest:mtls-token/mtls'] = groups.token.serverCpuRatio;
   const results: BenchResults = {
     schema: 1,
     startedAt: startedAt.toISOString(),
@@ -328,7 +354,10 @@ async function main(): Promise<void> {
     floors: evaluateFloors(groups, ratios),
     profiles,
   };
-  const markdown = renderMarkdown(results) + (proxy === undefined ? '' : renderProxyMarkdown(proxy));
+  const markdown =
+    renderMarkdown(results) +
+    (groups.token === undefined ? '' : `\n${renderTokenGroup(groups.token)}`) +
+    (proxy === undefined ? '' : renderProxyMarkdown(proxy));
   await mkdir(outDir, { recursive: true });
   const base = join(outDir, `bench-${stamp}`);
   await writeFile(`${base}.json`, `${JSON.stringify(proxy === undefined ? results : { ...results, proxy }, null, 2)}\n`);

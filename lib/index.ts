@@ -18,6 +18,7 @@ export {
   PeerError,
   ProxyHeaderError,
   SpiffeIdError,
+  TokenError,
   UpstreamError,
 } from './errors/mtls.errors.js';
 export type {
@@ -26,6 +27,8 @@ export type {
   CredentialsErrorDetail,
   MtlsErrorCode,
   PeerErrorCode,
+  TokenErrorCode,
+  TokenErrorDetail,
   ProxyHeaderErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
@@ -121,6 +124,21 @@ export type {
   RefusalSummary,
   ReloadOutcome,
 } from './observability/credentials-status.js';
+
+export { RequireToken, Token, MTLS_TOKEN_REQUIREMENT } from './tokens/token.decorators.js';
+export { MtlsTokenGuard } from './tokens/token.guard.js';
+export { TokenIssuers } from './tokens/token-issuers.service.js';
+export { verifiedTokenOf } from './tokens/token-request.js';
+export type { VerifiedToken } from './tokens/token-verifier.js';
+export type {
+  JwksFileOptions,
+  JwksUrlOptions,
+  MtlsTokensOptions,
+  RequireTokenOptions,
+  TokenAlgorithm,
+  TokenBinding,
+  TokenIssuerOptions,
+} from './tokens/tokens.options.js';
 
 // Behind a trusted proxy (module option `proxy`): the caller's identity from its XFCC or RFC 9440 header.
 export type { MtlsProxyOptions } from './proxy/proxy.options.js';

@@ -5,6 +5,7 @@ import type { CredentialFiles, CredentialUsage } from './credentials/credentials
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import { parseSpiffeId } from './identity/spiffe-id.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
+import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
 import type { MtlsProxyOptions, ResolvedProxyOptions } from './proxy/proxy.options.js';
 
 /** Module options with every default applied and every value checked, computed once at startup. */
@@ -34,6 +35,8 @@ export interface ResolvedMtlsOptions {
     readonly pollIntervalMs: number;
     readonly maxRetryDelayMs: number;
   };
+  /** Bearer token issuers (empty without option `tokens`). */
+  readonly tokens: ResolvedTokenOptions;
   /** Identities from a trusted proxy's header; undefined: from the TLS connection. */
   readonly proxy: ResolvedProxyOptions | undefined;
 }
@@ -120,6 +123,7 @@ const MODULE_KEYS = [
   'logRateLimitPerMinute',
   'client',
   'reload',
+  'tokens',
   'proxy',
 ] as const;
 const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
@@ -256,6 +260,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
     },
+    tokens: resolveTokenOptions(options.tokens),
     proxy: resolveProxy(options.proxy, options.mode),
   };
 }

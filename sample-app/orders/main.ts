@@ -1,7 +1,14 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { mtlsHttpsOptions } from 'nestjs-mtls';
-import { credentialsFromEnv, listenAddressFromEnv, proxyFromEnv, servesPlainHttp, SampleConfigError } from '../common/sample-config.js';
+import {
+  credentialsFromEnv,
+  listenAddressFromEnv,
+  proxyFromEnv,
+  SampleConfigError,
+  servesPlainHttp,
+  tokensFromEnv,
+} from '../common/sample-config.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { runService } from '../common/run-service.js';
 import { OrdersModule } from './orders.module.js';
@@ -13,7 +20,7 @@ await runService('orders', async () => {
   if (!inventoryUrl.startsWith('https://')) {
     throw new SampleConfigError(`INVENTORY_URL must be an https:// URL, got ${JSON.stringify(inventoryUrl)}`);
   }
-  const app = await NestFactory.create(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl, proxy), {
+  const app = await NestFactory.create(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl, tokensFromEnv(), proxy), {
     // Behind a loopback sidecar the service speaks plain HTTP; the sidecar terminates mTLS.
     ...(servesPlainHttp(proxy) ? {} : { httpsOptions: mtlsHttpsOptions() }),
     abortOnError: false,
