@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^nestjs-mtls\/testing$/, replacement: source('./lib/testing/index.ts') },
       { find: /^nestjs-mtls\/terminus$/, replacement: source('./lib/observability/terminus/index.ts') },
       { find: /^nestjs-mtls\/prometheus$/, replacement: source('./lib/observability/prometheus/index.ts') },
+      { find: /^nestjs-mtls\/workload-api$/, replacement: source('./lib/workload-api/index.ts') },
       { find: /^nestjs-mtls$/, replacement: source('./lib/index.ts') },
     ],
   },

@@ -123,6 +123,8 @@ export interface BenchResults {
   readonly handshake: { readonly full: HandshakeCases; readonly resumed: HandshakeCases } | undefined;
   readonly client: Cases<(typeof CLIENTS)[number]> | undefined;
   readonly rotation: RotationResult | undefined;
+  /** Push of an X509-SVID by the Workload API → new certificate served (group `workload-api`). */
+  readonly workloadApi?: RotationResult | undefined;
   readonly memory: (ReloadMemoryReport & { readonly rssGrowthBytes: number }) | undefined;
   /** Connection admission: peer certificate sources, re-checks of many connections, the expiry structure. */
   readonly admission?: AdmissionResult | undefined;

@@ -37,6 +37,7 @@ import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
 import { renderTokenGroup, TOKEN_SERVERS, tokenGroupResult, type TokenGroupResult } from './token-group.js';
+import { timeWorkloadApiRotations } from './workload-api-rotation.js';
 import { proxyHeaders, renderProxyMarkdown, PROXY_CASES, type ProxyGroup } from './proxy-group.js';
 
 const runStart = performance.now();
@@ -58,7 +59,7 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'> & {
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission' | 'workloadApi'> & {
   token?: TokenGroupResult | undefined;
 };
 
@@ -292,7 +293,11 @@ async function runGroups(context: Context): Promise<Groups> {
   await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
   const withRotation = selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
   // In this process, once the servers are gone: nothing else competes for the CPU.
-  return selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
+  const withAdmission = selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
+  if (!selected.includes('workload-api')) return withAdmission;
+  const workloadApi = await timeWorkloadApiRotations(context.fixtures.pki, context.options.rotations, log);
+  log(`[workload-api] p50 ${workloadApi.p50Ms.toFixed(1)} ms, p99 ${workloadApi.p99Ms.toFixed(1)} ms`);
+  return { ...withAdmission, workloadApi };
 }
 
 async function main(): Promise<void> {

@@ -20,6 +20,7 @@ export {
   SpiffeIdError,
   TokenError,
   UpstreamError,
+  WorkloadApiError,
 } from './errors/mtls.errors.js';
 export type {
   ConfigErrorCode,
@@ -32,7 +33,9 @@ export type {
   ProxyHeaderErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
+  WorkloadApiErrorCode,
 } from './errors/mtls.errors.js';
+export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api/workload-api.options.js';
 export {
   EKU_CLIENT_AUTH,
   EKU_SERVER_AUTH,

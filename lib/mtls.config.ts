@@ -5,6 +5,12 @@ import type { CredentialFiles, CredentialUsage } from './credentials/credentials
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import { parseSpiffeId } from './identity/spiffe-id.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
+import {
+  isWorkloadApiCredentials,
+  resolveWorkloadApiOptions,
+  type ResolvedWorkloadApiOptions,
+} from './workload-api/workload-api.options.js';
+import { workloadApiLabels } from './workload-api/x509-svid-response.js';
 import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
 import type { MtlsProxyOptions, ResolvedProxyOptions } from './proxy/proxy.options.js';
 
@@ -13,6 +19,10 @@ export interface ResolvedMtlsOptions {
   readonly credentialFiles: CredentialFiles;
   /** A separate client credential set, or undefined to reuse the identity set. */
   readonly clientCredentialFiles: CredentialFiles | undefined;
+  /** The identity set streams from the Workload API (then `credentialFiles` holds labels, not paths). */
+  readonly workloadApi: ResolvedWorkloadApiOptions | undefined;
+  /** The separate client set streams from the Workload API. */
+  readonly clientWorkloadApi: ResolvedWorkloadApiOptions | undefined;
   readonly namedPeers: ReadonlyMap<string, string>;
   readonly defaultPolicy: 'deny' | 'any-peer';
   readonly mode: 'strict' | 'permissive';
@@ -228,12 +238,25 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
     }
     upstreams.set(name, upstream);
   }
+  const workloadApi = isWorkloadApiCredentials(options.credentials)
+    ? resolveWorkloadApiOptions(options.credentials, 'credentials')
+    : undefined;
+  const clientCredentials = options.client?.credentials;
+  const clientWorkloadApi = isWorkloadApiCredentials(clientCredentials)
+    ? resolveWorkloadApiOptions(clientCredentials, 'client.credentials')
+    : undefined;
   return {
-    credentialFiles: resolveCredentialFiles(options.credentials),
+    credentialFiles: isWorkloadApiCredentials(options.credentials)
+      ? workloadApiLabels(workloadApi!.endpoint.address)
+      : resolveCredentialFiles(options.credentials),
     clientCredentialFiles:
-      options.client?.credentials === undefined
+      clientCredentials === undefined
         ? undefined
-        : resolveCredentialFiles(options.client.credentials, 'client.credentials'),
+        : isWorkloadApiCredentials(clientCredentials)
+          ? workloadApiLabels(clientWorkloadApi!.endpoint.address)
+          : resolveCredentialFiles(clientCredentials, 'client.credentials'),
+    workloadApi,
+    clientWorkloadApi,
     namedPeers: compileNamedPeers(options.peers),
     defaultPolicy: oneOf('defaultPolicy', options.defaultPolicy, ['deny', 'any-peer'], 'deny'),
     mode: oneOf('mode', options.mode, ['strict', 'permissive'], 'strict'),

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callAs, type CallerCredentials } from 'nestjs-mtls/testing';
+import { callAs, WorkloadApiTestServer, type CallerCredentials } from 'nestjs-mtls/testing';
 import { describeDevCaResult, describeDevCertificateResult } from '../lib/cli/cli-format.js';
 import { ensureDevCertificates } from '../lib/cli/dev-ca.js';
 import { initDevIssuer, mintDevToken } from '../lib/cli/dev-issuer.js';
@@ -11,7 +11,9 @@ import { devCertificatesDir, SPIFFE_IDS, TRUST_DOMAIN } from './common/sample-co
 /**
  * `npm run sample`: makes the dev CA and certificates if missing, starts inventory and orders on loopback, plays the
  * scenario, prints each call and its outcome, and exits 0 only if every outcome is the expected one.
- * `npm run sample -- --serve` leaves both services running afterwards.
+ * `npm run sample -- --serve` leaves both services running afterwards. `npm run sample -- --workload-api` gives each
+ * service its credentials through the SPIFFE Workload API instead of files: the testing kit's Workload API server
+ * stands in for a SPIRE agent (one socket per workload, as the agent's attestation would pick each one's SVID).
  */
 
 const HOST = '127.0.0.1';
@@ -19,6 +21,7 @@ const INVENTORY_PORT = 8443;
 const ORDERS_PORT = 8444;
 const here = dirname(fileURLToPath(import.meta.url));
 const serve = process.argv.includes('--serve');
+const workloadApi = process.argv.includes('--workload-api');
 
 interface Step {
   caller: string;
@@ -36,7 +39,8 @@ async function loadPeer(dir: string): Promise<CallerCredentials> {
 
 function start(name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST, ...env };
-  for (const key of Object.keys(childEnv)) if (key.startsWith('MTLS_')) delete childEnv[key];
+  for (const key of Object.keys(childEnv)) if (key.startsWith('MTLS_') || key === 'SPIFFE_ENDPOINT_SOCKET') delete childEnv[key];
+  Object.assign(childEnv, env);
   const child = spawn(process.execPath, [join(here, script)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
@@ -114,6 +118,15 @@ async function main(): Promise<number> {
     identities: [{ name: 'frontend-2', spiffeId: SPIFFE_IDS.frontend }],
   });
 
+  const agents: WorkloadApiTestServer[] = [];
+  /** With --workload-api: an agent serving `service`'s dev SVID, and the env that points the service at it. */
+  const credentialsEnv = async (service: 'inventory' | 'orders'): Promise<Record<string, string>> => {
+    if (!workloadApi) return {};
+    const agent = await WorkloadApiTestServer.start();
+    agents.push(agent);
+    agent.setSvids([{ peer: { ...(await loadPeer(join(certs, service))), spiffeId: SPIFFE_IDS[service] } }]);
+    return { SPIFFE_ENDPOINT_SOCKET: agent.address };
+  };
   const children: ChildProcess[] = [];
   const stop = () =>
     Promise.all(
@@ -132,11 +145,12 @@ async function main(): Promise<number> {
     );
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    children.push(await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT) }));
+    children.push(await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT), ...(await credentialsEnv('inventory')) }));
     children.push(
       await start('orders', 'orders/main.js', {
         PORT: String(ORDERS_PORT),
         INVENTORY_URL: `https://${HOST}:${INVENTORY_PORT}`,
+        ...(await credentialsEnv('orders')),
       }),
     );
 
@@ -225,7 +239,10 @@ async function main(): Promise<number> {
     }
     return failures === 0 ? 0 : 1;
   } finally {
-    if (!serve) await stop();
+    if (!serve) {
+      await stop();
+      await Promise.all(agents.map((agent) => agent.close()));
+    }
   }
 }
 

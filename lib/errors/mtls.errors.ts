@@ -13,6 +13,7 @@ export type MtlsErrorCode =
   | CredentialsErrorCode
   | PeerErrorCode
   | UpstreamErrorCode
+  | WorkloadApiErrorCode
   | TokenErrorCode;
 
 export type ConfigErrorCode =
@@ -52,6 +53,16 @@ export type UpstreamErrorCode =
   | 'ERR_MTLS_UPSTREAM_REQUEST'
   | 'ERR_MTLS_UPSTREAM_TIMEOUT'
   | 'ERR_MTLS_UPSTREAM_ABORTED';
+
+export type WorkloadApiErrorCode =
+  | 'ERR_MTLS_WORKLOAD_API_ENDPOINT_INVALID'
+  | 'ERR_MTLS_WORKLOAD_API_UNAVAILABLE'
+  | 'ERR_MTLS_WORKLOAD_API_TIMEOUT'
+  | 'ERR_MTLS_WORKLOAD_API_INVALID_ARGUMENT'
+  | 'ERR_MTLS_WORKLOAD_API_PERMISSION_DENIED'
+  | 'ERR_MTLS_WORKLOAD_API_RESPONSE_INVALID'
+  | 'ERR_MTLS_WORKLOAD_API_NO_SVID'
+  | 'ERR_MTLS_WORKLOAD_API_CLOSED';
 
 export type TokenErrorCode =
   | 'ERR_MTLS_TOKEN_MISSING'
@@ -174,6 +185,18 @@ export class UpstreamError extends MtlsError {
     this.upstream = detail.upstream;
     this.expected = detail.expected;
     this.seen = detail.seen;
+  }
+}
+
+/** A SPIFFE Workload API call failed or answered something unusable; `endpoint` names the socket. */
+export class WorkloadApiError extends MtlsError {
+  declare readonly code: WorkloadApiErrorCode;
+  /** The Workload API endpoint, as configured (`unix:///…` or `tcp://…`). */
+  readonly endpoint: string;
+
+  constructor(code: WorkloadApiErrorCode, message: string, endpoint: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.endpoint = endpoint;
   }
 }
 

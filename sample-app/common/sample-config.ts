@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CredentialsSourceOptions, MtlsProxyOptions, MtlsTokensOptions } from 'nestjs-mtls';
+import type { MtlsModuleOptions, MtlsProxyOptions, MtlsTokensOptions } from 'nestjs-mtls';
 
 /** The sample's trust domain and the SPIFFE IDs its services and callers use. */
 export const TRUST_DOMAIN = 'shop.test';
@@ -33,10 +33,19 @@ export function devCertificatesDir(): string {
 export class SampleConfigError extends Error {}
 
 /**
- * Credentials from the environment: `MTLS_DIR` (Kubernetes Secret layout), or `MTLS_CERT_FILE` + `MTLS_KEY_FILE` +
- * `MTLS_CA_FILE`; `MTLS_CRL_FILE` optional. With no `MTLS_*` variable at all, the service's dev certificates.
+ * Credentials from the environment: `SPIFFE_ENDPOINT_SOCKET` (the SPIFFE Workload API, e.g. a SPIRE agent), or
+ * `MTLS_DIR` (Kubernetes Secret layout), or `MTLS_CERT_FILE` + `MTLS_KEY_FILE` + `MTLS_CA_FILE`; `MTLS_CRL_FILE`
+ * optional. With none of them, the service's dev certificates.
  */
-export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = process.env): CredentialsSourceOptions {
+export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = process.env): MtlsModuleOptions['credentials'] {
+  if (env.SPIFFE_ENDPOINT_SOCKET) {
+    const files = Object.keys(env).filter((name) => name.startsWith('MTLS_') && env[name]);
+    if (files.length > 0) {
+      throw new SampleConfigError(`set either SPIFFE_ENDPOINT_SOCKET or ${files.join(', ')}, not both`);
+    }
+    // The socket comes from SPIFFE_ENDPOINT_SOCKET itself; the agent picks this workload's SVID by attesting it.
+    return { workloadApi: {} };
+  }
   const crl = env.MTLS_CRL_FILE ? [resolve(env.MTLS_CRL_FILE)] : undefined;
   if (env.MTLS_DIR && (env.MTLS_CERT_FILE || env.MTLS_KEY_FILE || env.MTLS_CA_FILE)) {
     throw new SampleConfigError('set either MTLS_DIR or MTLS_CERT_FILE/MTLS_KEY_FILE/MTLS_CA_FILE, not both');

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MtlsModule, type CredentialsSourceOptions, type MtlsProxyOptions, type MtlsTokensOptions } from 'nestjs-mtls';
+import { MtlsModule, type MtlsModuleOptions, type MtlsProxyOptions, type MtlsTokensOptions } from 'nestjs-mtls';
 import { SPIFFE_IDS } from '../common/sample-config.js';
 import { AvailabilityController, INVENTORY_URL } from './availability.controller.js';
 import { OrderTokensController } from './order-tokens.controller.js';
@@ -8,7 +8,7 @@ import { OrderTokensController } from './order-tokens.controller.js';
 @Module({})
 export class OrdersModule {
   static register(
-    credentials: CredentialsSourceOptions,
+    credentials: MtlsModuleOptions['credentials'],
     inventoryUrl: string,
     tokens?: MtlsTokensOptions,
     proxy?: MtlsProxyOptions,
