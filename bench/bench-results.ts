@@ -23,6 +23,9 @@ export const CLIENTS = [
 
 /** Row labels, as the issue and DESIGN.md name the cases. */
 export const LABELS: Readonly<Record<ServerVariant | ClientVariant, string>> = {
+  'http-nest': 'Nest, plain HTTP, no guard',
+  'http-xfcc': 'MtlsModule proxy mode (XFCC, loopback)',
+  'http-pool': 'undici Pool, plain HTTP',
   raw: '(a) raw node:https',
   nest: '(b) Nest + Express, no guard',
   mtls: '(c) Nest + MtlsModule, @AllowPeers',

@@ -128,7 +128,7 @@ async function startRaw(): Promise<{ port: number; close: () => Promise<void> }>
   };
 }
 
-function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOptions> } {
+function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOptions | undefined> } {
   const peers = { orders: config.callerSpiffeId, inventory: config.serverSpiffeId };
   switch (config.variant) {
     case 'nest': {
@@ -177,6 +177,26 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
       class RotationAppModule {}
       return { module: RotationAppModule, httpsOptions: async () => mtlsHttpsOptions() };
     }
+    case 'http-nest': {
+      @Module({ controllers: [StockController] })
+      class PlainHttpAppModule {}
+      return { module: PlainHttpAppModule, httpsOptions: async () => undefined };
+    }
+    case 'http-xfcc': {
+      // Behind a loopback sidecar: plain HTTP, identities from x-forwarded-client-cert.
+      @Module({
+        imports: [
+          MtlsModule.forRoot({
+            credentials: { dir: config.credentialsDir },
+            peers: { orders: peers.orders },
+            proxy: { header: 'xfcc', trust: 'loopback' },
+          }),
+        ],
+        controllers: [GuardedStockController],
+      })
+      class ProxyAppModule {}
+      return { module: ProxyAppModule, httpsOptions: async () => undefined };
+    }
     default:
       throw new Error(`not a Nest variant: ${config.variant}`);
   }
@@ -184,7 +204,8 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
 
 async function startNest(): Promise<{ port: number; app: INestApplication; close: () => Promise<void> }> {
   const { module, httpsOptions } = nestModule();
-  const app = await NestFactory.create(module, { httpsOptions: await httpsOptions(), logger: false });
+  const tls = await httpsOptions();
+  const app = await NestFactory.create(module, { ...(tls === undefined ? {} : { httpsOptions: tls }), logger: false });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as { address(): AddressInfo };
   return { port: server.address().port, app, close: () => app.close() };

@@ -6,7 +6,13 @@
  * `@AllowPeers`, (d) `naive`, a per-request `getPeerCertificate()` guard for scale, (e) `any-guard`, a guard that only
  * returns true (what Nest charges for any guard); `rotation` serves the reload tests.
  */
-export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token';
+export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token' | ProxyServerVariant;
+
+/**
+ * The proxy group's servers, plain HTTP on 127.0.0.1 as behind a loopback sidecar: `http-nest` without the module,
+ * `http-xfcc` with `MtlsModule` in proxy mode (`proxy: { header: 'xfcc', trust: 'loopback' }`) and `@AllowPeers`.
+ */
+export type ProxyServerVariant = 'http-nest' | 'http-xfcc';
 
 /** The outbound clients compared against server (a). */
 export type ClientVariant =
@@ -17,7 +23,9 @@ export type ClientVariant =
   | 'https-agent'
   | 'mtls-https-agent'
   | 'undici-fetch'
-  | 'mtls-fetch';
+  | 'mtls-fetch'
+  /** A plain-HTTP undici Pool sending `LoadTarget.headers`: the sidecar's side of the proxy group. */
+  | 'http-pool';
 
 /** What a server child is told to be. */
 export interface ServerConfig {
@@ -62,6 +70,8 @@ export interface LoadTarget {
   readonly serverSpiffeId: string;
   /** `Authorization` header value sent with every request (the token group), if any. */
   readonly authorization?: string;
+  /** Headers sent with every request (the proxy group's XFCC). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** What one window measured. */

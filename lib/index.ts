@@ -16,6 +16,7 @@ export {
   MtlsConfigError,
   MtlsError,
   PeerError,
+  ProxyHeaderError,
   SpiffeIdError,
   TokenError,
   UpstreamError,
@@ -29,6 +30,7 @@ export type {
   PeerErrorCode,
   TokenErrorCode,
   TokenErrorDetail,
+  ProxyHeaderErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
   WorkloadApiErrorCode,
@@ -55,6 +57,7 @@ export {
   validateSpiffePathSegment,
 } from './identity/index.js';
 export type { CertificateInfo, KeyUsageBits, PeerIdentity } from './identity/index.js';
+export type { PeerSource } from './identity/peer-identity.js';
 export {
   authorizeAny,
   authorizeAnyOf,
@@ -139,3 +142,7 @@ export type {
   TokenBinding,
   TokenIssuerOptions,
 } from './tokens/tokens.options.js';
+
+// Behind a trusted proxy (module option `proxy`): the caller's identity from its XFCC or RFC 9440 header.
+export type { MtlsProxyOptions } from './proxy/proxy.options.js';
+export { forwardedCertificateDer } from './proxy/forwarded-identity.js';

@@ -12,9 +12,12 @@ import { MTLS_MODULE_OPTIONS, MtlsConfigurableModule } from './mtls.module-defin
 import type { CredentialSetName } from './observability/mtls-events.js';
 import { CredentialsStatus } from './observability/credentials-status.js';
 import { MtlsEvents } from './observability/mtls-events.js';
+import { LoopbackListenerBinding } from './proxy/loopback-listener.js';
+import { ProxyIdentitySource } from './proxy/proxy-identity.source.js';
 import { ConnectionIdentities } from './server/connection-identity.js';
 import { MtlsGuard } from './server/mtls.guard.js';
 import { MtlsServerBinding } from './server/mtls-server.binding.js';
+import { ConnectionIdentitySource, PeerIdentitySource } from './server/peer-identity.source.js';
 import { PeerPolicyRegistry } from './server/peer-policy.registry.js';
 import { WorkloadApiSources } from './workload-api/workload-api-sources.service.js';
 import type { ResolvedWorkloadApiOptions } from './workload-api/workload-api.options.js';
@@ -89,6 +92,16 @@ const providers: Provider[] = [
   },
   CredentialsStatus,
   ConnectionIdentities,
+  {
+    // Where the guard reads identities, decided once: the TLS connection, or a trusted proxy's header.
+    provide: PeerIdentitySource,
+    inject: [MTLS_OPTIONS, ConnectionIdentities, MTLS_IDENTITY_CREDENTIALS],
+    useFactory: (options: ResolvedMtlsOptions, connections: ConnectionIdentities, store: CredentialStore) =>
+      options.proxy === undefined
+        ? new ConnectionIdentitySource(connections)
+        : new ProxyIdentitySource(options.proxy, connections, store, options.logRateLimitPerMinute),
+  },
+  LoopbackListenerBinding,
   PeerPolicyRegistry,
   MtlsServerBinding,
   CredentialsReloadService,

@@ -2,6 +2,7 @@ import type { Authorizer } from './authorization/authorizer.js';
 import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
 import type { WorkloadApiCredentialsOptions } from './workload-api/workload-api.options.js';
 import type { MtlsTokensOptions } from './tokens/tokens.options.js';
+import type { MtlsProxyOptions } from './proxy/proxy.options.js';
 
 /** TLS protocol policy applied to the server and the client, on every context rebuild. */
 export interface TlsPolicyOptions {
@@ -108,4 +109,9 @@ export interface MtlsModuleOptions {
    * @example { issuers: { shop: { issuer: 'https://issuer.shop.test', audience: 'orders', jwks: '/etc/jwks/jwks.json' } } }
    */
   tokens?: MtlsTokensOptions;
+  /**
+   * Behind a sidecar or front proxy that terminates mTLS: read the caller's identity from its header (XFCC or RFC 9440),
+   * accepted only from the trusted proxy. Unset: identities come from the TLS connection.
+   */
+  proxy?: MtlsProxyOptions;
 }

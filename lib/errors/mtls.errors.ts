@@ -36,7 +36,18 @@ export type CredentialsErrorCode =
   | 'ERR_MTLS_CRL_INVALID'
   | 'ERR_MTLS_CRL_ROLLBACK';
 
-export type PeerErrorCode = 'ERR_MTLS_PEER_UNAUTHENTICATED' | 'ERR_MTLS_PEER_INVALID' | 'ERR_MTLS_PEER_DENIED';
+export type PeerErrorCode =
+  | 'ERR_MTLS_PEER_UNAUTHENTICATED'
+  | 'ERR_MTLS_PEER_INVALID'
+  | 'ERR_MTLS_PEER_DENIED'
+  | ProxyHeaderErrorCode;
+
+/** A trusted proxy's identity header could not be read; the request is refused, never partly read. */
+export type ProxyHeaderErrorCode =
+  | 'ERR_MTLS_PROXY_HEADER_MALFORMED'
+  | 'ERR_MTLS_PROXY_HEADER_TOO_LARGE'
+  | 'ERR_MTLS_PROXY_HEADER_REPEATED'
+  | 'ERR_MTLS_PROXY_HEADER_MISMATCH';
 
 export type UpstreamErrorCode =
   | 'ERR_MTLS_UPSTREAM_IDENTITY'
@@ -158,6 +169,18 @@ export class PeerError extends MtlsError {
   constructor(code: PeerErrorCode, message: string, rule?: string) {
     super(code, message);
     this.rule = rule;
+  }
+}
+
+/**
+ * A proxy identity header (XFCC, RFC 9440) is malformed, too large, sent on several lines, or contradicts the
+ * certificate it forwards. The message names the field and the position, never the header's content.
+ */
+export class ProxyHeaderError extends PeerError {
+  declare readonly code: ProxyHeaderErrorCode;
+
+  constructor(code: ProxyHeaderErrorCode, message: string) {
+    super(code, message);
   }
 }
 

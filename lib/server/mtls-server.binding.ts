@@ -108,6 +108,8 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
+    // Behind a loopback sidecar the application serves plain HTTP: LoopbackListenerBinding (lib/proxy) owns the server.
+    if (this.options.proxy?.trust.kind === 'loopback') return;
     const server: unknown = this.adapterHost.httpAdapter?.getHttpServer();
     if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', NOT_HTTPS);
     this.bind(server);

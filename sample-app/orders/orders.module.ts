@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MtlsModule, type MtlsModuleOptions, type MtlsTokensOptions } from 'nestjs-mtls';
+import { MtlsModule, type MtlsModuleOptions, type MtlsProxyOptions, type MtlsTokensOptions } from 'nestjs-mtls';
 import { SPIFFE_IDS } from '../common/sample-config.js';
 import { AvailabilityController, INVENTORY_URL } from './availability.controller.js';
 import { OrderTokensController } from './order-tokens.controller.js';
@@ -7,7 +7,12 @@ import { OrderTokensController } from './order-tokens.controller.js';
 /** The orders service: availability for the frontend, read from inventory. */
 @Module({})
 export class OrdersModule {
-  static register(credentials: MtlsModuleOptions['credentials'], inventoryUrl: string, tokens?: MtlsTokensOptions): DynamicModule {
+  static register(
+    credentials: MtlsModuleOptions['credentials'],
+    inventoryUrl: string,
+    tokens?: MtlsTokensOptions,
+    proxy?: MtlsProxyOptions,
+  ): DynamicModule {
     return {
       module: OrdersModule,
       imports: [
@@ -15,6 +20,7 @@ export class OrdersModule {
           credentials,
           peers: { frontend: SPIFFE_IDS.frontend, inventory: SPIFFE_IDS.inventory },
           ...(tokens === undefined ? {} : { tokens }),
+          ...(proxy === undefined ? {} : { proxy }),
         }),
       ],
       controllers: [AvailabilityController, ...(tokens === undefined ? [] : [OrderTokensController])],
