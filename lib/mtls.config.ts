@@ -4,6 +4,7 @@ import { resolveCredentialFiles } from './credentials/credentials-loader.js';
 import type { CredentialFiles, CredentialUsage } from './credentials/credentials.interfaces.js';
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
+import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
 
 /** Module options with every default applied and every value checked, computed once at startup. */
 export interface ResolvedMtlsOptions {
@@ -32,6 +33,8 @@ export interface ResolvedMtlsOptions {
     readonly pollIntervalMs: number;
     readonly maxRetryDelayMs: number;
   };
+  /** Bearer token issuers (empty without option `tokens`). */
+  readonly tokens: ResolvedTokenOptions;
 }
 
 /**
@@ -116,6 +119,7 @@ const MODULE_KEYS = [
   'logRateLimitPerMinute',
   'client',
   'reload',
+  'tokens',
 ] as const;
 const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
 const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes'] as const;
@@ -192,5 +196,6 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
     },
+    tokens: resolveTokenOptions(options.tokens),
   };
 }

@@ -18,7 +18,7 @@ interface RequestLike {
  * The request whose socket carries the peer: an HTTP request (Express or Fastify), or the request in a GraphQL
  * context (`{ req }` with Express drivers, `{ request }` with Mercurius). Undefined for other transports.
  */
-function requestOf(context: ExecutionContext): RequestLike | undefined {
+export function requestOf(context: ExecutionContext): RequestLike | undefined {
   const type = context.getType<'http' | 'graphql' | 'rpc' | 'ws'>();
   if (type === 'http') return context.switchToHttp().getRequest<RequestLike>();
   if (type === 'graphql') {
