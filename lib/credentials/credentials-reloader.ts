@@ -210,13 +210,13 @@ export class CredentialsReloader {
       const refusal = asCredentialsError(error, this.#options);
       return this.#refuse(refusal, `unreadable\0${refusal.code}\0${refusal.file}\0${refusal.reason}`);
     }
-    const result = await this.#apply(raw);
+    const result = this.#apply(raw);
     // A set read but not installed (unchanged, refused, stopped) is dropped here: its key bytes go with it.
     if (result !== 'rotated') raw.key.dispose();
     return result;
   }
 
-  async #apply(raw: RawCredentials): Promise<ReloadResult> {
+  #apply(raw: RawCredentials): ReloadResult {
     const { set, store, usages, expiryWarningMs, tls } = this.#options;
     if (this.#stopped) return 'stopped';
     const outcome = installCredentials(
