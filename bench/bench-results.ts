@@ -24,6 +24,9 @@ export const CLIENTS = [
 
 /** Row labels, as the issue and DESIGN.md name the cases. */
 export const LABELS: Readonly<Record<ServerVariant | ClientVariant, string>> = {
+  'http-nest': 'Nest, plain HTTP, no guard',
+  'http-xfcc': 'MtlsModule proxy mode (XFCC, loopback)',
+  'http-pool': 'undici Pool, plain HTTP',
   raw: '(a) raw node:https',
   nest: '(b) Nest + Express, no guard',
   mtls: '(c) Nest + MtlsModule, @AllowPeers',
@@ -126,6 +129,8 @@ export interface BenchResults {
   readonly handshake: { readonly full: HandshakeCases; readonly resumed: HandshakeCases } | undefined;
   readonly client: Cases<(typeof CLIENTS)[number]> | undefined;
   readonly rotation: RotationResult | undefined;
+  /** Push of an X509-SVID by the Workload API → new certificate served (group `workload-api`). */
+  readonly workloadApi?: RotationResult | undefined;
   readonly memory: (ReloadMemoryReport & { readonly rssGrowthBytes: number }) | undefined;
   /** Connection admission: peer certificate sources, re-checks of many connections, the expiry structure. */
   readonly admission?: AdmissionResult | undefined;

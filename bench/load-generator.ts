@@ -15,7 +15,8 @@ import type { ClientVariant, LoadJob, LoadResult } from './protocol.js';
 import { LatencyRecorder } from './statistics.js';
 
 const job = JSON.parse(process.argv[2] ?? 'null') as LoadJob;
-const origin = `https://127.0.0.1:${job.port}`;
+const plainHttp = job.mode === 'keep-alive' && job.client === 'http-pool';
+const origin = `${plainHttp ? 'http' : 'https'}://127.0.0.1:${job.port}`;
 
 /** One request (or one connection) that resolves when it completed with status 200. */
 type Call = () => Promise<string | undefined>;
@@ -61,6 +62,20 @@ function viaHttps(agent: HttpsAgent): Call {
 
 /** The client under test. The bare clients get the SecureContext the package builds: same TLS options, built once. */
 async function createClient(variant: ClientVariant): Promise<Client> {
+  // The proxy group's sidecar side: plain HTTP, no client certificate, the job's headers on every request.
+  if (variant === 'http-pool') {
+    const pool = new Pool(origin, { connections: job.concurrency });
+    const headers = job.headers ?? {};
+    return {
+      call: async () => {
+        const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers });
+        await body.json();
+        expectOk(statusCode);
+        return undefined;
+      },
+      close: () => pool.close(),
+    };
+  }
   const resolved = resolveMtlsOptions({
     credentials: { dir: job.credentialsDir },
     client: {

@@ -16,9 +16,11 @@ export {
   MtlsConfigError,
   MtlsError,
   PeerError,
+  ProxyHeaderError,
   SpiffeIdError,
   TokenError,
   UpstreamError,
+  WorkloadApiError,
 } from './errors/mtls.errors.js';
 export type {
   ConfigErrorCode,
@@ -28,9 +30,12 @@ export type {
   PeerErrorCode,
   TokenErrorCode,
   TokenErrorDetail,
+  ProxyHeaderErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
+  WorkloadApiErrorCode,
 } from './errors/mtls.errors.js';
+export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api/workload-api.options.js';
 export {
   EKU_CLIENT_AUTH,
   EKU_SERVER_AUTH,
@@ -52,6 +57,7 @@ export {
   validateSpiffePathSegment,
 } from './identity/index.js';
 export type { CertificateInfo, KeyUsageBits, PeerIdentity } from './identity/index.js';
+export type { PeerSource } from './identity/peer-identity.js';
 export {
   authorizeAny,
   authorizeAnyOf,
@@ -136,3 +142,7 @@ export type {
   TokenBinding,
   TokenIssuerOptions,
 } from './tokens/tokens.options.js';
+
+// Behind a trusted proxy (module option `proxy`): the caller's identity from its XFCC or RFC 9440 header.
+export type { MtlsProxyOptions } from './proxy/proxy.options.js';
+export { forwardedCertificateDer } from './proxy/forwarded-identity.js';

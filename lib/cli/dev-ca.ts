@@ -105,6 +105,7 @@ export type DevCertificateReason =
   | 'spiffe-id-changed'
   | 'sans-changed'
   | 'key-algorithm-changed'
+  | 'validity-changed'
   | 'ca-changed'
   | 'key-mismatch'
   | 'unreadable';
@@ -161,6 +162,8 @@ export interface DevCertificateRequest {
   /** Canonical text (IPv6 compressed), without duplicates, in the order given. */
   readonly ipAddresses: readonly string[];
   readonly validityMs: number;
+  /** Whether `validityMs` was asked for: a kept certificate of another lifetime is then re-issued. */
+  readonly validityRequested: boolean;
   readonly keyAlgorithm: KeyAlgorithm;
 }
 
@@ -275,6 +278,7 @@ export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificate
     dnsNames: unique(listOf(options.dnsNames, 'dnsNames').map(checkDnsName)),
     ipAddresses: unique(listOf(options.ipAddresses, 'ipAddresses').map(canonicalIp)),
     validityMs: checkValidity(options.validityMs ?? DEFAULT_DEV_CERTIFICATE_VALIDITY_MS, 'validityMs'),
+    validityRequested: options.validityMs !== undefined,
     keyAlgorithm,
   };
 }
@@ -510,6 +514,8 @@ function evaluateExisting(existing: ExistingSet, request: DevCertificateRequest,
   }
   const notBefore = leaf.notBefore.getTime();
   const notAfter = leaf.notAfter.getTime();
+  const validityChange = validityChangeOf(request, notBefore, notAfter, ca, now);
+  if (validityChange !== undefined) return { keep: false, reason: 'validity-changed', detail: validityChange };
   if (now < notBefore) {
     return { keep: false, reason: 'not-yet-valid', detail: `not valid until ${leaf.notBefore.toISOString()}` };
   }
@@ -530,6 +536,20 @@ function evaluateExisting(existing: ExistingSet, request: DevCertificateRequest,
     detail: `still valid for ${formatDuration(left)}`,
     leaf,
   };
+}
+
+/**
+ * Why a certificate's lifetime does not match an explicitly requested `--validity`, or undefined when it does (within
+ * a minute or 1 %), when none was requested, or when the dev CA's own expiry caps both alike.
+ */
+function validityChangeOf(request: DevCertificateRequest, notBefore: number, notAfter: number, ca: CertificateAuthority, now: number): string | undefined {
+  if (!request.validityRequested) return undefined;
+  // Issued certificates start CLOCK_SKEW_MS early; the requested validity counts from the moment of issue.
+  const lifetime = notAfter - notBefore - CLOCK_SKEW_MS;
+  const caNotAfter = ca.notAfter.getTime();
+  if (notAfter >= caNotAfter - CLOCK_SKEW_MS && now + request.validityMs >= caNotAfter) return undefined;
+  if (Math.abs(lifetime - request.validityMs) <= Math.max(CLOCK_SKEW_MS, request.validityMs / 100)) return undefined;
+  return `valid for ${formatDuration(Math.max(lifetime, 0))}, requested --validity ${formatDuration(request.validityMs)}`;
 }
 
 function describeSans(dnsNames: readonly string[], ipAddresses: readonly string[]): string {

@@ -16,6 +16,7 @@ import { decideAdmission, PeerCertificates, type Admission, type PeerChain } fro
 import { answerRequest, answerTakeover, interceptServerEvents, rawSocketOf, readPeerChain } from './connection-gate.js';
 import { admissionOf, recordAdmission } from './connection-identity.js';
 import { ConnectionTracker, type AdmittedConnection } from './connection-tracker.js';
+import { describeRejectedPeer, rejectedPeerOf, rememberPeerAddress } from './rejected-peer.js';
 import { nextTrustGeneration, type TrustGeneration } from './trust-generation.js';
 
 /**
@@ -108,6 +109,8 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
+    // Behind a loopback sidecar the application serves plain HTTP: LoopbackListenerBinding (lib/proxy) owns the server.
+    if (this.options.proxy?.trust.kind === 'loopback') return;
     const adapter = this.adapterHost.httpAdapter;
     const server: unknown = adapter?.getHttpServer();
     if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', notHttpsMessage(adapter));
@@ -182,6 +185,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   // with the server's current SecureContext: the generation stamped here is the one OpenSSL verifies the peer under.
   readonly #accepted = (rawSocket: object): void => {
     (rawSocket as { [ACCEPTED_UNDER]?: number })[ACCEPTED_UNDER] = this.#generation.id;
+    rememberPeerAddress(rawSocket);
   };
 
   readonly #admit = (socket: TLSSocket): boolean => {
@@ -272,15 +276,16 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   }
 
   #reject(socket: TLSSocket, reason: string, error: PeerError): void {
-    const remoteAddress = socket.remoteAddress;
-    socket.destroy();
-    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
     const suppressed = this.#limiter.admit();
+    // Read before the teardown, and the certificate only for a line that is logged.
+    const peer = rejectedPeerOf(socket, suppressed !== undefined);
+    socket.destroy();
+    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
     if (suppressed !== undefined) {
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
       const rule = error.rule === undefined ? '' : `; rule: ${error.rule}`;
       this.#logger.warn(
-        `TLS connection from ${remoteAddress ?? 'unknown address'} closed after its handshake: ${error.code}: ${error.message}${rule}${more}`,
+        `TLS connection from ${describeRejectedPeer(peer)} closed after its handshake: ${error.code}: ${error.message}${rule}${more}`,
       );
     }
   }
@@ -289,12 +294,12 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     // With rejectUnauthorized, Node destroys the socket after verification and reports a bare ECONNRESET;
     // the verification result is on the socket.
     const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
-    const remoteAddress = socket.remoteAddress;
-    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
+    const peer = rejectedPeerOf(socket, false);
+    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
     const suppressed = this.#limiter.admit();
     if (suppressed !== undefined) {
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(`TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}${more}`);
+      this.#logger.warn(`TLS handshake rejected from ${describeRejectedPeer(peer)}: ${reason}${more}`);
     }
   };
 }

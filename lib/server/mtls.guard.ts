@@ -5,9 +5,9 @@ import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
-import { ConnectionIdentities } from './connection-identity.js';
 import { toHttpException } from './mtls-http-errors.js';
-import { attachPeer, connectionOf } from './peer-request.js';
+import { attachPeer } from './peer-request.js';
+import { PeerIdentitySource } from './peer-identity.source.js';
 import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
 
 interface RequestLike {
@@ -42,7 +42,7 @@ export class MtlsGuard implements CanActivate {
 
   constructor(
     private readonly policies: PeerPolicyRegistry,
-    private readonly connections: ConnectionIdentities,
+    private readonly identities: PeerIdentitySource,
     private readonly events: MtlsEvents,
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
   ) {
@@ -57,13 +57,13 @@ export class MtlsGuard implements CanActivate {
       const reason = `a ${context.getType()} handler carries no TLS connection to authenticate (option nonHttpContexts)`;
       return this.#deny(new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', reason), policy, undefined);
     }
-    const peer = this.connections.identify(connectionOf(request));
+    const peer = this.identities.identify(request);
     if (peer instanceof PeerError) return this.#deny(peer, policy, undefined);
     const reason = policy.authorizer(peer);
     if (reason !== undefined) {
-      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.authorizer.description), policy, peer);
+      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.rule), policy, peer);
     }
-    attachPeer(request, peer);
+    attachPeer(request, peer, this.identities.scope);
     return true;
   }
 
@@ -72,7 +72,7 @@ export class MtlsGuard implements CanActivate {
     this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
     const suppressed = this.#limiter.admit();
     if (suppressed !== undefined) {
-      const rule = error.rule ?? policy.authorizer.description;
+      const rule = error.rule ?? policy.rule;
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
       this.#logger.warn(
         `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}${more}`,

@@ -19,9 +19,9 @@ interface WithSocket {
  * request's `socket` is a proxy made per stream; the connection is the session's socket (one per TLS connection, so
  * the identity is derived once per connection, not per stream). A destroyed session has no connection left.
  */
-export function connectionOf(request: WithSocket): unknown {
+export function connectionOf(request: object): unknown {
   // Fastify's request wraps Node's: read Node's directly (one getter less per request).
-  const raw = (request.raw ?? request) as WithSocket;
+  const raw = ((request as WithSocket).raw ?? request) as WithSocket;
   const stream = raw.stream;
   if (stream === undefined) return raw.socket;
   const session = stream.session;
@@ -33,16 +33,24 @@ export function connectionOf(request: WithSocket): unknown {
  * writing the same property of a long-lived socket costs nothing per request, where adding one to every request
  * object reshapes it (measured: most of the guard's keep-alive cost).
  */
-export function attachPeer(request: WithSocket, peer: PeerIdentity): void {
+export function attachPeer(request: WithSocket, peer: PeerIdentity, scope: 'connection' | 'request' = 'connection'): void {
+  // Behind a proxy one connection carries many callers: the peer belongs to the request, never to the socket.
+  if (scope === 'request') {
+    (request as { [PEER]?: PeerIdentity })[PEER] = peer;
+    return;
+  }
   const socket = connectionOf(request);
   if (typeof socket === 'object' && socket !== null) (socket as { [PEER]?: PeerIdentity })[PEER] = peer;
 }
 
 /**
- * The caller of a request: the peer of its TLS connection once the guard has admitted it. In handlers, pipes and
- * interceptors this is the identity the route's rule admitted; undefined when the guard admitted no peer.
+ * The caller of a request: the peer of its TLS connection (behind a proxy: of the request) once the guard has admitted
+ * it. In handlers, pipes and interceptors this is the identity the route's rule admitted; undefined when the guard
+ * admitted no peer.
  */
 export function peerOfRequest(request: object): PeerIdentity | undefined {
+  const own = (request as { [PEER]?: PeerIdentity })[PEER];
+  if (own !== undefined) return own;
   const socket = connectionOf(request as WithSocket);
   return typeof socket === 'object' && socket !== null ? (socket as { [PEER]?: PeerIdentity })[PEER] : undefined;
 }

@@ -7,3 +7,7 @@ export type { CallAsOptions, CallerCredentials, PeerCaller, PeerRequestOptions, 
 export { writeKubernetesSecret } from './kubernetes-secret-writer.js';
 export { CertificateAuthority } from '../pki/certificate-authority.js';
 export type { CertificateAuthorityOptions, IssuedCertificate, IssueOptions, KeyAlgorithm } from '../pki/certificate-authority.js';
+export { WorkloadApiTestServer } from './workload-api-server.js';
+export type { TestX509Svid, WorkloadApiRefusal } from './workload-api-server.js';
+export { rfc9440Fields, xfccElement } from './proxy-headers.js';
+export type { XfccElementOptions } from './proxy-headers.js';

@@ -24,12 +24,19 @@ export function servingFromEnv(env: NodeJS.ProcessEnv = process.env): SampleServ
   return { adapter, http2: http2 === '1' };
 }
 
-/** Creates the service's Nest app on the adapter `serving` names, TLS set up for MtlsModule. */
-export async function createSampleApp(module: DynamicModule, serving: SampleServing): Promise<INestApplication> {
+/**
+ * Creates the service's Nest app on the adapter `serving` names, TLS set up for MtlsModule; `plainHttp` behind a
+ * loopback sidecar, which terminates mTLS itself.
+ */
+export async function createSampleApp(module: DynamicModule, serving: SampleServing, plainHttp = false): Promise<INestApplication> {
   if (serving.adapter === 'express') {
-    return NestFactory.create(module, { httpsOptions: mtlsHttpsOptions(), abortOnError: false });
+    return NestFactory.create(module, { ...(plainHttp ? {} : { httpsOptions: mtlsHttpsOptions() }), abortOnError: false });
   }
   // Loaded only when asked for: the Express sample does not need Fastify installed.
+  if (plainHttp) {
+    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+    return NestFactory.create(module, new FastifyAdapter(), { abortOnError: false });
+  }
   const { mtlsFastifyAdapter } = await import('nestjs-mtls/fastify');
   return NestFactory.create(module, mtlsFastifyAdapter({ http2: serving.http2 }), { abortOnError: false });
 }

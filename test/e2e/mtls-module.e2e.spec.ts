@@ -2,8 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, Module, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +21,7 @@ import {
 import { callAs, TestPki, writeCredentialFiles, type TestPeer } from '../../lib/testing/index.js';
 import { startMtlsApp } from '../support/app.js';
 import { SERVER_CELLS } from '../support/cells.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const ADMIN = 'spiffe://shop.test/ns/ops/sa/admin';
@@ -223,7 +223,7 @@ describe('startup', () => {
 
   describe('refuses bad credentials, naming the file and the reason', () => {
     async function filesFor(peer: TestPeer, patch: Partial<Record<'cert' | 'key' | 'ca', string>> = {}) {
-      const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-startup-'));
+      const dir = await temporaryDir('nestjs-mtls-startup-');
       const files = (await writeCredentialFiles(dir, peer)) as { certFile: string; keyFile: string; caFile: string };
       if (patch.cert !== undefined) await writeFile(files.certFile, patch.cert);
       if (patch.key !== undefined) await writeFile(files.keyFile, patch.key);

@@ -1,12 +1,11 @@
 import 'reflect-metadata';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { SERVER_CELLS } from '../support/cells.js';
 import { get, keepAliveAgent, sleep, startLifecycleApp, startLoad, waitFor, type LifecycleApp } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -30,7 +29,7 @@ describe.each(SERVER_CELLS)('a CRL update that revokes a connected peer ($name)'
     serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     orders = await pki.peer(ORDERS);
     payments = await pki.peer(PAYMENTS);
-    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-'));
+    dir = await temporaryDir('nestjs-mtls-crl-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
     // Default reload settings: the 2 s bound holds with what ships.
     server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] } }, undefined, { cell });
@@ -102,7 +101,7 @@ describe('a CRL update with an intermediate CA', () => {
     const payments = await issue(PAYMENTS);
     // With any CRL configured every CA of a chain needs one: the root's for the intermediate, the intermediate's for leaves.
     const crls = async (revoked: string[]) => `${await root.createCrl([])}${await intermediate.createCrl(revoked)}`;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-chain-'));
+    const dir = await temporaryDir('nestjs-mtls-crl-chain-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } });
     const ordersAgent = keepAliveAgent(orders);
@@ -148,7 +147,7 @@ describe.each(SERVER_CELLS)('CA rotation by overlap ($name)', (cell) => {
     const rotated = { ...(await newPki.peer(ORDERS)), caPem: both };
     const stale = { ...(await oldPki.peer(PAYMENTS)), caPem: both };
 
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-ca-rotation-'));
+    const dir = await temporaryDir('nestjs-mtls-ca-rotation-');
     await writeKubernetesSecret(dir, secret(serverOld, oldPki.bundlePem));
     const server = await startLifecycleApp({ credentials: { dir }, reload: { debounceMs: 50 } }, undefined, { cell });
     const staleAgent = keepAliveAgent(stale, { http2: cell.http2 });
