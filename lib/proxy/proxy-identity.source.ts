@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { Socket } from 'node:net';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
 import { revocationListsOf } from '../credentials/crl.js';
@@ -35,10 +36,6 @@ function refused(parse: () => unknown): PeerError {
 
 /** Distinct forwarded callers whose verdict is remembered per credential set; beyond it the memory starts over. */
 const MAX_REMEMBERED = 1024;
-
-interface SocketLike {
-  remoteAddress?: string;
-}
 
 /**
  * Identities from a trusted proxy's header, per request. The proxy is trusted by where it connects from (loopback) or
@@ -101,7 +98,9 @@ export class ProxyIdentitySource extends PeerIdentitySource {
   #untrusted(socket: unknown): string | undefined {
     const trust = this.proxy.trust;
     if (trust.kind === 'loopback') {
-      const address = (socket as SocketLike | undefined)?.remoteAddress;
+      // A real TCP connection only: Fastify's inject() hands the app a fake socket that reports 127.0.0.1.
+      if (!(socket instanceof Socket)) return 'the request did not come over a TCP connection (e.g. inject())';
+      const address = socket.remoteAddress;
       return isLoopbackAddress(address) ? undefined : `peer ${address ?? '(unknown address)'} is not on the loopback interface`;
     }
     const proxy = this.connections.identify(socket);

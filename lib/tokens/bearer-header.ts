@@ -11,6 +11,8 @@ export type BearerResult = { readonly token: string } | { readonly problem: Bear
 export interface HeaderSource {
   readonly rawHeaders?: readonly string[] | undefined;
   readonly headers?: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  /** Fastify's request wraps Node's, and only Node's has `rawHeaders`. */
+  readonly raw?: { readonly rawHeaders?: readonly string[] | undefined } | undefined;
 }
 
 // The credentials of RFC 6750 §2.1 as a JWS compact serialisation: three non-empty base64url parts.
@@ -24,7 +26,7 @@ const BEARER = /^bearer(?=[ \t])/i;
  */
 export function bearerToken(request: HeaderSource): BearerResult {
   let value: string | undefined;
-  const raw = request.rawHeaders;
+  const raw = request.rawHeaders ?? request.raw?.rawHeaders;
   if (Array.isArray(raw)) {
     let count = 0;
     for (let i = 0; i + 1 < raw.length; i += 2) {
