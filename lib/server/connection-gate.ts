@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
@@ -23,12 +24,15 @@ export interface ServerGateHooks {
   request(request: IncomingMessage, response: ServerResponse): boolean;
   /** The same for `upgrade` and `connect`, which hand the bare socket to the application. */
   takeover(request: IncomingMessage, socket: Duplex): boolean;
+  /** The same for an HTTP/2 stream, which core `stream` listeners (gRPC-style handlers) read before any `request`. */
+  stream(stream: ServerHttp2Stream): boolean;
 }
 
 /**
  * Runs the hooks before every listener of the server's connection and request events — present and future ones, in
  * whatever order they were added: Node's HTTP connection listener, the application's request handler (routes,
- * `app.use`, the adapter's routes, static files), a WebSocket library's `upgrade` listener, a proxy's `connect`.
+ * `app.use`, the adapter's routes, static files), a WebSocket library's `upgrade` listener, a proxy's `connect`, and
+ * on HTTP/2 the core `stream` event (from which Node's compatibility layer makes each `request`).
  * Returns the function that removes the interception.
  */
 export function interceptServerEvents(server: TlsServer, hooks: ServerGateHooks): () => void {
@@ -50,6 +54,9 @@ export function interceptServerEvents(server: TlsServer, hooks: ServerGateHooks)
       case 'upgrade':
       case 'connect':
         if (!hooks.takeover(first as IncomingMessage, second as Duplex)) return true;
+        break;
+      case 'stream':
+        if (!hooks.stream(first as ServerHttp2Stream)) return true;
         break;
       default:
         break;
@@ -122,6 +129,14 @@ export function answerRequest(response: ServerResponse, error: PeerError): void 
   const { status, body } = answerOf(error);
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   response.end(body);
+}
+
+/** Answers an HTTP/2 stream refused before the application; the session and its other streams are untouched. */
+export function answerStream(stream: ServerHttp2Stream, error: PeerError): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const { status, body } = answerOf(error);
+  stream.respond({ ':status': status, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  stream.end(body);
 }
 
 /** Answers an upgrade or CONNECT refused before the application on the bare socket, then closes it. */

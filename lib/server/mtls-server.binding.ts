@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { CredentialStore } from '../credentials/credential-store.js';
@@ -13,7 +14,7 @@ import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { notHttpsMessage, watchAdditionalServers } from './adapters/http-servers.js';
 import { decideAdmission, PeerCertificates, type Admission, type PeerChain } from './connection-admission.js';
-import { answerRequest, answerTakeover, interceptServerEvents, rawSocketOf, readPeerChain } from './connection-gate.js';
+import { answerRequest, answerStream, answerTakeover, interceptServerEvents, rawSocketOf, readPeerChain } from './connection-gate.js';
 import { admissionOf, recordAdmission } from './connection-identity.js';
 import { ConnectionTracker, type AdmittedConnection } from './connection-tracker.js';
 import { describeRejectedPeer, rejectedPeerOf, rememberPeerAddress } from './rejected-peer.js';
@@ -153,6 +154,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       admit: this.#admit,
       request: this.#request,
       takeover: this.#takeover,
+      stream: this.#stream,
     });
     server.on('tlsClientError', this.#onHandshakeRejected);
     this.#servers.set(server, () => {
@@ -252,6 +254,15 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     const admission = admissionOf(request.socket);
     if (admission === undefined || admission instanceof PeerError) {
       answerTakeover(socket, admission ?? notAdmitted());
+      return false;
+    }
+    return this.#servable(admission);
+  };
+
+  readonly #stream = (stream: ServerHttp2Stream): boolean => {
+    const admission = admissionOf(stream.session?.socket);
+    if (admission === undefined || admission instanceof PeerError) {
+      answerStream(stream, admission ?? notAdmitted());
       return false;
     }
     return this.#servable(admission);
