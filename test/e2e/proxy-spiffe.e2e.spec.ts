@@ -5,6 +5,7 @@ import { Logger, Module } from '@nestjs/common';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MtlsModule, mtlsHttpsOptions } from '../../lib/index.js';
 import { loopbackListenProblem } from '../../lib/proxy/loopback-listener.js';
@@ -61,6 +62,11 @@ describe.each(ADAPTERS)('proxy mode, trusted by the proxy\'s SPIFFE ID over mTLS
   });
 });
 
+/** A TCP socket as a peer at `address` would have (loopback trust asks for a real `net.Socket`, never a look-alike). */
+function remotePeer(address: string): Socket {
+  return Object.defineProperty(new Socket(), 'remoteAddress', { value: address });
+}
+
 describe('proxy mode, loopback trust: where the header may come from', () => {
   it('ignores a header from a non-loopback peer without reading it, logs it rate-limited, and gives no identity', () => {
     const source = new ProxyIdentitySource(
@@ -73,7 +79,7 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
     try {
       for (let i = 0; i < 3; i++) {
         const verdict = source.identify({
-          socket: { remoteAddress: '10.1.2.3' },
+          socket: remotePeer('10.1.2.3'),
           rawHeaders: ['X-Forwarded-Client-Cert', `URI=${ADMIN}`],
         });
         expect(verdict).toMatchObject({
@@ -86,7 +92,7 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
         'x-forwarded-client-cert header ignored: peer 10.1.2.3 is not on the loopback interface; the request has no identity',
       ]);
       // No header at all: nothing to report.
-      source.identify({ socket: { remoteAddress: '10.1.2.3' }, rawHeaders: [] });
+      source.identify({ socket: remotePeer('10.1.2.3'), rawHeaders: [] });
       expect(warn).toHaveBeenCalledTimes(1);
     } finally {
       warn.mockRestore();
