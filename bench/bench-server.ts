@@ -21,7 +21,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { MtlsHttpClient } from '../lib/client/index.js';
 import type { CredentialStore } from '../lib/credentials/credential-store.js';
 import { loadCredentials, resolveCredentialFiles } from '../lib/credentials/credentials-loader.js';
-import { CredentialsReloadService } from '../lib/credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from '../lib/credentials-reload.service.js';
 import { secureContextOptions } from '../lib/credentials/secure-context.js';
 import { AllowPeers, MTLS_IDENTITY_CREDENTIALS, MtlsModule, mtlsHttpsOptions } from '../lib/index.js';
 import { writeKubernetesSecret } from '../lib/testing/index.js';

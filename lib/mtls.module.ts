@@ -4,7 +4,7 @@ import { MtlsHttpClient } from './client/mtls-http-client.js';
 import { CredentialStore } from './credentials/credential-store.js';
 import { describeCredentials } from './credentials/credentials-description.js';
 import { loadCredentials } from './credentials/credentials-loader.js';
-import { CredentialsReloadService } from './credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from './credentials-reload.service.js';
 import type { CredentialFiles } from './credentials/credentials.interfaces.js';
 import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
 import { credentialUsages, resolveMtlsOptions, type ResolvedMtlsOptions } from './mtls.config.js';

@@ -6,12 +6,12 @@ import { lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, 
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
-import { parseCertificatesPem } from '../identity/certificate.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import { parseCertificatesPem } from '../x509/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { parseSpiffeId, parseTrustDomain } from '../identity/spiffe-id.js';
-import { CertificateAuthority } from '../pki/certificate-authority.js';
-import type { KeyAlgorithm } from '../pki/certificate-authority.js';
-import { writeKubernetesSecret } from '../testing/kubernetes-secret-writer.js';
+import { CertificateAuthority } from '../x509/certificate-authority.js';
+import type { KeyAlgorithm } from '../x509/certificate-authority.js';
+import { writeKubernetesSecret } from '../credentials/secret-layout.js';
 import { printable } from './cli-format.js';
 import { formatDuration } from './duration.js';
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { MtlsConfigError, MtlsError } from '../errors/mtls.errors.js';
-import type { KeyAlgorithm } from '../pki/certificate-authority.js';
+import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { inspectCertificate } from './certificate-inspection.js';
 import { describeDevCaResult, describeDevCertificateResult, formatInspection, printable } from './cli-format.js';
 import {

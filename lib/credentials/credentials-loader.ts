@@ -6,7 +6,7 @@ import type { CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import type { CredentialFiles, CredentialsSourceOptions, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { validateCredentials } from './credentials-validation.js';
 import type { ValidateOptions } from './credentials-validation.js';
-import { findPemBlocks, redactPrivateKeys } from './pem.js';
+import { findPemBlocks, redactPrivateKeys } from '../x509/pem.js';
 import { PrivateKeyMaterial } from './private-key.js';
 
 export { validateCredentials } from './credentials-validation.js';

@@ -2,19 +2,19 @@ import { createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
 import type { CredentialsErrorCode, CredentialsErrorDetail } from '../errors/mtls.errors.js';
-import { parseCertificateDer } from '../identity/certificate.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer } from '../x509/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { peerIdentityFromCertificate } from '../identity/peer-identity.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { claimsSpiffeId, svidProblems } from '../identity/svid-rules.js';
-import { certificateLabel, nodeCertificate, validityAt } from './certificate-cache.js';
-import { USAGE_OIDS, verifyChain } from './chain-verifier.js';
+import { certificateLabel, nodeCertificate, validityAt } from '../x509/certificate-checks.js';
+import { USAGE_OIDS, verifyChain } from '../x509/chain-verifier.js';
 import { formatDuration } from './credentials-description.js';
-import { crlIssuerMismatch, parseCrlPem, rememberRevocationLists } from './crl.js';
-import type { RevocationList } from './crl.js';
+import { crlIssuerMismatch, parseCrlPem, rememberRevocationLists } from '../x509/crl.js';
+import type { RevocationList } from '../x509/crl.js';
 import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
-import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from './pem.js';
-import type { PemBlock } from './pem.js';
+import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from '../x509/pem.js';
+import type { PemBlock } from '../x509/pem.js';
 import type { PrivateKeyMaterial } from './private-key.js';
 
 /** Options of {@link validateCredentials}. */

@@ -1,4 +1,4 @@
-import type { CertificateInfo } from '../identity/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { PrivateKeyMaterial } from './private-key.js';
 

@@ -4,7 +4,7 @@ import type { SecureContext, SecureContextOptions } from 'node:tls';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { Credentials } from './credentials.interfaces.js';
-import { encodePem } from './pem.js';
+import { encodePem } from '../x509/pem.js';
 
 interface EncodedCertificates {
   readonly chain: string;

@@ -1,5 +1,5 @@
 import { PeerError } from '../errors/mtls.errors.js';
-import { parseCertificateDer, type CertificateInfo } from './certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { normalizeDnsName } from './dns-name.js';
 import { parseSpiffeId, spiffeIdError } from './spiffe-id.js';
 import { claimsSpiffeId, svidProblems, type SvidProblem } from './svid-rules.js';

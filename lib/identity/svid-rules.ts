@@ -1,4 +1,4 @@
-import type { CertificateInfo } from './certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { parseSpiffeId, spiffeIdError } from './spiffe-id.js';
 
 /*

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { TrustAnchors } from '../authorization/trust-anchors.js';
+import { TrustAnchors } from '../identity/trust-anchors.js';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { CertificateParseError, PeerError } from '../errors/mtls.errors.js';
-import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { peerIdentityFromCertificate, type PeerIdentity } from '../identity/peer-identity.js';
 import { MTLS_IDENTITY_CREDENTIALS } from '../mtls.constants.js';
 

@@ -1,12 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { createHash, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { certificateLabel } from '../credentials/certificate-cache.js';
-import { verifyChain, type ChainFailureKind } from '../credentials/chain-verifier.js';
+import { certificateLabel } from '../x509/certificate-checks.js';
+import { verifyChain, type ChainFailureKind } from '../x509/chain-verifier.js';
 import type { ReloadLogger } from '../credentials/credentials-reloader.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
-import { revocationListsOf, type RevocationList } from '../credentials/crl.js';
-import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { revocationListsOf, type RevocationList } from '../x509/crl.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import type { MtlsEvent } from '../observability/mtls-events.js';
 

@@ -16,9 +16,9 @@ import {
 import type { DevCertificateResult, IssueDevCertificateOptions } from '../../lib/cli/dev-ca.js';
 import { loadCredentials, resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
 import { CredentialsError, MtlsConfigError } from '../../lib/errors/mtls.errors.js';
-import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, parseCertificatesPem } from '../../lib/identity/certificate.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import { writeKubernetesSecret } from '../../lib/testing/kubernetes-secret-writer.js';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, parseCertificatesPem } from '../../lib/x509/certificate.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import { writeKubernetesSecret } from '../../lib/credentials/secret-layout.js';
 
 const TD = 'shop.test';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';

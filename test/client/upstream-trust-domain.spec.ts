@@ -4,15 +4,15 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TrustAnchors } from '../../lib/authorization/trust-anchors.js';
+import { TrustAnchors } from '../../lib/identity/trust-anchors.js';
 import { MtlsHttpClient } from '../../lib/client/index.js';
 import { expectHostName, expectSpiffePeer, URL_HOST_NAME, type UpstreamExpectation } from '../../lib/client/upstream-identity.js';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
 import { loadCredentials } from '../../lib/credentials/credentials-loader.js';
 import { UpstreamError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificatesPem } from '../../lib/identity/certificate.js';
+import { parseCertificatesPem } from '../../lib/x509/certificate.js';
 import { resolveMtlsOptions } from '../../lib/mtls.config.js';
-import type { IssueOptions } from '../../lib/pki/certificate-authority.js';
+import type { IssueOptions } from '../../lib/x509/certificate-authority.js';
 import { TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { expectNothingReceived, startUpstream, type UpstreamServer } from './upstream-server.js';
 

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCredentials, resolveCredentialFiles, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles, RawCredentials } from '../../lib/credentials/credentials.interfaces.js';
 import { CredentialsError } from '../../lib/errors/mtls.errors.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import { writeKubernetesSecret } from '../../lib/testing/kubernetes-secret-writer.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import { writeKubernetesSecret } from '../../lib/credentials/secret-layout.js';
 import { expectNoKeyMaterial, keyLines, tempRoot } from './fixtures.js';
 
 type Payload = {

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCredentials, readCredentials, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import type { ValidateOptions } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles } from '../../lib/credentials/credentials.interfaces.js';
-import { revocationListsOf } from '../../lib/credentials/crl.js';
+import { revocationListsOf } from '../../lib/x509/crl.js';
 import { CredentialsError } from '../../lib/errors/mtls.errors.js';
 import type { CredentialsErrorCode } from '../../lib/errors/mtls.errors.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import type { IssueOptions, IssuedCertificate } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import type { IssueOptions, IssuedCertificate } from '../../lib/x509/certificate-authority.js';
 import { expectNoKeyMaterial, keyLines, signCertificate, signCrl, tempRoot, writeSet, x509 } from './fixtures.js';
 import type { PemSet, SignedCertificate, SignOptions } from './fixtures.js';
 

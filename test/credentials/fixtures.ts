@@ -10,7 +10,7 @@ import * as x509 from '@peculiar/x509';
 import { expect } from 'vitest';
 import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles } from '../../lib/credentials/credentials.interfaces.js';
-import { encodePem } from '../../lib/credentials/pem.js';
+import { encodePem } from '../../lib/x509/pem.js';
 
 x509.cryptoProvider.set(webcrypto);
 

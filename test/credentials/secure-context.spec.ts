@@ -9,10 +9,10 @@ import type { Credentials } from '../../lib/credentials/credentials.interfaces.j
 import { PrivateKeyMaterial } from '../../lib/credentials/private-key.js';
 import { createSecureContext, secureContextOptions } from '../../lib/credentials/secure-context.js';
 import { CredentialsError, MtlsConfigError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificateDer } from '../../lib/identity/certificate.js';
+import { parseCertificateDer } from '../../lib/x509/certificate.js';
 import type { TlsPolicyOptions } from '../../lib/mtls.options.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import type { IssuedCertificate } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import type { IssuedCertificate } from '../../lib/x509/certificate-authority.js';
 import { expectNoKeyMaterial, keyLines, tempRoot, writeSet } from './fixtures.js';
 
 let root: string;

@@ -17,7 +17,7 @@ import {
   type PeerIdentity,
 } from '../../lib/index.js';
 import { callAs, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
-import type { IssueOptions } from '../../lib/pki/certificate-authority.js';
+import type { IssueOptions } from '../../lib/x509/certificate-authority.js';
 import { startMtlsApp } from '../support/app.js';
 
 /*

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateParseError, PeerError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificateDer } from '../../lib/identity/certificate.js';
+import { parseCertificateDer } from '../../lib/x509/certificate.js';
 import { peerIdentityFromCertificate, peerIdentityFromDer, type PeerIdentity } from '../../lib/identity/peer-identity.js';
-import { gn, subjectAltName } from './fixtures/der-builder.js';
-import { OpensslCertificates, SVID_LEAF_EXTENSIONS, sanDer } from './fixtures/openssl.js';
+import { gn, subjectAltName } from '../x509/fixtures/der-builder.js';
+import { OpensslCertificates, SVID_LEAF_EXTENSIONS, sanDer } from '../x509/fixtures/openssl.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const LEAF = SVID_LEAF_EXTENSIONS;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCertificateDer, type CertificateInfo } from '../../lib/identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../../lib/x509/certificate.js';
 import {
   anchorTrustDomain,
   declaredTrustDomain,
   trustDomainMismatch,
   type DeclaredTrustDomain,
 } from '../../lib/identity/trust-anchor.js';
-import { OpensslCertificates, SVID_LEAF_EXTENSIONS } from './fixtures/openssl.js';
+import { OpensslCertificates, SVID_LEAF_EXTENSIONS } from '../x509/fixtures/openssl.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const CA = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
 import { loadCredentials, resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
-import { CredentialsReloadService } from '../../lib/credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from '../../lib/credentials-reload.service.js';
 import { CredentialsReloader, watchTargets, type CredentialsReloaderOptions } from '../../lib/credentials/credentials-reloader.js';
 import type { CredentialsSourceOptions, MtlsEvent } from '../../lib/index.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';

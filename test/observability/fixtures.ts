@@ -20,7 +20,7 @@ import {
   type MtlsEvent,
   type MtlsModuleOptions,
 } from '../../lib/index.js';
-import { CredentialsReloadService } from '../../lib/credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from '../../lib/credentials-reload.service.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 
 export const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';

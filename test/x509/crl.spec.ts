@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isRevokedBy, parseCrl, parseCrlPem } from '../../lib/credentials/crl.js';
-import type { CrlRefusal } from '../../lib/credentials/crl.js';
-import { parseCertificateDer, parseCertificatesPem } from '../../lib/identity/certificate.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import { CN, O, bits, bool, extension, generalizedTime, int, name, oid, seq, syntheticCertificate, tlv, utcTime, utf8 } from '../identity/fixtures/der-builder.js';
-import { signCrl, x509 } from './fixtures.js';
+import { isRevokedBy, parseCrl, parseCrlPem } from '../../lib/x509/crl.js';
+import type { CrlRefusal } from '../../lib/x509/crl.js';
+import { parseCertificateDer, parseCertificatesPem } from '../../lib/x509/certificate.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import { CN, O, bits, bool, extension, generalizedTime, int, name, oid, seq, syntheticCertificate, tlv, utcTime, utf8 } from './fixtures/der-builder.js';
+import { signCrl, x509 } from '../credentials/fixtures.js';
 
 const ECDSA_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
 const SHA1_RSA = seq(oid('1.2.840.113549.1.1.5'), tlv(0x05));

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
-import { contextConstructed, contextPrimitive, DerError, DerReader, hex2, malformed, Tag } from '../asn1/der.js';
+import { contextConstructed, contextPrimitive, DerError, DerReader, hex2, malformed, Tag } from './der.js';
 import { CertificateParseError } from '../errors/mtls.errors.js';
 
 /*

@@ -1,7 +1,7 @@
-import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from '../identity/certificate.js';
-import type { CertificateInfo } from '../identity/certificate.js';
-import { certificateLabel, signatureVerifies, validityAt } from './certificate-cache.js';
-import type { CredentialUsage } from './credentials.interfaces.js';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from './certificate.js';
+import type { CertificateInfo } from './certificate.js';
+import { certificateLabel, signatureVerifies, validityAt } from './certificate-checks.js';
+import type { CredentialUsage } from '../credentials/credentials.interfaces.js';
 import { crlIssuerMismatch, isRevokedBy } from './crl.js';
 import type { RevocationList } from './crl.js';
 

@@ -9,8 +9,8 @@ import * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialsError, MtlsConfigError } from '../../lib/errors/mtls.errors.js';
-import { CertificateAuthority } from '../../lib/pki/index.js';
-import type { IssueOptions, IssuedCertificate, KeyAlgorithm } from '../../lib/pki/index.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import type { IssueOptions, IssuedCertificate, KeyAlgorithm } from '../../lib/x509/certificate-authority.js';
 
 const TD = 'shop.test';
 const HOUR_MS = 3_600_000;

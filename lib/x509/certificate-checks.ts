@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import type { CertificateInfo } from '../identity/certificate.js';
+import type { CertificateInfo } from './certificate.js';
 
 /**
  * Per-certificate derived objects, cached on the (immutable) CertificateInfo so that re-checking open connections

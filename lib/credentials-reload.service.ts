@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
-import { credentialUsages, type ResolvedMtlsOptions } from '../mtls.config.js';
-import type { CredentialSetName } from '../observability/mtls-events.js';
-import { MtlsEvents } from '../observability/mtls-events.js';
-import type { CredentialStore } from './credential-store.js';
-import { CredentialsReloader } from './credentials-reloader.js';
-import type { CredentialFiles } from './credentials.interfaces.js';
+import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
+import { credentialUsages, type ResolvedMtlsOptions } from './mtls.config.js';
+import type { CredentialSetName } from './observability/mtls-events.js';
+import { MtlsEvents } from './observability/mtls-events.js';
+import type { CredentialStore } from './credentials/credential-store.js';
+import { CredentialsReloader } from './credentials/credentials-reloader.js';
+import type { CredentialFiles } from './credentials/credentials.interfaces.js';
 
 /**
  * Hot reload for the module: on bootstrap starts a {@link CredentialsReloader} for the identity set and, when one is

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodePemBlock, encodePem, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel, redactPrivateKeys } from '../../lib/credentials/pem.js';
+import { decodePemBlock, encodePem, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel, redactPrivateKeys } from '../../lib/x509/pem.js';
 
 const block = (label: string, body = 'AAEC', headers = ''): string => `-----BEGIN ${label}-----\n${headers}${body}\n-----END ${label}-----\n`;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DerError, DerReader, Tag } from '../../lib/asn1/der.js';
+import { DerError, DerReader, Tag } from '../../lib/x509/der.js';
 
-// The strict DER reader under the certificate and CRL parsers (lib/asn1/der.ts).
+// The strict DER reader under the certificate and CRL parsers (lib/x509/der.ts).
 
 const reader = (...bytes: number[]): DerReader => DerReader.of(Buffer.from(bytes));
 

@@ -1,13 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { nodeCertificate } from '../../lib/credentials/certificate-cache.js';
-import { verifyChain } from '../../lib/credentials/chain-verifier.js';
-import type { ChainFailureKind, ChainVerifyOptions } from '../../lib/credentials/chain-verifier.js';
-import { parseCrl } from '../../lib/credentials/crl.js';
-import type { RevocationList } from '../../lib/credentials/crl.js';
-import { parseCertificatesPem } from '../../lib/identity/certificate.js';
-import type { CertificateInfo } from '../../lib/identity/certificate.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import { signCertificate, x509 } from './fixtures.js';
+import { nodeCertificate } from '../../lib/x509/certificate-checks.js';
+import { verifyChain } from '../../lib/x509/chain-verifier.js';
+import type { ChainFailureKind, ChainVerifyOptions } from '../../lib/x509/chain-verifier.js';
+import { parseCrl } from '../../lib/x509/crl.js';
+import type { RevocationList } from '../../lib/x509/crl.js';
+import { parseCertificatesPem } from '../../lib/x509/certificate.js';
+import type { CertificateInfo } from '../../lib/x509/certificate.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import { signCertificate, x509 } from '../credentials/fixtures.js';
 
 const HOUR = 3_600_000;
 const one = (pem: string): CertificateInfo => parseCertificatesPem(pem)[0]!;

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { chainTrustDomainProblem, TrustAnchors } from '../../lib/authorization/trust-anchors.js';
-import { parseCertificatesPem, type CertificateInfo } from '../../lib/identity/certificate.js';
+import { chainTrustDomainProblem, TrustAnchors } from '../../lib/identity/trust-anchors.js';
+import { parseCertificatesPem, type CertificateInfo } from '../../lib/x509/certificate.js';
 import { peerIdentityFromCertificate } from '../../lib/identity/peer-identity.js';
-import { CertificateAuthority, type IssueOptions } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority, type IssueOptions } from '../../lib/x509/certificate-authority.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const BILLING = 'spiffe://elsewhere.test/ns/billing/sa/api';

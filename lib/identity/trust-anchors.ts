@@ -1,13 +1,13 @@
-import { certificateLabel } from '../credentials/certificate-cache.js';
-import { verifyChain } from '../credentials/chain-verifier.js';
-import type { CertificateInfo } from '../identity/certificate.js';
-import type { PeerIdentity } from '../identity/peer-identity.js';
+import { certificateLabel } from '../x509/certificate-checks.js';
+import { verifyChain } from '../x509/chain-verifier.js';
+import type { CertificateInfo } from '../x509/certificate.js';
+import type { PeerIdentity } from './peer-identity.js';
 import {
   anchorTrustDomain,
   declaredTrustDomain,
   trustDomainMismatch,
   type DeclaredTrustDomain,
-} from '../identity/trust-anchor.js';
+} from './trust-anchor.js';
 
 /*
  * Ties a peer's SPIFFE ID to the trust anchor its certificate chains to (X509-SVID §5.1: validate against the bundle

@@ -9,7 +9,7 @@ import {
   SubjectAlternativeName,
 } from '@peculiar/asn1-x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DerError } from '../../lib/asn1/der.js';
+import { DerError } from '../../lib/x509/der.js';
 import { CertificateParseError } from '../../lib/errors/mtls.errors.js';
 import {
   EKU_CLIENT_AUTH,
@@ -17,7 +17,7 @@ import {
   parseCertificateDer,
   parseCertificatesPem,
   type CertificateInfo,
-} from '../../lib/identity/certificate.js';
+} from '../../lib/x509/certificate.js';
 import {
   CN,
   O,

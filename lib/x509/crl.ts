@@ -1,9 +1,9 @@
 import { verify as verifySignature } from 'node:crypto';
-import { contextConstructed, DerError, DerReader, malformed, Tag } from '../asn1/der.js';
-import { formatName, readExtensions, readSerialNumber, readTime } from '../identity/certificate.js';
-import type { CertificateInfo } from '../identity/certificate.js';
-import { certificateLabel, nodeCertificate } from './certificate-cache.js';
-import type { Credentials } from './credentials.interfaces.js';
+import { contextConstructed, DerError, DerReader, malformed, Tag } from './der.js';
+import { formatName, readExtensions, readSerialNumber, readTime } from './certificate.js';
+import type { CertificateInfo } from './certificate.js';
+import { certificateLabel, nodeCertificate } from './certificate-checks.js';
+import type { Credentials } from '../credentials/credentials.interfaces.js';
 import { decodePemBlock, findPemBlocks } from './pem.js';
 
 /*
