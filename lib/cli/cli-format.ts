@@ -2,6 +2,7 @@ import { dirname, isAbsolute, relative } from 'node:path';
 import type { CertificateInspection } from './certificate-inspection.js';
 import type { DevCaResult, DevCertificateResult } from './dev-ca.js';
 import { formatDuration } from './duration.js';
+import { printable } from '../errors/describe-value.js';
 
 /** A path relative to `cwd` when it lies below it (shorter to read), else as it is. */
 export function displayPath(path: string, cwd: string = process.cwd()): string {
@@ -71,9 +72,4 @@ export function formatInspection(inspection: CertificateInspection, cwd?: string
   }
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
-}
-
-/** Escapes control characters so that input echoed in a message cannot rewrite the terminal. */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

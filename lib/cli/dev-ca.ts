@@ -11,8 +11,8 @@ import type { CertificateInfo } from '../x509/certificate.js';
 import { parseSpiffeId, parseTrustDomain } from '../identity/spiffe-id.js';
 import { CertificateAuthority } from '../x509/certificate-authority.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
-import { writeKubernetesSecret } from '../credentials/secret-layout.js';
-import { printable } from './cli-format.js';
+import { SECRET_DATA_LINK, writeKubernetesSecret } from '../credentials/secret-layout.js';
+import { printable } from '../errors/describe-value.js';
 import { formatDuration } from './duration.js';
 
 /** Folder under the dev CA directory that holds the CA itself (`ca.crt`, `ca.key`). */
@@ -30,7 +30,6 @@ export const DEV_KEY_ALGORITHMS: readonly KeyAlgorithm[] = ['ECDSA-P256', 'ECDSA
 const CA_CERT_FILE = 'ca.crt';
 const CA_KEY_FILE = 'ca.key';
 const SECRET_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
-const SECRET_DATA_LINK = '..data';
 const DAY_MS = 24 * 60 * 60 * 1000;
 // Backdated like the CA's own default, so a peer whose clock runs a little behind accepts a fresh certificate.
 const CLOCK_SKEW_MS = 60_000;

@@ -7,7 +7,8 @@ import type { ParseArgsConfig } from 'node:util';
 import { MtlsConfigError, MtlsError } from '../errors/mtls.errors.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { inspectCertificate } from './certificate-inspection.js';
-import { describeDevCaResult, describeDevCertificateResult, formatInspection, printable } from './cli-format.js';
+import { describeDevCaResult, describeDevCertificateResult, formatInspection } from './cli-format.js';
+import { printable } from '../errors/describe-value.js';
 import {
   DEV_KEY_ALGORITHMS,
   initDevCa,

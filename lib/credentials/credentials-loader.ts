@@ -8,12 +8,11 @@ import { validateCredentials } from './credentials-validation.js';
 import type { ValidateOptions } from './credentials-validation.js';
 import { findPemBlocks, redactPrivateKeys } from '../x509/pem.js';
 import { PrivateKeyMaterial } from './private-key.js';
+import { SECRET_DATA_LINK } from './secret-layout.js';
 
 export { validateCredentials } from './credentials-validation.js';
 export type { ValidateOptions } from './credentials-validation.js';
 
-/** The `..data` symlink kubelet renames to publish a new Secret payload atomically. */
-export const SECRET_DATA_LINK = '..data';
 
 const SECRET_DIR_KEYS = ['dir', 'certFileName', 'keyFileName', 'caFileName', 'crlFiles'] as const;
 const FILES_KEYS = ['certFile', 'keyFile', 'caFile', 'crlFile'] as const;

@@ -3,11 +3,17 @@ import { watch, type FSWatcher } from 'chokidar';
 import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
 import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
-import type { CredentialSetName, MtlsEvent } from '../observability/mtls-events.js';
 import type { CredentialStore } from './credential-store.js';
 import { formatDuration } from './credentials-description.js';
-import { readCredentials, SECRET_DATA_LINK, validateCredentials } from './credentials-loader.js';
-import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
+import { readCredentials, validateCredentials } from './credentials-loader.js';
+import { SECRET_DATA_LINK } from './secret-layout.js';
+import type {
+  CredentialFiles,
+  CredentialSetName,
+  CredentialUsage,
+  Credentials,
+  RawCredentials,
+} from './credentials.interfaces.js';
 import { createSecureContext } from './secure-context.js';
 
 /** What the reloader logs through: Nest's `Logger` by default. */
@@ -33,10 +39,20 @@ export interface CredentialsReloaderOptions {
   /** Longest wait between retries while the files on disk stay invalid. */
   readonly maxRetryDelayMs: number;
   /** Where `credentials.rotated` and `credentials.refused` go (usually `MtlsEvents`). */
-  readonly events?: { emit(event: MtlsEvent): void } | undefined;
+  readonly events?: { emit(event: CredentialsReloadEvent): void } | undefined;
   /** @default new Logger('MtlsCredentials') */
   readonly logger?: ReloadLogger | undefined;
 }
+
+/** What a reloader reports about its set; `MtlsEvents` carries these among its events. */
+export type CredentialsReloadEvent =
+  | {
+      readonly type: 'credentials.rotated';
+      readonly set: CredentialSetName;
+      readonly previous: Credentials;
+      readonly current: Credentials;
+    }
+  | { readonly type: 'credentials.refused'; readonly set: CredentialSetName; readonly error: CredentialsError };
 
 /** What one read of the files led to. */
 export type ReloadResult = 'rotated' | 'unchanged' | 'refused' | 'stopped';

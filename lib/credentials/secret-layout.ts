@@ -2,6 +2,9 @@ import { chmod, mkdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 
+/** The `..data` symlink kubelet renames to publish a new Secret payload atomically. */
+export const SECRET_DATA_LINK = '..data';
+
 function timestampedName(now: Date): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   const stamp = `${now.getUTCFullYear()}_${p(now.getUTCMonth() + 1)}_${p(now.getUTCDate())}_${p(now.getUTCHours())}_${p(now.getUTCMinutes())}_${p(now.getUTCSeconds())}`;
@@ -24,7 +27,7 @@ export async function writeKubernetesSecret(
   await mkdir(dir, { recursive: true });
   let oldTarget: string | undefined;
   try {
-    oldTarget = await readlink(join(dir, '..data'));
+    oldTarget = await readlink(join(dir, SECRET_DATA_LINK));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -36,14 +39,14 @@ export async function writeKubernetesSecret(
     await writeFile(join(tsDir, name), content, { flag: 'w', mode });
     await chmod(join(tsDir, name), mode);
   }
-  await symlink(tsName, join(dir, '..data_tmp'));
-  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  await symlink(tsName, join(dir, `${SECRET_DATA_LINK}_tmp`));
+  await rename(join(dir, `${SECRET_DATA_LINK}_tmp`), join(dir, SECRET_DATA_LINK));
   for (const name of Object.keys(files)) {
     try {
       await readlink(join(dir, name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      await symlink(join('..data', name), join(dir, name));
+      await symlink(join(SECRET_DATA_LINK, name), join(dir, name));
     }
   }
   if (oldTarget !== undefined && oldTarget !== tsName) {

@@ -1,7 +1,6 @@
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from './certificate.js';
 import type { CertificateInfo } from './certificate.js';
 import { certificateLabel, signatureVerifies, validityAt } from './certificate-checks.js';
-import type { CredentialUsage } from '../credentials/credentials.interfaces.js';
 import { crlIssuerMismatch, isRevokedBy } from './crl.js';
 import type { RevocationList } from './crl.js';
 
@@ -16,7 +15,7 @@ export interface ChainVerifyOptions {
    */
   readonly crls?: readonly RevocationList[];
   /** Usages every untrusted CA in the path must allow when it restricts its extended key usage (OpenSSL's purpose check). */
-  readonly usages?: readonly CredentialUsage[];
+  readonly usages?: readonly CertificateUsage[];
   /** Most certificates in a path, leaf and root included. @default 8 */
   readonly maxDepth?: number;
 }
@@ -46,8 +45,11 @@ export type ChainVerifyResult =
 
 type Failure = Extract<ChainVerifyResult, { ok: false }>;
 
-/** The extended key usage OID that allows each credential usage. */
-export const USAGE_OIDS: Readonly<Record<CredentialUsage, string>> = Object.freeze({
+/** What a certificate must be allowed to do (its extended key usage). */
+export type CertificateUsage = 'serverAuth' | 'clientAuth';
+
+/** The extended key usage OID that allows each usage. */
+export const USAGE_OIDS: Readonly<Record<CertificateUsage, string>> = Object.freeze({
   serverAuth: EKU_SERVER_AUTH,
   clientAuth: EKU_CLIENT_AUTH,
 });

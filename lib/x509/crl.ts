@@ -3,7 +3,6 @@ import { contextConstructed, DerError, DerReader, malformed, Tag } from './der.j
 import { formatName, readExtensions, readSerialNumber, readTime } from './certificate.js';
 import type { CertificateInfo } from './certificate.js';
 import { certificateLabel, nodeCertificate } from './certificate-checks.js';
-import type { Credentials } from '../credentials/credentials.interfaces.js';
 import { decodePemBlock, findPemBlocks } from './pem.js';
 
 /*
@@ -223,32 +222,6 @@ export function parseCrlPem(pem: string): CrlParseResult {
   return der === undefined
     ? refusal('malformed', 'not a PEM "X509 CRL" block', REFETCH_FIX)
     : parseCrl(der);
-}
-
-const byCredentials = new WeakMap<Credentials, readonly RevocationList[]>();
-
-/**
- * The parsed CRLs of a validated set, one per entry of `credentials.crlPems`: the way to get a set's CRLs (never parse
- * `crlPems` again). Validation hands over the lists it parsed, so this costs a lookup; a copy of the set made with
- * spread is parsed once and cached.
- */
-export function revocationListsOf(credentials: Credentials): readonly RevocationList[] {
-  let lists = byCredentials.get(credentials);
-  if (lists === undefined) {
-    lists = Object.freeze(
-      credentials.crlPems.flatMap((pem) => {
-        const parsed = parseCrlPem(pem);
-        return parsed.ok ? [parsed.crl] : [];
-      }),
-    );
-    byCredentials.set(credentials, lists);
-  }
-  return lists;
-}
-
-/** Records the CRLs validation parsed for `credentials`, so {@link revocationListsOf} does not parse them again. */
-export function rememberRevocationLists(credentials: Credentials, lists: readonly RevocationList[]): void {
-  byCredentials.set(credentials, Object.freeze([...lists]));
 }
 
 /** Why `ca` cannot be the issuer of `crl`, or undefined when it is (name, cRLSign key usage, signature). */

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCredentials, readCredentials, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import type { ValidateOptions } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles } from '../../lib/credentials/credentials.interfaces.js';
-import { revocationListsOf } from '../../lib/x509/crl.js';
+import { revocationListsOf } from '../../lib/credentials/revocation-lists.js';
 import { CredentialsError } from '../../lib/errors/mtls.errors.js';
 import type { CredentialsErrorCode } from '../../lib/errors/mtls.errors.js';
 import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
