@@ -5,7 +5,7 @@ import {
   declaredTrustDomain,
   trustDomainMismatch,
   type DeclaredTrustDomain,
-} from '../../lib/identity/trust-anchor.js';
+} from '../../lib/identity/trust-anchors.js';
 import { OpensslCertificates, SVID_LEAF_EXTENSIONS } from '../x509/fixtures/openssl.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
