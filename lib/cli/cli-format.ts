@@ -1,8 +1,8 @@
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { CertificateInspection } from './certificate-inspection.js';
 import type { DevCaResult, DevCertificateResult } from './dev-ca.js';
-import { formatDuration } from './duration.js';
-import { printable } from '../errors/describe-value.js';
+import { formatDuration } from '../format/duration.js';
+import { printable } from '../format/describe-value.js';
 
 /** A path relative to `cwd` when it lies below it (shorter to read), else as it is. */
 export function displayPath(path: string, cwd: string = process.cwd()): string {
@@ -44,7 +44,7 @@ export function formatInspection(inspection: CertificateInspection, cwd?: string
   const list = (values: readonly string[]): string => (values.length === 0 ? '(none)' : values.map(printable).join(', '));
   const lifetime =
     inspection.validity === 'expired'
-      ? `EXPIRED ${formatDuration(inspection.remainingMs)} ago`
+      ? `EXPIRED ${formatDuration(-inspection.remainingMs)} ago`
       : inspection.validity === 'not-yet-valid'
         ? 'NOT YET VALID'
         : `${formatDuration(inspection.remainingMs)} left`;

@@ -12,8 +12,8 @@ import { parseSpiffeId, parseTrustDomain } from '../identity/spiffe-id.js';
 import { CertificateAuthority } from '../x509/certificate-authority.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { SECRET_DATA_LINK, writeKubernetesSecret } from '../credentials/secret-layout.js';
-import { printable } from '../errors/describe-value.js';
-import { formatDuration } from './duration.js';
+import { printable } from '../format/describe-value.js';
+import { formatDuration } from '../format/duration.js';
 
 /** Folder under the dev CA directory that holds the CA itself (`ca.crt`, `ca.key`). */
 export const DEV_CA_FOLDER = 'ca';

@@ -8,7 +8,7 @@ import { MtlsConfigError, MtlsError } from '../errors/mtls.errors.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { inspectCertificate } from './certificate-inspection.js';
 import { describeDevCaResult, describeDevCertificateResult, formatInspection } from './cli-format.js';
-import { printable } from '../errors/describe-value.js';
+import { printable } from '../format/describe-value.js';
 import {
   DEV_KEY_ALGORITHMS,
   initDevCa,
@@ -16,7 +16,7 @@ import {
   normalizeDevCaOptions,
   normalizeDevCertificateRequest,
 } from './dev-ca.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../format/duration.js';
 
 /** Where the command writes: `console` when run as a program, a capture in tests. */
 export interface CliIo {

@@ -4,7 +4,7 @@ import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
 import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { CredentialStore } from './credential-store.js';
-import { formatDuration } from './credentials-description.js';
+import { formatDuration } from '../format/duration.js';
 import { readCredentials, validateCredentials } from './credentials-loader.js';
 import { SECRET_DATA_LINK } from './secret-layout.js';
 import type {

@@ -9,7 +9,7 @@ import type { PeerIdentity } from '../identity/peer-identity.js';
 import { claimsSpiffeId, svidProblems } from '../identity/svid-rules.js';
 import { certificateLabel, nodeCertificate, validityAt } from '../x509/certificate-checks.js';
 import { USAGE_OIDS, verifyChain } from '../x509/chain-verifier.js';
-import { formatDuration } from './credentials-description.js';
+import { formatDuration } from '../format/duration.js';
 import { crlIssuerMismatch, parseCrlPem } from '../x509/crl.js';
 import { rememberRevocationLists } from './revocation-lists.js';
 import type { RevocationList } from '../x509/crl.js';

@@ -173,7 +173,7 @@ describe('ensureDevCertificates', () => {
       ['kept', 'valid'],
     ]);
     expect(again.certificates.map((c) => c.fingerprint256)).toEqual(first.certificates.map((c) => c.fingerprint256));
-    expect(again.certificates[0]!.detail).toMatch(/^still valid for 23h 5\dm$/);
+    expect(again.certificates[0]!.detail).toMatch(/^still valid for 23h5\dm$/);
     expect(await dataTarget(join(dir, 'orders'))).toBe(targetBefore);
   });
 
@@ -247,7 +247,7 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
     expect(short.action).toBe('issued');
     const again = await orders(dir);
     expect([again.action, again.reason]).toEqual(['issued', 'expiring']);
-    expect(again.detail).toMatch(/^only \d+s left of 1m \d+s; renewed once less than a third is left$/);
+    expect(again.detail).toMatch(/^only 0m\d+s left of 1m\d+s; renewed once less than a third is left$/);
     expect(again.fingerprint256).not.toBe(short.fingerprint256);
     const credentials = await loadCredentials(resolveCredentialFiles({ dir: join(dir, 'orders') }));
     expect(credentials.leaf.fingerprint256).toBe(again.fingerprint256);
@@ -264,7 +264,7 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
 
     const result = await orders(dir);
     expect([result.action, result.reason]).toEqual(['issued', 'expired']);
-    expect(result.detail).toMatch(/^expired 1h( 0m)?( \d+s)? ago \(\d{4}-/);
+    expect(result.detail).toMatch(/^expired 1h\dm ago \(\d{4}-/);
     const newTarget = await dataTarget(setDir);
     expect(newTarget).not.toBe(oldTarget);
     await expect(stat(join(setDir, oldTarget))).rejects.toMatchObject({ code: 'ENOENT' });
@@ -428,7 +428,7 @@ describe('initDevCa never overwrites a CA key by accident', () => {
     const error = await caught(initDevCa({ dir, trustDomain: TD }));
     expect((error as CredentialsError).code).toBe('ERR_MTLS_CERT_EXPIRED');
     expect(error.message).toMatch(
-      /ca\.crt \(ca\): the dev CA expired 2h( 0m)? ago \(.*\)\. Fix: replace the CA with `nestjs-mtls dev-ca init --force`, then re-issue its certificates/,
+      /ca\.crt \(ca\): the dev CA expired 2h\dm ago \(.*\)\. Fix: replace the CA with `nestjs-mtls dev-ca init --force`, then re-issue its certificates/,
     );
     await expect(issueDevCertificate({ dir, name: 'orders', spiffeId: ORDERS })).rejects.toMatchObject({ code: 'ERR_MTLS_CERT_EXPIRED' });
     expect(await readFile(join(dir, 'ca', 'ca.key'), 'utf8')).toBe(expired.keyPem);
@@ -448,7 +448,7 @@ describe('initDevCa never overwrites a CA key by accident', () => {
     const result = await initDevCa({ dir, trustDomain: TD });
     expect(result.action).toBe('loaded');
     expect(result.warnings).toEqual([
-      expect.stringMatching(/^the dev CA expires in 9d 23h \(.*\); replace the CA with `nestjs-mtls dev-ca init --force`/),
+      expect.stringMatching(/^the dev CA expires in 9d23h \(.*\); replace the CA with `nestjs-mtls dev-ca init --force`/),
       `${join(dir, 'ca', 'ca.key')} is readable by other users (mode 0644); run chmod 600 on it`,
     ]);
     const issued = await issueDevCertificate({ dir, name: 'orders', spiffeId: ORDERS });

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
-import { formatDuration } from '../../credentials/credentials-description.js';
+import { formatDuration } from '../../format/duration.js';
 import { MtlsConfigError } from '../../errors/mtls.errors.js';
 import { CredentialsStatus, type CredentialSetStatus } from '../credentials-status.js';
 

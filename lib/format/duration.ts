@@ -32,21 +32,20 @@ export function parseDuration(text: string): number | undefined {
   return Number.isSafeInteger(total) && total > 0 ? total : undefined;
 }
 
-/** Formats a length of time with its two largest units, e.g. `23h 59m`, `2d 4h`, `45s`; the sign is dropped. */
+/**
+ * Formats a length of time with its two largest units, e.g. `23h59m`, `2d4h`, `4m10s`, rounded to the second; a
+ * negative length keeps its sign (`-5m0s`: an expired certificate's time left).
+ */
 export function formatDuration(ms: number): string {
-  let rest = Math.floor(Math.abs(ms) / SECOND_MS) * SECOND_MS;
-  const parts: string[] = [];
-  for (const [suffix, unitMs] of UNITS) {
-    const amount = Math.floor(rest / unitMs);
-    rest -= amount * unitMs;
-    if (amount > 0 || parts.length > 0) {
-      parts.push(`${amount}${suffix}`);
-    }
-    if (parts.length === 2) {
-      break;
-    }
-  }
-  // `1h 0m` reads worse than `1h`.
-  const shown = parts.length === 2 && parts[1]!.startsWith('0') ? parts.slice(0, 1) : parts;
-  return shown.length === 0 ? '0s' : shown.join(' ');
+  const sign = ms < 0 ? '-' : '';
+  let rest = Math.abs(Math.round(ms / SECOND_MS));
+  const days = Math.floor(rest / (DAY_MS / SECOND_MS));
+  rest -= days * (DAY_MS / SECOND_MS);
+  const hours = Math.floor(rest / (HOUR_MS / SECOND_MS));
+  rest -= hours * (HOUR_MS / SECOND_MS);
+  const minutes = Math.floor(rest / (MINUTE_MS / SECOND_MS));
+  const seconds = rest - minutes * (MINUTE_MS / SECOND_MS);
+  if (days > 0) return `${sign}${days}d${hours}h`;
+  if (hours > 0) return `${sign}${hours}h${minutes}m`;
+  return `${sign}${minutes}m${seconds}s`;
 }

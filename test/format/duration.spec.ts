@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from '../../lib/cli/duration.js';
+import { formatDuration, parseDuration } from '../../lib/format/duration.js';
 
 const S = 1000;
 const M = 60 * S;
@@ -38,15 +38,16 @@ describe('parseDuration', () => {
 
 describe('formatDuration', () => {
   it.each([
-    [0, '0s'],
-    [999, '0s'],
-    [45 * S, '45s'],
-    [5 * M + 30 * S, '5m 30s'],
-    [H, '1h'],
-    [23 * H + 59 * M + 59 * S, '23h 59m'],
-    [2 * D + 4 * H + 5 * M, '2d 4h'],
-    [365 * D, '365d'],
-    [-(3 * H + 2 * M), '3h 2m'],
+    [0, '0m0s'],
+    [499, '0m0s'],
+    [45 * S, '0m45s'],
+    [5 * M + 30 * S, '5m30s'],
+    [H, '1h0m'],
+    [23 * H + 59 * M + 59 * S, '23h59m'],
+    [2 * D + 4 * H + 5 * M, '2d4h'],
+    [365 * D, '365d0h'],
+    [-(3 * H + 2 * M), '-3h2m'],
+    [-(4 * M + 10 * S), '-4m10s'],
   ])('%d ms reads %j', (ms, text) => {
     expect(formatDuration(ms)).toBe(text);
   });
