@@ -3,13 +3,15 @@
 // For development and tests only: production certificates come from cert-manager, Vault PKI or SPIRE.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
+import { errorCode } from '../errors/error-code.js';
 import { parseCertificatesPem } from '../x509/certificate.js';
 import type { CertificateInfo } from '../x509/certificate.js';
 import { parseSpiffeId, parseTrustDomain } from '../identity/spiffe-id.js';
-import { CertificateAuthority } from '../x509/certificate-authority.js';
+import { canonicalIp } from '../identity/ip-address.js';
+import { normalizeDnsName } from '../identity/dns-name.js';
+import { CertificateAuthority, keyAlgorithmOf } from '../x509/certificate-authority.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { SECRET_DATA_LINK, writeKubernetesSecret } from '../credentials/secret-layout.js';
 import { printable } from '../format/describe-value.js';
@@ -38,7 +40,6 @@ const RENEW_FRACTION = 1 / 3;
 const CA_WARNING_MS = 30 * DAY_MS;
 // A folder name that is safe on every file system and cannot climb out of the dev CA directory.
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
-const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const FORCE_HINT = 'nestjs-mtls dev-ca init --force';
 const REPLACE_CA = `replace the CA with \`${FORCE_HINT}\` (its key is then overwritten)`;
 
@@ -272,7 +273,7 @@ export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificate
     spiffeId: options.spiffeId,
     trustDomain,
     dnsNames: unique(listOf(options.dnsNames, 'dnsNames').map(checkDnsName)),
-    ipAddresses: unique(listOf(options.ipAddresses, 'ipAddresses').map(canonicalIp)),
+    ipAddresses: unique(listOf(options.ipAddresses, 'ipAddresses').map(checkIp)),
     validityMs: checkValidity(options.validityMs ?? DEFAULT_DEV_CERTIFICATE_VALIDITY_MS, 'validityMs'),
     keyAlgorithm,
   };
@@ -497,12 +498,12 @@ function evaluateExisting(existing: ExistingSet, request: DevCertificateRequest,
     const issuedFor = leaf.uris.map(printable).join(', ') || 'no URI SAN';
     return { keep: false, reason: 'spiffe-id-changed', detail: `issued for ${issuedFor}, requested ${request.spiffeId}` };
   }
-  const haveSans = describeSans(leaf.dnsNames, leaf.ipAddresses.map(canonicalIp));
+  const haveSans = describeSans(leaf.dnsNames, leaf.ipAddresses.map((ip) => canonicalIp(ip) ?? ip));
   const wantSans = describeSans(request.dnsNames, request.ipAddresses);
   if (haveSans !== wantSans) {
     return { keep: false, reason: 'sans-changed', detail: `DNS/IP SANs are ${haveSans}, requested ${wantSans}` };
   }
-  const haveAlgorithm = keyAlgorithmOf(leafX509);
+  const haveAlgorithm = keyAlgorithmOf(leafX509.publicKey);
   if (haveAlgorithm !== request.keyAlgorithm) {
     const detail = `the key is ${haveAlgorithm ?? 'of another type'}, requested ${request.keyAlgorithm}`;
     return { keep: false, reason: 'key-algorithm-changed', detail };
@@ -534,16 +535,6 @@ function evaluateExisting(existing: ExistingSet, request: DevCertificateRequest,
 function describeSans(dnsNames: readonly string[], ipAddresses: readonly string[]): string {
   const all = [...dnsNames.map((name) => `DNS:${name.toLowerCase()}`), ...ipAddresses.map((ip) => `IP:${ip}`)];
   return all.length === 0 ? '(none)' : [...new Set(all)].sort().join(', ');
-}
-
-function keyAlgorithmOf(cert: X509Certificate): KeyAlgorithm | undefined {
-  const key = cert.publicKey;
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return 'ECDSA-P256';
-  if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1') return 'ECDSA-P384';
-  if (key.asymmetricKeyType === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) return 'RSA-2048';
-  if (key.asymmetricKeyType === 'ed25519') return 'Ed25519';
-  return undefined;
 }
 
 interface CaFiles {
@@ -750,25 +741,19 @@ function listOf(value: unknown, option: string): string[] {
   return value as string[];
 }
 
-/** A host name (RFC 1123 labels), optionally with one leading `*.` wildcard label; lower-cased. */
+/** A host name, optionally with one leading `*.` wildcard label; lower-cased. */
 function checkDnsName(name: string): string {
-  const lower = name.toLowerCase();
-  const labels = lower.split('.');
-  const ok =
-    lower.length <= 253 &&
-    labels.every((label, index) => DNS_LABEL.test(label) || (index === 0 && label === '*' && labels.length > 2));
-  if (!ok) {
-    throw invalid('dnsNames', `"${printable(name)}" is not a DNS name (labels of letters, digits and "-", e.g. orders.shop.svc)`);
+  const lower = normalizeDnsName(name, { wildcard: true });
+  if (lower === undefined) {
+    throw invalid('dnsNames', `"${printable(name)}" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)`);
   }
   return lower;
 }
 
-/** IPv4 as given, IPv6 compressed, so that a certificate's SANs and a request compare as text. */
-function canonicalIp(ip: string): string {
-  const family = isIP(ip);
-  if (family === 4) return ip;
-  if (family === 6 && !ip.includes('%')) return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  throw invalid('ipAddresses', `"${printable(ip)}" is not an IPv4 or IPv6 address`);
+function checkIp(ip: string): string {
+  const canonical = canonicalIp(ip);
+  if (canonical === undefined) throw invalid('ipAddresses', `"${printable(ip)}" is not an IPv4 or IPv6 address`);
+  return canonical;
 }
 
 function unique(values: string[]): string[] {
@@ -783,7 +768,3 @@ function invalid(option: string, message: string, cause?: unknown): MtlsConfigEr
   return new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${option}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}

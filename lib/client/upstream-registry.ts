@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { normalizeDnsName } from '../identity/dns-name.js';
 import type { UpstreamOptions } from '../mtls.options.js';
 import type { ExpectedPeer } from './client.interfaces.js';
 import { LruMap } from './lru-map.js';
@@ -9,8 +10,6 @@ import { expectHostName, expectSpiffePeer, URL_HOST_NAME, type UpstreamExpectati
 /** Expectations compiled from call arguments that are kept, per kind; configured ones are kept apart, all of them. */
 export const MAX_CACHED_EXPECTATIONS = 256;
 
-/** A DNS name as certificates carry it: LDH labels (and `_`, seen in service records), at most 253 characters. */
-const DNS_NAME = /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
 
 /** A named upstream, resolved: where it is and what its server must prove. */
 export interface NamedUpstream {
@@ -165,7 +164,7 @@ function hostNameOf(expectPeer: unknown): string {
     );
   }
   const bare = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
-  if (isIP(bare) === 0 && !DNS_NAME.test(bare)) {
+  if (isIP(bare) === 0 && normalizeDnsName(bare.endsWith('.') ? bare.slice(0, -1) : bare) === undefined) {
     throw new MtlsConfigError(
       'ERR_MTLS_CONFIG_INVALID',
       `expectPeer.hostname must be a DNS name or an IP address; got ${describeValue(hostname)}`,

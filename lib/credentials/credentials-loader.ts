@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
+import { errorCode } from '../errors/error-code.js';
 import type { CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import type { CredentialFiles, CredentialsSourceOptions, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { validateCredentials } from './credentials-validation.js';
@@ -317,11 +318,6 @@ async function firstMissingParent(path: string): Promise<string | undefined> {
     }
     if (dir === resolve(dir, '..')) return missing;
   }
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 function assemble(files: CredentialFiles, toRead: readonly FileToRead[], contents: readonly Buffer[]): RawCredentials {

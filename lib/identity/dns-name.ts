@@ -12,9 +12,15 @@ export const DNS_NAME_MAX_LENGTH = 253;
 
 /**
  * The lower-cased form of `name` when it names one host, else undefined: non-ASCII text (Unicode case folding maps
- * U+212A KELVIN SIGN onto "k"), wildcards, empty labels, a trailing dot and over-long names name no host.
+ * U+212A KELVIN SIGN onto "k"), wildcards, empty labels, a trailing dot and over-long names name no host. With
+ * `wildcard`, a leading `*.` label is allowed (a certificate's DNS SAN, not a peer's name).
  */
-export function normalizeDnsName(name: string): string | undefined {
+export function normalizeDnsName(name: string, options: { readonly wildcard?: boolean } = {}): string | undefined {
+  if (options.wildcard === true && name.startsWith('*.')) {
+    // A certificate's `*.shop.svc`: one leading wildcard label above at least two labels.
+    const rest = normalizeDnsName(name.slice(2));
+    return rest !== undefined && rest.includes('.') ? `*.${rest}` : undefined;
+  }
   if (name.length === 0 || name.length > DNS_NAME_MAX_LENGTH) return undefined;
   for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) > 0x7e) return undefined;
   const lower = name.toLowerCase();

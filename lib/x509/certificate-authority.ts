@@ -2,12 +2,13 @@
 // Leaf options are deliberately permissive: tests build invalid certificates on purpose, so only input that
 // cannot be encoded at all is refused. CA material is checked strictly.
 import { X509Certificate as NodeX509Certificate, KeyObject, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
 import { inspect } from 'node:util';
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
+import { canonicalIp } from '../identity/ip-address.js';
+import { parseSpiffeId, parseTrustDomain, spiffeIdError } from '../identity/spiffe-id.js';
 
 // Every call below passes `webcrypto` explicitly; the default provider is set too for the library's internal lookups.
 x509.cryptoProvider.set(webcrypto);
@@ -263,7 +264,7 @@ export class CertificateAuthority {
     checkIsCa(caCert.peculiar, certFile);
 
     const keyObject = readPrivateKey(keyPem, keyFile);
-    const keyAlgorithm = keyAlgorithmOf(keyObject, keyFile);
+    const keyAlgorithm = caKeyAlgorithm(keyObject, keyFile);
     if (!caCert.node.checkPrivateKey(keyObject)) {
       throw new CredentialsError('ERR_MTLS_KEY_MISMATCH', 'the private key does not match the CA certificate', {
         file: keyFile,
@@ -504,7 +505,7 @@ function subjectAltNames(options: IssueOptions): x509.JsonGeneralNames {
     names.push({ type: 'dns', value: dns });
   }
   for (const ip of options.ipAddresses ?? []) {
-    names.push({ type: 'ip', value: canonicalIp(ip) });
+    names.push({ type: 'ip', value: sanIp(ip) });
   }
   for (const email of options.emails ?? []) {
     names.push({ type: 'email', value: email });
@@ -512,18 +513,13 @@ function subjectAltNames(options: IssueOptions): x509.JsonGeneralNames {
   return names;
 }
 
-/**
- * The IP text @peculiar/asn1-x509 encodes correctly. Its parser silently mis-encodes IPv6 with an embedded
- * IPv4 tail (`::ffff:1.2.3.4`), so IPv6 is first normalised to pure hex groups by the WHATWG URL parser.
- */
-function canonicalIp(ip: string): string {
-  if (isIPv4(ip)) {
-    return ip;
+/** The IP text @peculiar/asn1-x509 encodes correctly (see {@link canonicalIp}). */
+function sanIp(ip: string): string {
+  const canonical = canonicalIp(ip);
+  if (canonical === undefined) {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `ipAddresses: "${ip}" is not an IPv4 or IPv6 address`);
   }
-  if (isIPv6(ip) && !ip.includes('%')) {
-    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  }
-  throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `ipAddresses: "${ip}" is not an IPv4 or IPv6 address`);
+  return canonical;
 }
 
 function subjectName(commonNames: readonly string[]): x509.Name {
@@ -573,15 +569,19 @@ function checkKeyAlgorithm(value: KeyAlgorithm | undefined): KeyAlgorithm {
   return algorithm;
 }
 
-/** SPIFFE-ID §2.1: a trust domain is lower-case letters, digits, `.`, `-` and `_`. */
+/** A trust domain name as SPIFFE-ID §2.1 defines it (checked by {@link parseTrustDomain}), without a scheme. */
 function checkTrustDomain(trustDomain: string | undefined): string | undefined {
-  if (trustDomain !== undefined && !/^[a-z0-9._-]+$/.test(trustDomain)) {
-    throw new MtlsConfigError(
-      'ERR_MTLS_CONFIG_INVALID',
-      `trustDomain: "${trustDomain}" is not a trust domain name (lower-case letters, digits, ".", "-", "_"; no scheme, port or path)`,
-    );
+  if (trustDomain === undefined) return undefined;
+  try {
+    // A SPIFFE ID would parse to its trust domain: only the bare name is taken here.
+    if (!trustDomain.includes(':/')) return parseTrustDomain(trustDomain);
+  } catch {
+    // Reported below, with what a trust domain name may hold.
   }
-  return trustDomain;
+  throw new MtlsConfigError(
+    'ERR_MTLS_CONFIG_INVALID',
+    `trustDomain: "${trustDomain}" is not a trust domain name (lower-case letters, digits, ".", "-", "_"; no scheme, port or path)`,
+  );
 }
 
 function checkDate(value: Date | undefined, field: string): Date | undefined {
@@ -695,22 +695,24 @@ function readPrivateKey(keyPem: string, file: string): KeyObject {
   }
 }
 
-function keyAlgorithmOf(key: KeyObject, file: string): KeyAlgorithm {
+/** The algorithm of a public or private key, when it is one the CA issues; RSA only at 2048 bits. */
+export function keyAlgorithmOf(key: KeyObject): KeyAlgorithm | undefined {
   const type = key.asymmetricKeyType;
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (type === 'ec' && curve === 'prime256v1') {
-    return 'ECDSA-P256';
-  }
-  if (type === 'ec' && curve === 'secp384r1') {
-    return 'ECDSA-P384';
-  }
-  if (type === 'rsa') {
-    // Any RSA size signs with SHA-256; the name only selects the WebCrypto import parameters.
-    return 'RSA-2048';
-  }
-  if (type === 'ed25519') {
-    return 'Ed25519';
-  }
+  if (type === 'ec' && curve === 'prime256v1') return 'ECDSA-P256';
+  if (type === 'ec' && curve === 'secp384r1') return 'ECDSA-P384';
+  if (type === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) return 'RSA-2048';
+  if (type === 'ed25519') return 'Ed25519';
+  return undefined;
+}
+
+/** How a loaded CA key is imported into WebCrypto; throws for a key type the CA cannot sign with. */
+function caKeyAlgorithm(key: KeyObject, file: string): KeyAlgorithm {
+  // Any RSA size signs with SHA-256; the name only selects the WebCrypto import parameters.
+  const algorithm = key.asymmetricKeyType === 'rsa' ? 'RSA-2048' : keyAlgorithmOf(key);
+  if (algorithm !== undefined) return algorithm;
+  const type = key.asymmetricKeyType;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
   throw new CredentialsError('ERR_MTLS_CREDENTIALS_NOT_PEM', `unsupported CA key type ${type ?? 'unknown'}${curve ? ` (${curve})` : ''}`, {
     file,
     field: 'key',
@@ -763,6 +765,8 @@ function isSelfSigned(cert: NodeX509Certificate): boolean {
 function signingCertTrustDomain(cert: x509.X509Certificate): string | undefined {
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const uris = san?.names.items.filter((name) => name.type === 'url').map((name) => name.value) ?? [];
-  const match = uris.length === 1 ? /^spiffe:\/\/([a-z0-9._-]+)$/.exec(uris[0]!) : null;
-  return match?.[1];
+  const uri = uris.length === 1 ? uris[0]! : undefined;
+  if (uri === undefined || !uri.startsWith('spiffe://') || spiffeIdError(uri) !== undefined) return undefined;
+  const { trustDomain, path } = parseSpiffeId(uri);
+  return path === '' ? trustDomain : undefined;
 }

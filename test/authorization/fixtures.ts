@@ -22,7 +22,7 @@ export function peer(fields: Partial<PeerIdentity>): PeerIdentity {
     svidError: 'certificate contains no URI SAN',
     uris: [],
     dnsNames,
-    normalizedDnsNames: [...new Set(dnsNames.map(normalizeDnsName).filter((name) => name !== undefined))],
+    normalizedDnsNames: [...new Set(dnsNames.map((name) => normalizeDnsName(name)).filter((name) => name !== undefined))],
     ipAddresses: [],
     emails: [],
     subject: '',

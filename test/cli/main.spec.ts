@@ -82,7 +82,7 @@ describe('usage errors exit 2 with a message and a pointer to --help', () => {
     [['dev-ca', 'issue', 'orders', '--spiffe-id'], "Option '--spiffe-id <value>' argument missing"],
     [['dev-ca', 'issue', 'orders', '--spiffe-id', 'orders'], '--spiffe-id: "orders" is not a SPIFFE ID: scheme is missing or invalid'],
     [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--ip', 'localhost'], '--ip: "localhost" is not an IPv4 or IPv6 address'],
-    [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--dns', 'a_b'], '--dns: "a_b" is not a DNS name (labels of letters, digits and "-", e.g. orders.shop.svc)'],
+    [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--dns', 'a b'], '--dns: "a b" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)'],
     [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--validity', '24'], '--validity "24" is not a duration; use e.g. 90s, 30m, 24h, 7d or 1h30m'],
     [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--key-algorithm', 'dsa'], '--key-algorithm "dsa" is not one of ecdsa-p256, ecdsa-p384, rsa-2048, ed25519'],
     [['dev-ca', 'issue', '../orders', '--spiffe-id', ORDERS], '<name>: "../orders" must be a folder name'],
