@@ -4,7 +4,8 @@ import type { Dispatcher } from 'undici';
 import { type MtlsError, UpstreamError } from '../errors/mtls.errors.js';
 import type { MtlsRequestOptions, MtlsResponse, QueryValue } from './client.interfaces.js';
 import type { UpstreamPool } from './client-generation.js';
-import { describeValue, invalidArgument } from './request-arguments.js';
+import { invalidArgument } from './request-arguments.js';
+import { describeValue } from '../format/describe-value.js';
 import { toUpstreamError } from './upstream-errors.js';
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w!#$&^.-]+\+)?json\s*(?:;|$)/i;

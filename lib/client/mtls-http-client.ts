@@ -17,7 +17,6 @@ import { describeRequest, notSent, sendRequest, type RequestDefaults } from './c
 import { MtlsDispatcher } from './mtls-dispatcher.js';
 import { MtlsHttpsAgent } from './mtls-https-agent.js';
 import {
-  describeValue,
   invalidArgument,
   methodProblem,
   optionsProblem,
@@ -25,6 +24,7 @@ import {
   toTarget,
 } from './request-arguments.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
+import { describeValue } from '../format/describe-value.js';
 import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';
 
 /**

@@ -1,5 +1,6 @@
 import { MtlsConfigError } from '../errors/mtls.errors.js';
 import type { HttpMethod } from './client.interfaces.js';
+import { describeValue } from '../format/describe-value.js';
 
 /** The methods the client sends; HTTP methods are case-sensitive. */
 const METHODS: ReadonlySet<string> = new Set<HttpMethod>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -190,33 +191,6 @@ function isAbortSignal(value: unknown): value is AbortSignal {
     typeof signal.addEventListener === 'function' &&
     typeof signal.removeEventListener === 'function'
   );
-}
-
-/**
- * A value as an error message may show it: its kind for objects and functions (they may be huge, circular or
- * secret-bearing), the value itself for short primitives.
- */
-export function describeValue(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return value.length > 64 ? `a string of ${value.length} characters` : JSON.stringify(value);
-    case 'number':
-    case 'boolean':
-    case 'undefined':
-      return String(value);
-    case 'bigint':
-      return `${value}n`;
-    case 'symbol':
-      return 'a symbol';
-    case 'function':
-      return 'a function';
-    default: {
-      if (value === null) return 'null';
-      if (Array.isArray(value)) return 'an array';
-      const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-      return typeof name === 'string' && name !== '' && name !== 'Object' ? `an instance of ${name}` : 'an object';
-    }
-  }
 }
 
 /** A URL-ish string without what may be secret: the query, the fragment and any user info. Capped at 200 characters. */

@@ -4,7 +4,7 @@ import { normalizeDnsName } from '../identity/dns-name.js';
 import type { UpstreamOptions } from '../mtls.options.js';
 import type { ExpectedPeer } from './client.interfaces.js';
 import { LruMap } from './lru-map.js';
-import { describeValue } from './request-arguments.js';
+import { describeValue } from '../format/describe-value.js';
 import { expectHostName, expectSpiffePeer, URL_HOST_NAME, type UpstreamExpectation } from './upstream-identity.js';
 
 /** Expectations compiled from call arguments that are kept, per kind; configured ones are kept apart, all of them. */

@@ -3,6 +3,7 @@ import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
 import { errorCode } from '../errors/error-code.js';
+import { describeValue } from '../format/describe-value.js';
 import type { CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import type { CredentialFiles, CredentialsSourceOptions, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { validateCredentials } from './credentials-validation.js';
@@ -93,7 +94,7 @@ class OptionFields {
   ) {}
 
   invalid(key: string, problem: string, value: unknown = this.values[key]): MtlsConfigError {
-    return configError(`MtlsModule option "${this.optionName}.${key}" ${problem}, got ${describe(value)}`);
+    return configError(`MtlsModule option "${this.optionName}.${key}" ${problem}, got ${describeValue(value)}`);
   }
 
   /** A required path, absolute or resolved against `base` (default: the working directory). */
@@ -130,13 +131,6 @@ class OptionFields {
     }
     return value;
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** Which credential each file of a set holds, in hashing and reading order. */

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  describeValue,
   invalidArgument,
   MAX_TIMEOUT_MS,
   methodProblem,
@@ -137,33 +136,6 @@ describe('optionsProblem', () => {
       'options.expectPeer cannot be set on a named upstream: its identity is configured in "client.upstreams"',
     );
     expect(optionsProblem({ expectPeer: 'inventory' }, false)).toBeUndefined();
-  });
-});
-
-describe('describeValue', () => {
-  it.each([
-    ['short', '"short"'],
-    ['x'.repeat(65), 'a string of 65 characters'],
-    [0, '0'],
-    [false, 'false'],
-    [undefined, 'undefined'],
-    [null, 'null'],
-    [10n, '10n'],
-    [Symbol('s'), 'a symbol'],
-    [() => 1, 'a function'],
-    [[1], 'an array'],
-    [{ a: 1 }, 'an object'],
-    [Object.create(null) as object, 'an object'],
-    [new Map(), 'an instance of Map'],
-  ])('%s → %s', (value, shown) => {
-    expect(describeValue(value)).toBe(shown);
-  });
-
-  it('never walks an object: circular and huge values are described by their kind', () => {
-    const circular: Record<string, unknown> = {};
-    circular.self = circular;
-
-    expect(describeValue(circular)).toBe('an object');
   });
 });
 

@@ -60,7 +60,7 @@ describe('resolveCredentialFiles', () => {
     ['an empty object', {}, /"credentials" is empty: pass \{ dir \}/],
     ['an empty dir', { dir: '' }, /"credentials\.dir" must be a non-empty file path, got ""/],
     ['a blank dir', { dir: '  ' }, /"credentials\.dir" must be a non-empty file path, got "  "/],
-    ['a numeric dir', { dir: 42 }, /"credentials\.dir" must be a non-empty file path, got a number/],
+    ['a numeric dir', { dir: 42 }, /"credentials\.dir" must be a non-empty file path, got 42/],
     ['a NUL byte', { ...files, keyFile: '/a\0b' }, /"credentials\.keyFile" must be a non-empty file path/],
     ['both shapes', { dir: '/tls', certFile: '/a.crt' }, /mixes the Secret layout \(dir\) with separate files \(certFile\); use either/],
     ['a missing caFile', { certFile: '/a.crt', keyFile: '/a.key' }, /"credentials\.caFile" is missing/],
@@ -70,7 +70,7 @@ describe('resolveCredentialFiles', () => {
     ['an absolute file name outside the directory', { dir: '/tls', keyFileName: '/etc/key.pem' }, /"credentials\.keyFileName" must name a file inside "\/tls"/],
     ['the directory itself as a file name', { dir: '/tls', caFileName: '.' }, /"credentials\.caFileName" must name a file inside/],
     ['crlFiles as a string', { dir: '/tls', crlFiles: 'crl.pem' }, /"credentials\.crlFiles" must be an array of paths, got "crl\.pem"/],
-    ['a non-string CRL entry', { ...files, crlFile: ['/ok.crl', 7] }, /"credentials\.crlFile\[1\]" must be a non-empty file path, got a number/],
+    ['a non-string CRL entry', { ...files, crlFile: ['/ok.crl', 7] }, /"credentials\.crlFile\[1\]" must be a non-empty file path, got 7/],
     ['crlFile as an object', { ...files, crlFile: { path: '/x' } }, /"credentials\.crlFile" must be a path or an array of paths, got an object/],
     ['a misspelt field', { ...files, certfile: '/a.crt' }, /unknown field\(s\) "certfile"; use dir, certFileName, .*certFile/],
   ])('refuses %s', (_name, options, message) => {
