@@ -8,7 +8,7 @@ import type { Credentials } from '../credentials/credentials.interfaces.js';
 import type { RevocationList } from '../x509/crl.js';
 import { revocationListsOf } from '../credentials/revocation-lists.js';
 import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import type { MtlsEvent } from '../observability/mtls-events.js';
 
 /** Options of {@link ConnectionTracker}. */
@@ -60,7 +60,7 @@ export class ConnectionTracker {
   readonly #chains = new WeakMap<TLSSocket, PeerChain | null>();
   readonly #options: ConnectionTrackerOptions;
   readonly #logger: ReloadLogger;
-  readonly #limiter: LogRateLimiter;
+  readonly #closures: RateLimitedLogger;
   #trustKey: string | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -72,7 +72,7 @@ export class ConnectionTracker {
   constructor(options: ConnectionTrackerOptions) {
     this.#options = options;
     this.#logger = options.logger ?? new Logger('MtlsServer');
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#closures = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
     const sockets = this.#sockets;
     this.#forget = function (this: TLSSocket) {
       sockets.delete(this);
@@ -168,12 +168,9 @@ export class ConnectionTracker {
     socket.destroy();
     const peer = peerName(leaf);
     this.#options.events?.emit({ type: 'connection.revoked', reason: verdict.kind, peer });
-    const suppressed = this.#limiter.admit();
-    if (suppressed === undefined) return;
-    const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
     const why = reason === 'trust-changed' ? 'after a trust change' : 'on the periodic re-check';
-    this.#logger.warn(
-      `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${why}: ${verdict.reason}${more}`,
+    this.#closures.warn(
+      () => `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${why}: ${verdict.reason}`,
     );
   }
 }

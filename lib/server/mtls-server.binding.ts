@@ -8,7 +8,7 @@ import { secureContextOptions } from '../credentials/secure-context.js';
 import { MtlsConfigError, PeerError } from '../errors/mtls.errors.js';
 import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { ConnectionIdentities } from './connection-identity.js';
 import { ConnectionTracker } from './connection-tracker.js';
@@ -50,7 +50,7 @@ interface ClientCertificatePolicy {
 @Injectable()
 export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   readonly #logger = new Logger('MtlsServer');
-  readonly #limiter: LogRateLimiter;
+  readonly #rejections: RateLimitedLogger;
   readonly #connections: ConnectionTracker;
   #server: TlsServer | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -62,7 +62,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     private readonly events: MtlsEvents,
     private readonly identities: ConnectionIdentities,
   ) {
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#rejections = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
     this.#connections = new ConnectionTracker({ events, logRateLimitPerMinute: options.logRateLimitPerMinute, logger: this.#logger });
   }
 
@@ -133,11 +133,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
     const remoteAddress = socket.remoteAddress;
     this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
-    const suppressed = this.#limiter.admit();
-    if (suppressed !== undefined) {
-      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(`TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}${more}`);
-    }
+    this.#rejections.warn(() => `TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}`);
   };
 }
 

@@ -3,7 +3,7 @@ import { PeerError } from '../errors/mtls.errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { ConnectionIdentities } from './connection-identity.js';
 import { toHttpException } from './mtls-http-errors.js';
@@ -38,7 +38,7 @@ function requestOf(context: ExecutionContext): RequestLike | undefined {
 @Injectable()
 export class MtlsGuard implements CanActivate {
   readonly #logger = new Logger('MtlsGuard');
-  readonly #limiter: LogRateLimiter;
+  readonly #denials: RateLimitedLogger;
 
   constructor(
     private readonly policies: PeerPolicyRegistry,
@@ -46,7 +46,7 @@ export class MtlsGuard implements CanActivate {
     private readonly events: MtlsEvents,
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
   ) {
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#denials = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
   }
 
   canActivate(context: ExecutionContext): boolean {
@@ -70,14 +70,10 @@ export class MtlsGuard implements CanActivate {
   #deny(error: PeerError, policy: RoutePolicy, peer: PeerIdentity | undefined): never {
     const who = peer === undefined ? undefined : (peer.spiffeId ?? peer.subject);
     this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
-    const suppressed = this.#limiter.admit();
-    if (suppressed !== undefined) {
+    this.#denials.warn(() => {
       const rule = error.rule ?? policy.authorizer.description;
-      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(
-        `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}${more}`,
-      );
-    }
+      return `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}`;
+    });
     throw toHttpException(error);
   }
 }
