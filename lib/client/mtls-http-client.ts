@@ -12,6 +12,7 @@ import type {
   MtlsUpstreamBodyRequestOptions,
   MtlsUpstreamRequestOptions,
 } from './client.interfaces.js';
+import { HttpVerbs } from './http-verbs.js';
 import { ClientGenerations, MAX_POOLS_PER_GENERATION } from './client-generation.js';
 import { describeRequest, notSent, sendRequest, type RequestDefaults } from './client-request.js';
 import { MtlsDispatcher } from './mtls-dispatcher.js';
@@ -38,7 +39,7 @@ import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';
  * ```
  */
 @Injectable()
-export class MtlsHttpClient implements OnApplicationShutdown {
+export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> implements OnApplicationShutdown {
   readonly #generations: ClientGenerations;
   readonly #registry: UpstreamRegistry;
   readonly #defaults: RequestDefaults;
@@ -50,6 +51,7 @@ export class MtlsHttpClient implements OnApplicationShutdown {
   #closing: Promise<void> | undefined;
 
   constructor(@Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions, @Inject(MTLS_CLIENT_CREDENTIALS) store: CredentialStore) {
+    super();
     const { upstreams, connectionsPerOrigin, timeoutMs } = options.client;
     this.#defaults = { timeoutMs, maxResponseBytes: options.client.maxResponseBytes };
     this.#connections = connectionsPerOrigin;
@@ -64,41 +66,6 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     this.#generations.onRotate(() => {
       for (const ref of this.#agents) ref.deref()?.retireIdle();
     });
-  }
-
-  /** Sends a request to an https:// URL and collects the response. */
-  request<T = unknown>(method: HttpMethod, url: string | URL, options?: MtlsRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send(method, url, options, options?.body);
-  }
-
-  /** GET `url`. */
-  get<T = unknown>(url: string | URL, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('GET', url, options, undefined);
-  }
-
-  /** DELETE `url`. */
-  delete<T = unknown>(url: string | URL, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('DELETE', url, options, undefined);
-  }
-
-  /** HEAD `url`; the response's body is empty. */
-  head(url: string | URL, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<undefined>> {
-    return this.#send('HEAD', url, options, undefined);
-  }
-
-  /** POST `body` (JSON unless a string or bytes) to `url`. */
-  post<T = unknown>(url: string | URL, body?: unknown, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('POST', url, options, body);
-  }
-
-  /** PUT `body` (JSON unless a string or bytes) to `url`. */
-  put<T = unknown>(url: string | URL, body?: unknown, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PUT', url, options, body);
-  }
-
-  /** PATCH `body` (JSON unless a string or bytes) to `url`. */
-  patch<T = unknown>(url: string | URL, body?: unknown, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PATCH', url, options, body);
   }
 
   /**
@@ -173,10 +140,11 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     }
   }
 
-  #send<T>(
+  /** @internal */
+  protected override send<T>(
     method: HttpMethod,
     url: string | URL,
-    options: MtlsRequestOptions | undefined,
+    options: MtlsBodyRequestOptions | undefined,
     body: unknown,
   ): Promise<MtlsResponse<T>> {
     const badMethod = methodProblem(method);
@@ -212,58 +180,26 @@ export class MtlsHttpClient implements OnApplicationShutdown {
  * A client bound to one named upstream: paths instead of URLs, and the identity its configuration expects.
  * Get one from {@link MtlsHttpClient.upstream}.
  */
-export class MtlsUpstreamClient {
+export class MtlsUpstreamClient extends HttpVerbs<string, MtlsUpstreamRequestOptions> {
   /** @internal */
   constructor(
     private readonly target: NamedUpstream,
     private readonly generations: ClientGenerations,
     private readonly defaults: RequestDefaults,
-  ) {}
+  ) {
+    super();
+  }
 
   /** The upstream's name. */
   get name(): string {
     return this.target.name;
   }
 
-  /** Sends a request to `path` (starting with `/`) on the upstream and collects the response. */
-  request<T = unknown>(method: HttpMethod, path: string, options?: MtlsUpstreamRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send(method, path, options, options?.body);
-  }
-
-  /** GET `path`. */
-  get<T = unknown>(path: string, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('GET', path, options, undefined);
-  }
-
-  /** DELETE `path`. */
-  delete<T = unknown>(path: string, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('DELETE', path, options, undefined);
-  }
-
-  /** HEAD `path`; the response's body is empty. */
-  head(path: string, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<undefined>> {
-    return this.#send('HEAD', path, options, undefined);
-  }
-
-  /** POST `body` (JSON unless a string or bytes) to `path`. */
-  post<T = unknown>(path: string, body?: unknown, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('POST', path, options, body);
-  }
-
-  /** PUT `body` (JSON unless a string or bytes) to `path`. */
-  put<T = unknown>(path: string, body?: unknown, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PUT', path, options, body);
-  }
-
-  /** PATCH `body` (JSON unless a string or bytes) to `path`. */
-  patch<T = unknown>(path: string, body?: unknown, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PATCH', path, options, body);
-  }
-
-  #send<T>(
+  /** @internal */
+  protected override send<T>(
     method: HttpMethod,
     path: string,
-    options: MtlsUpstreamRequestOptions | undefined,
+    options: MtlsUpstreamBodyRequestOptions | undefined,
     body: unknown,
   ): Promise<MtlsResponse<T>> {
     const { name, origin, basePath, expectation } = this.target;
