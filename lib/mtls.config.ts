@@ -3,6 +3,7 @@ import { resolveCredentialFiles } from './credentials/credentials-loader.js';
 import type { CredentialFiles, CredentialUsage } from './credentials/credentials.interfaces.js';
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
+import { upstreamUrl } from './client/upstream-registry.js';
 
 /** Module options with every default applied and every value checked, computed once at startup. */
 export interface ResolvedMtlsOptions {
@@ -129,12 +130,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
   }
   const upstreams = new Map<string, UpstreamOptions>();
   for (const [name, upstream] of Object.entries(options.client?.upstreams ?? {})) {
-    if (typeof upstream?.url !== 'string' || !upstream.url.startsWith('https://')) {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `MtlsModule option "client.upstreams.${name}.url" must be an https:// origin, got ${JSON.stringify(upstream?.url)}`,
-      );
-    }
+    upstreamUrl(name, upstream?.url);
     if (upstream.expectPeer === undefined) {
       throw new MtlsConfigError(
         'ERR_MTLS_CONFIG_INVALID',

@@ -124,23 +124,7 @@ export class UpstreamRegistry {
 
   #resolve(name: string, options: UpstreamOptions): NamedUpstream {
     const option = `client.upstreams.${name}`;
-    let url: URL;
-    try {
-      url = new URL(options.url);
-    } catch (error) {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `MtlsModule option "${option}.url" is not a URL: ${JSON.stringify(options.url)}`,
-        { cause: error },
-      );
-    }
-    if (url.protocol !== 'https:' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `MtlsModule option "${option}.url" must be an https:// URL without query, fragment or credentials; ` +
-          `got ${JSON.stringify(options.url)}`,
-      );
-    }
+    const { origin, basePath } = upstreamUrl(name, options.url);
     let expectation: UpstreamExpectation;
     try {
       expectation = this.compile(options.expectPeer);
@@ -148,8 +132,31 @@ export class UpstreamRegistry {
       if (!(error instanceof MtlsConfigError)) throw error;
       throw new MtlsConfigError(error.code, `MtlsModule option "${option}.expectPeer": ${error.message}`, { cause: error });
     }
-    return { name, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), expectation };
+    return { name, origin, basePath, expectation };
   }
+}
+
+/**
+ * The origin and path prefix of upstream `name`'s `url`: an https:// URL without query, fragment or credentials.
+ * Throws MtlsConfigError naming the option.
+ */
+export function upstreamUrl(name: string, text: unknown): { readonly origin: string; readonly basePath: string } {
+  const option = `MtlsModule option "client.upstreams.${name}.url"`;
+  let url: URL;
+  try {
+    url = new URL(typeof text === 'string' ? text : '');
+  } catch (error) {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${option} is not a URL: ${JSON.stringify(text)}`, {
+      cause: error,
+    });
+  }
+  if (url.protocol !== 'https:' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `${option} must be an https:// URL without query, fragment or credentials; got ${JSON.stringify(text)}`,
+    );
+  }
+  return { origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') };
 }
 
 /** The host name of a `{ hostname }` expectation, lower case and without IPv6 brackets; throws MtlsConfigError. */

@@ -33,7 +33,9 @@ describe('resolveMtlsOptions', () => {
     ['a string for a boolean', { credentials, reload: { enabled: 'false' } }, /"reload.enabled" is "false"; use true or false/],
     ['a negative interval', { credentials, reload: { pollIntervalMs: -1 } }, /"reload.pollIntervalMs" is -1/],
     ['a fractional rate limit', { credentials, logRateLimitPerMinute: 1.5 }, /"logRateLimitPerMinute" is 1.5/],
-    ['a plain-http upstream', { credentials, client: { upstreams: { inventory: { url: 'http://inventory', expectPeer: 'x' } } } }, /"client.upstreams.inventory.url" must be an https:\/\/ origin/],
+    ['a plain-http upstream', { credentials, client: { upstreams: { inventory: { url: 'http://inventory', expectPeer: 'x' } } } }, /"client.upstreams.inventory.url" must be an https:\/\/ URL without query, fragment or credentials; got "http:\/\/inventory"/],
+    ['an upstream URL with a query', { credentials, client: { upstreams: { inventory: { url: 'https://inventory/?a=1', expectPeer: 'x' } } } }, /"client.upstreams.inventory.url" must be an https:\/\/ URL without query/],
+    ['an upstream URL that is no URL', { credentials, client: { upstreams: { inventory: { url: 'https://', expectPeer: 'x' } } } }, /"client.upstreams.inventory.url" is not a URL: "https:\/\/"/],
     ['an upstream without expectPeer', { credentials, client: { upstreams: { inventory: { url: 'https://inventory' } } } }, /"client.upstreams.inventory.expectPeer" is missing/],
     ['a tls option that is not an object', { credentials, tls: 'TLSv1.3' }, /"tls" must be an object/],
   ])('refuses %s, naming the option', (_name, options, message) => {
