@@ -7,6 +7,7 @@ import { inspect } from 'node:util';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
+import { decodePemBlock, encodePem, findPemBlocks } from './pem.js';
 import { canonicalIp } from '../identity/ip-address.js';
 import { parseSpiffeId, parseTrustDomain, spiffeIdError } from '../identity/spiffe-id.js';
 
@@ -635,8 +636,7 @@ function derInteger(value: bigint): Uint8Array {
 }
 
 function toPem(label: string, der: ArrayBuffer): string {
-  const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  return encodePem(label, new Uint8Array(der));
 }
 
 interface ParsedCertificate {
@@ -645,10 +645,13 @@ interface ParsedCertificate {
 }
 
 function parseCertificateBundle(pem: string, file: string): ParsedCertificate[] {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const data = Buffer.from(pem, 'latin1');
+  const scan = findPemBlocks(data);
+  const blocks = scan.ok ? scan.blocks.filter((block) => block.label === 'CERTIFICATE') : [];
   return blocks.map((block, index) => {
     try {
-      const der = Buffer.from(block.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
+      const der = decodePemBlock(data, block);
+      if (der === undefined) throw new Error('not strict base64');
       return { peculiar: new x509.X509Certificate(der), node: new NodeX509Certificate(der) };
     } catch (cause) {
       throw new CredentialsError(

@@ -148,7 +148,7 @@ describe('nestjs-mtls dev-ca', () => {
 
     const second = await cli(...args);
     expect(second.status).toBe(EXIT_OK);
-    expect(second.out).toMatch(new RegExp(`^kept   orders: ${ORDERS} in .*orders \\(still valid for 23h5\\dm\\)$`));
+    expect(second.out).toMatch(new RegExp(`^kept   orders: ${ORDERS} in .*orders \\(still valid for (?:23h5\\dm|1d0h)\\)$`));
 
     const forced = await cli(...args, '--force');
     expect(forced.out).toMatch(/\(forced: re-issue requested \(force\)\)$/);
@@ -206,7 +206,7 @@ describe('nestjs-mtls inspect', () => {
       'public key': 'ECDSA P-256',
       'SHA-256': fingerprint,
     });
-    expect(rows['not after']).toMatch(/^\d{4}-.*Z \(23h5\dm left\)$/);
+    expect(rows['not after']).toMatch(/^\d{4}-.*Z \((?:23h5\dm|1d0h) left\)$/);
     expect(rows.key).toMatch(/tls\.key matches the certificate$/);
     expect(out).not.toContain(pemBody(await readFile(key, 'utf8')).slice(0, 40));
     expect(out).not.toContain('PRIVATE KEY');
