@@ -35,6 +35,18 @@ export type UpstreamErrorCode =
   | 'ERR_MTLS_UPSTREAM_TIMEOUT'
   | 'ERR_MTLS_UPSTREAM_ABORTED';
 
+/**
+ * Every error class this package throws, as one union to `switch (error.code)` on: each case narrows to its class
+ * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
+ */
+export type AnyMtlsError =
+  | MtlsConfigError
+  | SpiffeIdError
+  | CertificateParseError
+  | CredentialsError
+  | PeerError
+  | UpstreamError;
+
 /** Root of every error thrown by nestjs-mtls. */
 export class MtlsError extends Error {
   readonly code: MtlsErrorCode;

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MtlsHttpClient } from '../../lib/client/index.js';
-import { MTLS_CLIENT_CREDENTIALS, type CredentialStore } from '../../lib/index.js';
+import { MTLS_CLIENT_CREDENTIALS } from 'nestjs-mtls';
+import type { CredentialStore } from 'nestjs-mtls/credentials';
 import { secretFiles, TestPki, writeKubernetesSecret } from '../../lib/testing/index.js';
 import { startLifecycleApp, waitFor, type LifecycleApp } from './lifecycle-support.js';
 

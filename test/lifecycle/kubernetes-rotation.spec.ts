@@ -4,7 +4,7 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MtlsHttpClient } from '../../lib/client/index.js';
-import type { Credentials } from '../../lib/index.js';
+import type { Credentials } from 'nestjs-mtls/credentials';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import {
   exposeGc,

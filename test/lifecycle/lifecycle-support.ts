@@ -21,11 +21,11 @@ import {
   mtlsHttpsOptions,
   MtlsModule,
   Peer,
-  type CredentialStore,
   type MtlsEvent,
   type MtlsModuleOptions,
   type PeerIdentity,
 } from '../../lib/index.js';
+import type { CredentialStore } from 'nestjs-mtls/credentials';
 import { MtlsServerBinding } from '../../lib/server/mtls-server.binding.js';
 import type { TestPeer } from '../../lib/testing/index.js';
 

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CredentialsStatus, expiryWarningWindow, type MtlsEvent } from '../../lib/index.js';
+import { CredentialsStatus, type MtlsEvent } from 'nestjs-mtls';
+import { expiryWarningWindow } from '../../lib/observability/credentials-status.js';
 import { TestPki } from '../../lib/testing/index.js';
 import {
   CapturingLogger,
