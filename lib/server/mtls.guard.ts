@@ -7,27 +7,8 @@ import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { ConnectionIdentities } from './connection-identity.js';
 import { toHttpException } from './mtls-http-errors.js';
-import { attachPeer } from './peer-request.js';
+import { attachPeer, requestOf } from './peer-request.js';
 import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
-
-interface RequestLike {
-  socket?: unknown;
-}
-
-/**
- * The request whose socket carries the peer: an HTTP request (Express or Fastify), or the request in a GraphQL
- * context (`{ req }` with Express drivers, `{ request }` with Mercurius). Undefined for other transports.
- */
-function requestOf(context: ExecutionContext): RequestLike | undefined {
-  const type = context.getType<'http' | 'graphql' | 'rpc' | 'ws'>();
-  if (type === 'http') return context.switchToHttp().getRequest<RequestLike>();
-  if (type === 'graphql') {
-    const graphqlContext = context.getArgByIndex<{ req?: RequestLike; request?: RequestLike } | undefined>(2);
-    // Served by the mTLS server: without a request to authenticate, it is denied, never let through.
-    return graphqlContext?.req ?? graphqlContext?.request ?? {};
-  }
-  return undefined;
-}
 
 /**
  * Admits a request only when its TLS peer satisfies the route's rule (deny by default), then hands the
