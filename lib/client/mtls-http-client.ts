@@ -128,7 +128,7 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
   #fixedExpectation(factory: string, options: MtlsConnectionOptions): UpstreamExpectation | undefined {
     if (typeof options !== 'object' || options === null) {
       throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
+        'ERR_MTLS_INVALID_ARGUMENT',
         `MtlsHttpClient.${factory}(): options must be an object; got ${describeValue(options)}`,
       );
     }
@@ -225,9 +225,13 @@ export class MtlsUpstreamClient extends HttpVerbs<string, MtlsUpstreamRequestOpt
 
 const CLOSED = 'the mTLS client is closed';
 
-/** An expectPeer that does not compile, named in the error of the call or factory that received it. */
+/**
+ * An expectPeer argument that does not compile, named in the error of the call or factory that received it: an
+ * unknown peer name keeps its code, anything else is a bad argument.
+ */
 function expectPeerError(call: string, error: unknown, suffix: string): MtlsConfigError {
-  const code = error instanceof MtlsConfigError ? error.code : 'ERR_MTLS_CONFIG_INVALID';
+  const code =
+    error instanceof MtlsConfigError && error.code === 'ERR_MTLS_UNKNOWN_PEER' ? error.code : 'ERR_MTLS_INVALID_ARGUMENT';
   const reason = error instanceof Error ? error.message : String(error);
   return new MtlsConfigError(code, `${call}: options.expectPeer: ${reason}${suffix}`, { cause: error });
 }

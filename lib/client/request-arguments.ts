@@ -18,7 +18,7 @@ const NOT_REQUEST_TARGET = /[^\x21-\x7e]/;
 /** A bad argument to a client call, refused before anything was sent; `call` names it (`GET /stock to upstream …`). */
 export function invalidArgument(call: string, reason: string, cause?: unknown): MtlsConfigError {
   return new MtlsConfigError(
-    'ERR_MTLS_CONFIG_INVALID',
+    'ERR_MTLS_INVALID_ARGUMENT',
     `${call}: ${reason}; nothing was sent`,
     cause === undefined ? undefined : { cause },
   );

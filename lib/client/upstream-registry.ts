@@ -69,13 +69,13 @@ export class UpstreamRegistry {
     };
   }
 
-  /** The named upstream. Throws MtlsConfigError naming the configured ones. */
+  /** The named upstream. Throws MtlsConfigError (`ERR_MTLS_INVALID_ARGUMENT`) naming the configured ones. */
   upstream(name: string): NamedUpstream {
     const upstream = typeof name === 'string' ? this.#byName.get(name) : undefined;
     if (upstream === undefined) {
       const known = [...this.#byName.keys()].map((known) => `"${known}"`).join(', ') || 'none';
       throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
+        'ERR_MTLS_INVALID_ARGUMENT',
         `no upstream named ${describeValue(name)} in MtlsModule option "client.upstreams" (configured: ${known})`,
       );
     }

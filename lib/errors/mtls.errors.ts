@@ -13,7 +13,12 @@ export type MtlsErrorCode =
   | PeerErrorCode
   | UpstreamErrorCode;
 
-export type ConfigErrorCode = 'ERR_MTLS_CONFIG_INVALID' | 'ERR_MTLS_NOT_HTTPS' | 'ERR_MTLS_UNKNOWN_PEER';
+/** Startup codes (options, wiring, peer names), and `ERR_MTLS_INVALID_ARGUMENT` for a bad argument to a call. */
+export type ConfigErrorCode =
+  | 'ERR_MTLS_CONFIG_INVALID'
+  | 'ERR_MTLS_NOT_HTTPS'
+  | 'ERR_MTLS_UNKNOWN_PEER'
+  | 'ERR_MTLS_INVALID_ARGUMENT';
 
 export type CredentialsErrorCode =
   | 'ERR_MTLS_CREDENTIALS_UNREADABLE'
@@ -58,7 +63,11 @@ export class MtlsError extends Error {
   }
 }
 
-/** Module options or application wiring are wrong; thrown at startup. */
+/**
+ * Something the application wrote is wrong. At startup: module options or wiring (`ERR_MTLS_CONFIG_INVALID`,
+ * `ERR_MTLS_NOT_HTTPS`, `ERR_MTLS_UNKNOWN_PEER`). At run time: an argument of a client call or factory
+ * (`ERR_MTLS_INVALID_ARGUMENT`, rejected before anything is sent; an unknown peer name stays `ERR_MTLS_UNKNOWN_PEER`).
+ */
 export class MtlsConfigError extends MtlsError {
   declare readonly code: ConfigErrorCode;
 

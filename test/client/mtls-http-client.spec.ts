@@ -125,7 +125,7 @@ describe('MtlsHttpClient against a real mTLS server', () => {
 
     const before = mark(server);
     const timeout = await refusal(client.get(`${server.origin}/stock/2`, { expectPeer: 'inventory', timeoutMs: 0 }));
-    expect(timeout.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(timeout.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     expect(timeout.message).toBe(
       `GET /stock/2 to upstream ${server.origin}: options.timeoutMs must be a whole number of ms from 1 to 2147483647; got 0; nothing was sent`,
     );
@@ -369,7 +369,7 @@ describe('MtlsHttpClient against a real mTLS server', () => {
     expect(refused.seen).toBe('ECONNREFUSED');
 
     const plain = await refusal(client.get('http://127.0.0.1:1/'));
-    expect(plain.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(plain.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     expect(plain.message).toBe(
       'GET: url must be https://, not http:// (http://127.0.0.1:1): plain http can neither present the client certificate nor verify the server; nothing was sent',
     );
@@ -408,7 +408,7 @@ describe('MtlsHttpClient against a real mTLS server', () => {
 
       expect(() => client.upstream('billing')).toThrow('no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")');
       const error = await refusal(client.upstream('inventory').get('stock/1'));
-      expect(error.code).toBe('ERR_MTLS_CONFIG_INVALID');
+      expect(error.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
       expect(error.message).toBe('GET to upstream inventory: the path must start with "/"; got "stock/1"; nothing was sent');
     });
   });
@@ -623,7 +623,7 @@ describe('MtlsHttpClient argument checks', () => {
 
     const error = await refusal(promise!);
 
-    expect(error.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(error.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     const port = new URL(server.origin).port;
     expect(error.message).toContain(message.replace('ORIGIN', server.origin).replace('PORT', port));
     expect(error.message).toMatch(/; nothing was sent$/);
@@ -634,10 +634,10 @@ describe('MtlsHttpClient argument checks', () => {
 
   it('makes the factories throw MtlsConfigError for bad arguments', () => {
     expect(() => client.upstream(42 as never)).toThrow(
-      expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message: 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")' }),
+      expect.objectContaining({ code: 'ERR_MTLS_INVALID_ARGUMENT', message: 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")' }),
     );
     expect(() => client.dispatcher(null as never)).toThrow(
-      expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message: 'MtlsHttpClient.dispatcher(): options must be an object; got null' }),
+      expect.objectContaining({ code: 'ERR_MTLS_INVALID_ARGUMENT', message: 'MtlsHttpClient.dispatcher(): options must be an object; got null' }),
     );
     expect(() => client.httpsAgent({ expectPeer: 'invetnory' })).toThrow(
       expect.objectContaining({ code: 'ERR_MTLS_UNKNOWN_PEER', message: expect.stringMatching(/^MtlsHttpClient\.httpsAgent\(\): options\.expectPeer: .*unknown peer "invetnory"/) }),

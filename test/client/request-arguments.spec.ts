@@ -145,7 +145,7 @@ describe('invalidArgument', () => {
     const error = invalidArgument('GET /stock to upstream inventory', 'options.timeoutMs must be …', cause);
 
     expect(error).toBeInstanceOf(MtlsConfigError);
-    expect(error.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(error.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     expect(error.message).toBe('GET /stock to upstream inventory: options.timeoutMs must be …; nothing was sent');
     expect(error.cause).toBe(cause);
   });

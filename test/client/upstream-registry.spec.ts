@@ -104,6 +104,6 @@ describe('UpstreamRegistry', () => {
   ])('names the configured upstreams when asked for %j', (name, message) => {
     const reg = registry({ inventory: { url: 'https://inventory:8443', expectPeer: INVENTORY } });
 
-    expect(() => reg.upstream(name as string)).toThrow(expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message }));
+    expect(() => reg.upstream(name as string)).toThrow(expect.objectContaining({ code: 'ERR_MTLS_INVALID_ARGUMENT', message }));
   });
 });
