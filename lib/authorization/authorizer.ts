@@ -253,7 +253,7 @@ function checkDnsRule(value: unknown): { exact: string } | { suffix: string } {
  * Admits a peer — a valid SVID or a legacy peer — with a DNS SAN equal to one of the names, ASCII case-insensitively.
  * `*.example.com` matches exactly one extra left-most label (`a.example.com`, not `example.com` nor `a.b.example.com`).
  * A peer's own wildcard SAN matches nothing: a wildcard certificate does not name one client. Compares the peer's
- * {@link PeerIdentity.normalizedDnsNames} (normalised once per connection): per request, only set lookups.
+ * {@link PeerIdentity.normalizedDnsNames} (normalised once per identity): per request, only set lookups.
  */
 export function authorizeDnsName(...names: string[]): Authorizer {
   requireValues('authorizeDnsName', names, 'DNS name');

@@ -1,7 +1,7 @@
 /*
  * DNS names as this package compares them: ASCII only, case-folded (RFC 4343), letters, digits, `-` and `_` (service
  * labels such as `_grpc`) in labels of 1–63 characters, at most 253 characters, no trailing dot. Shared by the peer
- * identity (which normalises a peer's DNS SANs once per connection) and the DNS rule (which checks its names at startup).
+ * identity (which normalises a peer's DNS SANs once per identity) and the DNS rule (which checks its names at startup).
  */
 
 /** One label, lower case: `[a-z0-9_]`, inner `-`, 1–63 characters. */

@@ -28,7 +28,8 @@ function verdictsFor(bundle: readonly CertificateInfo[]): Map<string, Verdict> {
 }
 
 /**
- * Derives the peer's identity once per TLS connection and caches it on the socket's behalf.
+ * The peer of a socket. The verdict on a leaf is reached once per leaf and trust bundle (a reconnecting peer is not
+ * parsed or checked again) and kept per socket; the certificate's validity is checked against the clock on each call.
  * Authentication rests on the certificate the peer presented *and* OpenSSL's verdict on it:
  * `socket.authorized` alone is not enough (TLS 1.3 resumption without a certificate reports true, node#35317).
  * A SPIFFE ID must also be vouched for by the trust anchor the certificate chains to ({@link TrustAnchors}).

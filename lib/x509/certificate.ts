@@ -4,12 +4,12 @@ import { contextConstructed, contextPrimitive, DerError, DerReader, hex2, malfor
 import { CertificateParseError } from '../errors/mtls.errors.js';
 
 /*
- * X.509 (RFC 5280 §4.1) read straight from the DER with a strict reader, once per TLS connection. Node 20 exposes
+ * X.509 (RFC 5280 §4.1) read straight from the DER with a strict reader, once per distinct certificate. Node 20 exposes
  * neither key-usage bits nor a structured SAN list, and its `subjectaltname` string is escaped text that must not be
  * parsed (CVE-2021-44532). @peculiar/asn1-schema was measured at ~340 µs per leaf (asn1js alone ~150 µs); this reader
  * takes a few µs and rejects what Go's crypto/x509 rejects: BER lengths, trailing bytes, duplicate extensions,
  * non-ASCII SANs, malformed IP SANs. The field readers shared with CRLs (Name, Time, serial number, Extensions) are
- * exported for `credentials/crl.ts`, so one renderer and one serial format exist.
+ * exported for `x509/crl.ts`, so one renderer and one serial format exist.
  */
 
 /** Key usage bits (RFC 5280 §4.2.1.3) as read from the DER. */
