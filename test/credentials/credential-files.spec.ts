@@ -59,7 +59,7 @@ describe('resolveCredentialFiles', () => {
     ['an array', ['/tls'], /"credentials" must be an object/],
     ['an empty object', {}, /"credentials" is empty: pass \{ dir \}/],
     ['an empty dir', { dir: '' }, /"credentials\.dir" must be a non-empty file path, got ""/],
-    ['a blank dir', { dir: '  ' }, /"credentials\.dir" must be a non-empty file path, got "  "/],
+    ['a blank dir', { dir: '  ' }, /"credentials\.dir" must be a non-empty file path, got " {2}"/],
     ['a numeric dir', { dir: 42 }, /"credentials\.dir" must be a non-empty file path, got 42/],
     ['a NUL byte', { ...files, keyFile: '/a\0b' }, /"credentials\.keyFile" must be a non-empty file path/],
     ['both shapes', { dir: '/tls', certFile: '/a.crt' }, /mixes the Secret layout \(dir\) with separate files \(certFile\); use either/],

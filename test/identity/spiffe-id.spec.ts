@@ -86,7 +86,9 @@ const named = (cases: VectorCase[]) =>
 
 describe('go-spiffe v2.8.1 vectors', () => {
   if (!vectorsPresent) {
-    it('vectors folder ../shared/vectors', (ctx) => {
+    // Said out loud: a skipped test alone is easy to miss in a passing run.
+    if (!process.env['CI']) console.warn(`go-spiffe vectors SKIPPED: ${vectorsDir} not found; set CI=1 to make this an error`);
+    it('vectors folder ../shared/vectors (skipped when missing outside CI)', (ctx) => {
       if (process.env['CI']) throw new Error(`SPIFFE ID vectors missing at ${vectorsDir}: CI must run every vector`);
       ctx.skip(`SPIFFE ID vectors not found at ${vectorsDir} (outside the repo); set CI=1 to make this an error`);
     });
