@@ -1,6 +1,7 @@
 import { verify as verifySignature } from 'node:crypto';
 import { contextConstructed, DerError, DerReader, malformed, Tag } from './der.js';
-import { formatName, readExtensions, readSerialNumber, readTime } from './certificate.js';
+import { readExtensions, readSerialNumber, readTime } from './certificate.js';
+import { formatName } from './names.js';
 import type { CertificateInfo } from './certificate.js';
 import { certificateLabel, nodeCertificate } from './certificate-checks.js';
 import { decodePemBlock, findPemBlocks } from './pem.js';
