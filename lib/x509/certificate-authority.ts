@@ -1,21 +1,24 @@
 // Mints real certificates (via @peculiar/x509 on Node's WebCrypto) for the dev CA CLI and the testing kit.
 // Leaf options are deliberately permissive: tests build invalid certificates on purpose, so only input that
 // cannot be encoded at all is refused. CA material is checked strictly.
-import { X509Certificate as NodeX509Certificate, KeyObject, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { inspect } from 'node:util';
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
-import { decodePemBlock, encodePem, findPemBlocks } from './pem.js';
+import { encodePem } from './pem.js';
+import type { KeyAlgorithm } from './key-algorithm.js';
+import { caKeyAlgorithm, checkChainToRoot, checkIsCa, parseCertificateBundle, readPrivateKey, signingCertTrustDomain } from './ca-loading.js';
+
+export { keyAlgorithmOf } from './key-algorithm.js';
 import { canonicalIp } from '../identity/ip-address.js';
-import { parseSpiffeId, parseTrustDomain, spiffeIdError } from '../identity/spiffe-id.js';
+import { parseTrustDomain } from '../identity/spiffe-id.js';
 
 // Every call below passes `webcrypto` explicitly; the default provider is set too for the library's internal lookups.
 x509.cryptoProvider.set(webcrypto);
 
-/** Key algorithm of a minted key. */
-export type KeyAlgorithm = 'ECDSA-P256' | 'ECDSA-P384' | 'RSA-2048' | 'Ed25519';
+export type { KeyAlgorithm } from './key-algorithm.js';
 
 /** A key usage bit a leaf may carry. */
 export type LeafKeyUsage = 'digitalSignature' | 'keyEncipherment' | 'keyAgreement' | 'keyCertSign' | 'cRLSign';
@@ -637,139 +640,4 @@ function derInteger(value: bigint): Uint8Array {
 
 function toPem(label: string, der: ArrayBuffer): string {
   return encodePem(label, new Uint8Array(der));
-}
-
-interface ParsedCertificate {
-  readonly peculiar: x509.X509Certificate;
-  readonly node: NodeX509Certificate;
-}
-
-function parseCertificateBundle(pem: string, file: string): ParsedCertificate[] {
-  const data = Buffer.from(pem, 'latin1');
-  const scan = findPemBlocks(data);
-  const blocks = scan.ok ? scan.blocks.filter((block) => block.label === 'CERTIFICATE') : [];
-  return blocks.map((block, index) => {
-    try {
-      const der = decodePemBlock(data, block);
-      if (der === undefined) throw new Error('not strict base64');
-      return { peculiar: new x509.X509Certificate(der), node: new NodeX509Certificate(der) };
-    } catch (cause) {
-      throw new CredentialsError(
-        'ERR_MTLS_CREDENTIALS_NOT_PEM',
-        `certificate #${index + 1} in the PEM does not parse as X.509`,
-        { file, field: 'certificate', fix: 'regenerate or re-export the CA certificate as PEM' },
-        { cause },
-      );
-    }
-  });
-}
-
-function checkIsCa(cert: x509.X509Certificate, file: string): void {
-  // Read from the DER: Node's X509Certificate.ca is false for cA=TRUE without keyCertSign, hiding the real cause.
-  const basicConstraints = cert.getExtension(x509.BasicConstraintsExtension);
-  if (basicConstraints === null || !basicConstraints.ca) {
-    throw new CredentialsError('ERR_MTLS_SVID_INVALID', `"${cert.subject}" is not a CA certificate (basicConstraints cA is not true)`, {
-      file,
-      field: 'certificate',
-      fix: 'point it at the CA certificate, not at a leaf',
-    });
-  }
-  const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
-  if (keyUsage !== null && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-    throw new CredentialsError('ERR_MTLS_SVID_INVALID', `"${cert.subject}" lacks the keyCertSign key usage and cannot sign certificates`, {
-      file,
-      field: 'certificate',
-      fix: 'use a CA certificate whose keyUsage includes keyCertSign',
-    });
-  }
-}
-
-function readPrivateKey(keyPem: string, file: string): KeyObject {
-  try {
-    return createPrivateKey({ key: keyPem, format: 'pem' });
-  } catch (cause) {
-    // Node's message names the decoder failure, never the input; keep it as the cause for debugging.
-    throw new CredentialsError(
-      'ERR_MTLS_CREDENTIALS_NOT_PEM',
-      'not an unencrypted PEM private key (PKCS#8, SEC1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY")',
-      { file, field: 'key', fix: 'point it at the CA private key PEM; decrypt it first if it is encrypted' },
-      { cause },
-    );
-  }
-}
-
-/** The algorithm of a public or private key, when it is one the CA issues; RSA only at 2048 bits. */
-export function keyAlgorithmOf(key: KeyObject): KeyAlgorithm | undefined {
-  const type = key.asymmetricKeyType;
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (type === 'ec' && curve === 'prime256v1') return 'ECDSA-P256';
-  if (type === 'ec' && curve === 'secp384r1') return 'ECDSA-P384';
-  if (type === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) return 'RSA-2048';
-  if (type === 'ed25519') return 'Ed25519';
-  return undefined;
-}
-
-/** How a loaded CA key is imported into WebCrypto; throws for a key type the CA cannot sign with. */
-function caKeyAlgorithm(key: KeyObject, file: string): KeyAlgorithm {
-  // Any RSA size signs with SHA-256; the name only selects the WebCrypto import parameters.
-  const algorithm = key.asymmetricKeyType === 'rsa' ? 'RSA-2048' : keyAlgorithmOf(key);
-  if (algorithm !== undefined) return algorithm;
-  const type = key.asymmetricKeyType;
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  throw new CredentialsError('ERR_MTLS_CREDENTIALS_NOT_PEM', `unsupported CA key type ${type ?? 'unknown'}${curve ? ` (${curve})` : ''}`, {
-    file,
-    field: 'key',
-    fix: 'use an ECDSA P-256/P-384, RSA or Ed25519 key',
-  });
-}
-
-/**
- * Checks that `certs[0]` chains through the following certificates to a self-signed root that ends the PEM;
- * returns the certificates below the root and the root.
- */
-function checkChainToRoot(certs: readonly ParsedCertificate[], file: string): { intermediates: ParsedCertificate[]; root: ParsedCertificate } {
-  let index = 0;
-  let cert = certs[0]!;
-  while (!isSelfSigned(cert.node)) {
-    const issuer = certs[index + 1];
-    if (issuer === undefined) {
-      throw new CredentialsError('ERR_MTLS_CHAIN_UNTRUSTED', `"${cert.peculiar.subject}" is not self-signed and its issuer is not in the PEM`, {
-        file,
-        field: 'certificate',
-        fix: 'append the issuing CA certificates, up to and including the root, after the CA certificate',
-      });
-    }
-    if (!(cert.node.checkIssued(issuer.node) && cert.node.verify(issuer.node.publicKey))) {
-      throw new CredentialsError(
-        'ERR_MTLS_CHAIN_UNTRUSTED',
-        `"${cert.peculiar.subject}" is not signed by the next certificate "${issuer.peculiar.subject}"`,
-        { file, field: 'certificate', fix: 'order the PEM as: CA certificate, its issuer, …, root' },
-      );
-    }
-    checkIsCa(issuer.peculiar, file);
-    index += 1;
-    cert = issuer;
-  }
-  if (index !== certs.length - 1) {
-    throw new CredentialsError('ERR_MTLS_CHAIN_UNTRUSTED', `${certs.length - 1 - index} certificate(s) follow the root "${cert.peculiar.subject}"`, {
-      file,
-      field: 'certificate',
-      fix: 'keep only the CA certificate and its issuers up to the root, in that order',
-    });
-  }
-  return { intermediates: certs.slice(0, index), root: cert };
-}
-
-function isSelfSigned(cert: NodeX509Certificate): boolean {
-  return cert.checkIssued(cert) && cert.verify(cert.publicKey);
-}
-
-/** The trust domain of a signing certificate's single `spiffe://<td>` URI SAN, if it has exactly that. */
-function signingCertTrustDomain(cert: x509.X509Certificate): string | undefined {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const uris = san?.names.items.filter((name) => name.type === 'url').map((name) => name.value) ?? [];
-  const uri = uris.length === 1 ? uris[0]! : undefined;
-  if (uri === undefined || !uri.startsWith('spiffe://') || spiffeIdError(uri) !== undefined) return undefined;
-  const { trustDomain, path } = parseSpiffeId(uri);
-  return path === '' ? trustDomain : undefined;
 }
