@@ -1,3 +1,4 @@
+import type { AdmissionResult } from './admission.js';
 import type { BenchOptions } from './bench-options.js';
 import type { Pinning } from './child-process.js';
 import type { ProfileSummary } from './profile-summary.js';
@@ -119,6 +120,8 @@ export interface BenchResults {
   readonly client: Cases<(typeof CLIENTS)[number]> | undefined;
   readonly rotation: RotationResult | undefined;
   readonly memory: (ReloadMemoryReport & { readonly rssGrowthBytes: number }) | undefined;
+  /** Connection admission: peer certificate sources, re-checks of many connections, the expiry structure. */
+  readonly admission?: AdmissionResult | undefined;
   /** Ratios of medians, named `<metric>:<case>/<reference>`. */
   readonly ratios: Readonly<Record<string, number>>;
   readonly floors: readonly FloorResult[];
@@ -162,7 +165,7 @@ export function rotationResult(
   };
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory'>;
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'>;
 
 /** Ratios of medians between cases: what the tables and the floors quote. */
 export function computeRatios({ server, handshake, client }: Groups): Record<string, number> {

@@ -291,6 +291,36 @@ function floorRows(floors: readonly FloorResult[]): string[][] {
   });
 }
 
+function admissionSection({ admission }: BenchResults): string[] {
+  if (admission === undefined) return [];
+  const sources = table(
+    ['Peer certificate read right after the handshake', 'median µs'],
+    admission.sources.map((s) => [`\`socket.${s.source}\``, number(s.medianUs, 1)]),
+  );
+  const rechecks = table(
+    ['Re-check after a trust change', 'total ms', 'slices', 'max event-loop delay ms', 'closed'],
+    admission.recheck.map((r) => [
+      `${r.connections.toLocaleString('en-US')} connections of ${r.distinctPeers.toLocaleString('en-US')} peers`,
+      number(r.totalMs, 0),
+      String(r.slices),
+      number(r.maxLoopDelayMs, 1),
+      String(r.closed),
+    ]),
+  );
+  const { expiry } = admission;
+  return [
+    '### Connection admission',
+    '',
+    sources,
+    '',
+    rechecks,
+    '',
+    `Expiry bookkeeping per connection (${expiry.connections.toLocaleString('en-US')} connections): a timer per socket ` +
+      `${number(expiry.timerPerSocketUs, 2)} µs, the shared deadline schedule ${number(expiry.deadlineScheduleUs, 2)} µs.`,
+    '',
+  ];
+}
+
 /** The run as Markdown: machine, method, one table per group, the profiles when taken, then the floors. */
 export function renderMarkdown(results: BenchResults): string {
   const naive = results.ratios['keepAlive.serverCpuUsPerRequest:naive/nest'];
@@ -314,6 +344,7 @@ export function renderMarkdown(results: BenchResults): string {
     ...handshakeSection(results),
     ...clientSection(results),
     ...rotationSection(results),
+    ...admissionSection(results),
     ...profileSection(results),
     '### Floors (issue 5)',
     '',

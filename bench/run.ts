@@ -6,6 +6,7 @@ import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadCredentials, resolveCredentialFiles } from '../lib/credentials/credentials-loader.js';
 import { createSecureContext } from '../lib/credentials/secure-context.js';
+import { measureAdmission } from './admission.js';
 import { BENCH_USAGE, parseBenchOptions, type BenchOptions } from './bench-options.js';
 import {
   caseResult,
@@ -55,7 +56,7 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory'>;
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'>;
 
 /** IPC carries JSON, which turns NaN (a window without a request) into null: turn it back. */
 function revive(result: LoadResult): LoadResult {
@@ -237,10 +238,13 @@ async function runGroups(context: Context): Promise<Groups> {
     client: selected.includes('client') ? await clientGroup(context) : undefined,
     rotation: undefined,
     memory: undefined,
+    admission: undefined,
   };
   // The throughput servers are done: the rotation server runs alone.
   await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
-  return selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
+  const withRotation = selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
+  // In this process, once the servers are gone: nothing else competes for the CPU.
+  return selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
 }
 
 async function main(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Authorizer } from './authorization/authorizer.js';
 import { compileNamedPeers } from './authorization/peer-rule.js';
 import { resolveCredentialFiles } from './credentials/credentials-loader.js';
 import type { CredentialFiles, CredentialUsage } from './credentials/credentials.interfaces.js';
@@ -14,6 +15,8 @@ export interface ResolvedMtlsOptions {
   readonly defaultPolicy: 'deny' | 'any-peer';
   readonly mode: 'strict' | 'permissive';
   readonly nonHttpContexts: 'deny' | 'allow';
+  /** The connection-level rule, applied right after each handshake. */
+  readonly connectionAuthorizer: Authorizer | undefined;
   readonly tls: Readonly<TlsPolicyOptions> & { readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
   readonly expiryWarningMs: number | undefined;
   readonly logRateLimitPerMinute: number;
@@ -72,6 +75,19 @@ function optionalString(option: string, value: unknown): string | undefined {
   throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" must be a non-empty string`);
 }
 
+/** An authorizer made by the authorize… functions (a function carrying its rule's description), or undefined. */
+function authorizerOption(option: string, value: unknown): Authorizer | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'function' && typeof (value as { description?: unknown }).description === 'string') {
+    return value as Authorizer;
+  }
+  throw new MtlsConfigError(
+    'ERR_MTLS_CONFIG_INVALID',
+    `MtlsModule option "${option}" must be an authorizer made by the authorize… functions, e.g. authorizeMemberOf('shop.test'); ` +
+      `got ${value === null ? 'null' : typeof value}`,
+  );
+}
+
 /** Refuses keys the options object does not define: a misspelt option must not be silently ignored. */
 function knownKeys(option: string, value: unknown, keys: readonly string[]): void {
   if (value === undefined) return;
@@ -95,6 +111,7 @@ const MODULE_KEYS = [
   'defaultPolicy',
   'mode',
   'tls',
+  'connectionAuthorizer',
   'nonHttpContexts',
   'expiryWarningMs',
   'logRateLimitPerMinute',
@@ -148,6 +165,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
     namedPeers: compileNamedPeers(options.peers),
     defaultPolicy: oneOf('defaultPolicy', options.defaultPolicy, ['deny', 'any-peer'], 'deny'),
     mode: oneOf('mode', options.mode, ['strict', 'permissive'], 'strict'),
+    connectionAuthorizer: authorizerOption('connectionAuthorizer', options.connectionAuthorizer),
     nonHttpContexts: oneOf('nonHttpContexts', options.nonHttpContexts, ['deny', 'allow'], 'deny'),
     tls: {
       minVersion,

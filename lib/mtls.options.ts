@@ -1,3 +1,4 @@
+import type { Authorizer } from './authorization/authorizer.js';
 import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
 
 /** TLS protocol policy applied to the server and the client, on every context rebuild. */
@@ -72,6 +73,14 @@ export interface MtlsModuleOptions {
   mode?: 'strict' | 'permissive';
   /** TLS protocol policy. */
   tls?: TlsPolicyOptions;
+  /**
+   * Who may connect at all, checked on every connection right after its TLS handshake (go-spiffe's handshake
+   * authorizer): a peer it refuses is disconnected before any byte of HTTP reaches a listener — controllers, `app.use`,
+   * the adapter's own routes, static files, `upgrade`, `connect`. Route rules still apply on top of it.
+   * @example authorizeMemberOf('shop.test')
+   * @default none: every peer with a valid certificate may connect
+   */
+  connectionAuthorizer?: Authorizer;
   /**
    * What the global guard does with handlers that are not reached over the mTLS server (microservice and
    * websocket handlers in a hybrid app): `'deny'` fails them closed; `'allow'` lets them through unchecked, for

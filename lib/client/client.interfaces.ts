@@ -15,8 +15,9 @@ export type QueryValue = string | number | boolean;
 /** Options of one outbound call. */
 export interface MtlsRequestOptions {
   /**
-   * The identity the server must present. @default the named upstream's `expectPeer` when the URL's origin is one,
-   * else the URL's host name (as a DNS or IP SAN)
+   * The identity the server must present. @default the named upstream's `expectPeer` when the URL's origin is one;
+   * required for any other origin (`{ hostname }` asks for a host-name check): without it the call is rejected with
+   * `ERR_MTLS_CONFIG_INVALID` and nothing is sent
    */
   expectPeer?: ExpectedPeer;
   /** Request headers. */
@@ -63,6 +64,9 @@ export interface MtlsResponse<T = unknown> {
 
 /** Options of `MtlsHttpClient.dispatcher()` and `MtlsHttpClient.httpsAgent()`. */
 export interface MtlsConnectionOptions {
-  /** The identity every server reached through it must present. @default as for `MtlsRequestOptions.expectPeer` */
+  /**
+   * The identity every server reached through it must present. @default per origin, the named upstream's; a request
+   * to any other origin then fails with `ERR_MTLS_CONFIG_INVALID` before a connection is opened
+   */
   expectPeer?: ExpectedPeer;
 }

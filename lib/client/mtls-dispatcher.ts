@@ -1,5 +1,5 @@
 import { Dispatcher } from 'undici';
-import { UpstreamError } from '../errors/mtls.errors.js';
+import { MtlsError, UpstreamError } from '../errors/mtls.errors.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
 import type { UpstreamRegistry } from './upstream-registry.js';
 import type { ClientGenerations } from './client-generation.js';
@@ -40,7 +40,7 @@ export class MtlsDispatcher extends Dispatcher {
       return refuse(handler, `the mTLS dispatcher only reaches https:// origins, got ${shown}; nothing was sent`, origin);
     }
     try {
-      const expectation = this.expectation ?? this.registry.expectation(undefined, origin);
+      const expectation = this.expectation ?? this.registry.expectation(undefined, origin, 'MtlsHttpClient.dispatcher() without expectPeer');
       return generation.pool(origin, expectation, this.registry.label(origin)).pool.dispatch(options, handler);
     } catch (error) {
       // undici's contract: a dispatcher reports failures through the handler, it does not throw.
@@ -77,7 +77,7 @@ function refuse(
   cause?: unknown,
 ): false {
   const error =
-    cause instanceof UpstreamError
+    cause instanceof MtlsError
       ? cause
       : new UpstreamError(
           'ERR_MTLS_UPSTREAM_REQUEST',

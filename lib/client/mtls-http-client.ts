@@ -161,12 +161,19 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
     const generation = this.#generations.current;
     if (generation === undefined) return Promise.reject(notSent(method, path, upstream, CLOSED));
     try {
+      const call = `${describeRequest(method, path)} to upstream ${upstream}`;
+      const expectPeer = options?.expectPeer;
       let expectation: UpstreamExpectation;
-      try {
-        expectation = this.#registry.expectation(options?.expectPeer, origin);
-      } catch (error) {
-        // An unknown named peer or a malformed SPIFFE ID: a configuration error, reported as such.
-        throw expectPeerError(`${describeRequest(method, path)} to upstream ${upstream}`, error, '; nothing was sent');
+      if (expectPeer === undefined) {
+        // The named upstream's expectation, or a refusal: never the URL's host name by default.
+        expectation = this.#registry.expectation(undefined, origin, call);
+      } else {
+        try {
+          expectation = this.#registry.compile(expectPeer);
+        } catch (error) {
+          // An unknown named peer or a malformed SPIFFE ID: a configuration error, reported as such.
+          throw expectPeerError(call, error, '; nothing was sent');
+        }
       }
       const route = generation.pool(origin, expectation, upstream);
       return sendRequest(route, method, path, options, body, this.#defaults);

@@ -81,7 +81,7 @@ export class MtlsHttpsAgent extends Agent {
       const message = `the mTLS client is closed; nothing was sent to ${origin.origin}`;
       throw new UpstreamError('ERR_MTLS_UPSTREAM_REQUEST', message, { upstream: origin.origin });
     }
-    const expectation = this.expectation ?? this.registry.expectation(undefined, origin.origin);
+    const expectation = this.expectation ?? this.registry.expectation(undefined, origin.origin, 'MtlsHttpClient.httpsAgent() without expectPeer');
     // Node skips checkServerIdentity on a resumed session: only sessions this agent cached (per generation) may resume.
     const { session: _callerSession, ...request } = options as RequestOptions & Pick<ConnectionOptions, 'session'>;
     const connection: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {

@@ -59,17 +59,6 @@ export function expectHostName(hostname: string): UpstreamExpectation {
   };
 }
 
-/** The server's certificate must carry the URL's host as a DNS or IP SAN: the default when nothing else is expected. */
-export const URL_HOST_NAME: UpstreamExpectation = Object.freeze({
-  description: "the URL's host name",
-  servername: undefined,
-  verifier: (upstream: string, origin: URL, trustAnchors?: TrustAnchors): ServerIdentityCheck => {
-    // The pool's origin, not Node's `hostname` argument: undici derives SNI, and so that argument, from a `Host` header.
-    const name = origin.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-    return (_hostname, certificate) => checkHost(name, certificate, trustAnchors, upstream);
-  },
-});
-
 function describeRule(expectPeer: string, namedPeers: ReadonlyMap<string, string>): string {
   const id = namedPeers.get(expectPeer);
   return id === undefined ? expectPeer : `${expectPeer} (${id})`;

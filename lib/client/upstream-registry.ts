@@ -5,7 +5,7 @@ import type { UpstreamOptions } from '../mtls.options.js';
 import type { ExpectedPeer } from './client.interfaces.js';
 import { LruMap } from './lru-map.js';
 import { describeValue } from '../format/describe-value.js';
-import { expectHostName, expectSpiffePeer, URL_HOST_NAME, type UpstreamExpectation } from './upstream-identity.js';
+import { expectHostName, expectSpiffePeer, type UpstreamExpectation } from './upstream-identity.js';
 
 /** Expectations compiled from call arguments that are kept, per kind; configured ones are kept apart, all of them. */
 export const MAX_CACHED_EXPECTATIONS = 256;
@@ -45,9 +45,10 @@ export class UpstreamRegistry {
     for (const [name, options] of upstreams) {
       const upstream = this.#resolve(name, options);
       this.#byName.set(name, upstream);
-      const sameOrigin = this.#byOrigin.get(upstream.origin);
+      const key = originKey(upstream.origin);
+      const sameOrigin = this.#byOrigin.get(key);
       if (sameOrigin === undefined) {
-        this.#byOrigin.set(upstream.origin, upstream);
+        this.#byOrigin.set(key, upstream);
       } else if (sameOrigin.expectation !== upstream.expectation) {
         // One TLS server per origin: a URL call to it could not know which of the two identities to demand.
         throw new MtlsConfigError(
@@ -82,18 +83,43 @@ export class UpstreamRegistry {
     return upstream;
   }
 
+  /**
+   * The named upstream whose origin `origin` is, however it is spelt: `URL.origin` already folds the scheme's default
+   * port, host case and IP notations; a trailing dot on the host (the same DNS name) is folded here.
+   */
+  upstreamAt(origin: string): NamedUpstream | undefined {
+    return this.#byOrigin.get(originKey(origin));
+  }
+
   /** The upstream's name when `origin` is a named upstream's, else the origin itself (for errors). */
   label(origin: string): string {
-    return this.#byOrigin.get(origin)?.name ?? origin;
+    return this.upstreamAt(origin)?.name ?? origin;
   }
 
   /**
-   * What the server at `origin` must prove: the caller's `expectPeer`, else the named upstream's, else the URL's
-   * host name. Throws MtlsConfigError for an unknown named peer or a malformed SPIFFE ID or pattern.
+   * What the server at `origin` must prove: the caller's `expectPeer`, else the named upstream's. An origin that is no
+   * configured upstream has no default (falling back to the URL's host name would be a weaker check nobody asked for):
+   * throws MtlsConfigError naming `call` and the ways to say whom it expects. Also throws MtlsConfigError for an
+   * unknown named peer or a malformed SPIFFE ID or pattern.
    */
-  expectation(expectPeer: ExpectedPeer | undefined, origin: string): UpstreamExpectation {
-    if (expectPeer === undefined) return this.#byOrigin.get(origin)?.expectation ?? URL_HOST_NAME;
-    return this.compile(expectPeer);
+  expectation(expectPeer: ExpectedPeer | undefined, origin: string, call: string): UpstreamExpectation {
+    if (expectPeer !== undefined) return this.compile(expectPeer);
+    const upstream = this.upstreamAt(origin);
+    if (upstream !== undefined) return upstream.expectation;
+    throw this.#noExpectation(origin, call);
+  }
+
+  #noExpectation(origin: string, call: string): MtlsConfigError {
+    const configured = [...this.#byName.values()].map((upstream) => `${upstream.name}: ${upstream.origin}`);
+    // Bounded: a configuration with hundreds of upstreams must not make every such error a page long.
+    const shown = configured.length > 8 ? [...configured.slice(0, 8), `${configured.length - 8} more`] : configured;
+    return new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `${call}: ${origin} is not the origin of a configured upstream ` +
+        `(${shown.length === 0 ? 'no upstreams configured' : `client.upstreams: ${shown.join(', ')}`}), so nothing says which server ` +
+        'identity to demand; pass options.expectPeer (a named peer or a SPIFFE ID), or { hostname } to check a host name, ' +
+        'or configure the upstream in "client.upstreams"; nothing was sent',
+    );
   }
 
   /**
@@ -157,6 +183,14 @@ export function upstreamUrl(name: string, text: unknown): { readonly origin: str
     );
   }
   return { origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') };
+}
+
+/** `origin` (as `URL.origin` writes it) with a trailing dot of its host removed: `https://inventory.:8443` is `https://inventory:8443`. */
+function originKey(origin: string): string {
+  const portStart = origin.lastIndexOf(':');
+  // `https://[::1]:8443`: the last colon before the port follows `]`; without a port the host runs to the end.
+  const hostEnd = portStart > 'https://'.length && !origin.endsWith(']') && /^:\d+$/.test(origin.slice(portStart)) ? portStart : origin.length;
+  return origin[hostEnd - 1] === '.' ? origin.slice(0, hostEnd - 1) + origin.slice(hostEnd) : origin;
 }
 
 /** The host name of a `{ hostname }` expectation, lower case and without IPv6 brackets; throws MtlsConfigError. */

@@ -1,3 +1,4 @@
+import { MtlsError } from '../errors/mtls.errors.js';
 import type { Credentials } from './credentials.interfaces.js';
 
 /** Listener of credential changes; called synchronously, in registration order, after the swap. */
@@ -26,8 +27,15 @@ export class CredentialStore {
     return this.#version;
   }
 
-  /** Installs a new validated set and notifies listeners. A listener that throws does not stop the others. */
+  /**
+   * Installs a new validated set and notifies listeners. A listener that throws does not stop the others. Once every
+   * listener has moved to `next`, the previous set's private key is zero-filled: consumers keep SecureContexts (OpenSSL
+   * holds its own copy of the key), never the PEM bytes, so nothing still needs them.
+   */
   replace(next: Credentials): void {
+    if (next.key.disposed) {
+      throw new MtlsError('ERR_MTLS_KEY_DISPOSED', 'cannot install a credential set whose private key was already zero-filled (a set once replaced)');
+    }
     const previous = this.#current;
     this.#current = next;
     this.#version++;
@@ -39,6 +47,8 @@ export class CredentialStore {
         errors.push(error);
       }
     }
+    // A copy of the set made with spread shares its key: erase it only when the new set holds another.
+    if (previous.key !== next.key) previous.key.dispose();
     if (errors.length > 0) {
       throw new AggregateError(errors, 'a credentials listener failed');
     }

@@ -174,7 +174,14 @@ export async function readCredentials(files: CredentialFiles): Promise<RawCreden
       if ((await resolveDataLink(dataLink)) !== target) continue;
       throw error;
     }
-    if ((await resolveDataLink(dataLink)) === target) return assemble(files, toRead, contents);
+    let moved = true;
+    try {
+      moved = (await resolveDataLink(dataLink)) !== target;
+    } finally {
+      // A read thrown away (the link moved, or cannot be resolved any more) may hold a key: erase it.
+      if (moved) for (const content of contents) content.fill(0);
+    }
+    if (!moved) return assemble(files, toRead, contents);
   }
   throw new CredentialsError(
     'ERR_MTLS_CREDENTIALS_UNREADABLE',
@@ -223,12 +230,13 @@ async function pathThroughData(dir: string, dataTarget: string, file: string): P
 /** Reads the files concurrently; on failure reports the first failing file in set order, so errors are stable. */
 async function readAll(toRead: readonly FileToRead[], paths: readonly string[]): Promise<Buffer[]> {
   const results = await Promise.allSettled(toRead.map((file, i) => readFileChecked(file, paths[i]!)));
-  const contents: Buffer[] = [];
-  for (const result of results) {
-    if (result.status === 'rejected') throw result.reason;
-    contents.push(result.value);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed !== undefined) {
+    // The files that were read go with the error: one of them may be the key.
+    for (const result of results) if (result.status === 'fulfilled') result.value.fill(0);
+    throw failed.reason;
   }
-  return contents;
+  return results.map((result) => (result as PromiseFulfilledResult<Buffer>).value);
 }
 
 async function readFileChecked(file: FileToRead, path: string): Promise<Buffer> {
@@ -250,22 +258,30 @@ async function readFileChecked(file: FileToRead, path: string): Promise<Buffer> 
 
 async function readBounded(path: string): Promise<Buffer> {
   const handle = await open(path, 'r');
+  const chunks: Buffer[] = [];
   try {
-    const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
       const chunk = Buffer.allocUnsafe(64 * 1024);
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) {
-        const content = Buffer.concat(chunks, total);
-        // The chunks may hold key bytes: leave one copy, owned by the caller (PrivateKeyMaterial for the key).
-        for (const part of chunks) part.fill(0);
+        // Never Buffer.concat: below 4 KiB it returns a slice of the shared pool, which leaves with any small Buffer
+        // that is serialised. One buffer of its own, and the chunks (which may hold key bytes) zero-filled.
+        const content = Buffer.allocUnsafeSlow(total);
+        let offset = 0;
+        for (const part of chunks) {
+          offset += part.copy(content, offset);
+          part.fill(0);
+        }
         return content;
       }
       total += bytesRead;
-      if (total > MAX_FILE_BYTES) throw Object.assign(new Error('file too large'), { code: 'EFBIG' });
       chunks.push(chunk.subarray(0, bytesRead));
+      if (total > MAX_FILE_BYTES) throw Object.assign(new Error('file too large'), { code: 'EFBIG' });
     }
+  } catch (error) {
+    for (const part of chunks) part.fill(0);
+    throw error;
   } finally {
     await handle.close();
   }
@@ -331,7 +347,7 @@ function assemble(files: CredentialFiles, toRead: readonly FileToRead[], content
       crlFiles.push(file.path);
     }
   }
-  return {
+  const raw: RawCredentials = {
     files,
     // A combined key+certificate file (cert-manager tls-combined.pem) must not leave key bytes in these strings.
     certPem: redactPrivateKeys(contents[0]!),
@@ -341,6 +357,9 @@ function assemble(files: CredentialFiles, toRead: readonly FileToRead[], content
     crlFiles,
     contentHash: hash.digest('hex'),
   };
+  // Every file's bytes are now in strings (keys redacted) or in the key material: the buffers may hold a key, erase them.
+  for (const [i, content] of contents.entries()) if (i !== 1) content.fill(0);
+  return raw;
 }
 
 /** One PEM per `X509 CRL` block: Node loads only the first CRL of a multi-CRL PEM string. */
@@ -361,7 +380,13 @@ function splitCrls(file: FileToRead, content: Buffer): string[] {
   return crls.map((block) => `${content.toString('latin1', block.start, block.end)}\n`);
 }
 
-/** `readCredentials` then `validateCredentials`. */
+/** `readCredentials` then `validateCredentials`; the key of a set that fails validation is zero-filled. */
 export async function loadCredentials(files: CredentialFiles, options?: ValidateOptions): Promise<Credentials> {
-  return validateCredentials(await readCredentials(files), options);
+  const raw = await readCredentials(files);
+  try {
+    return validateCredentials(raw, options);
+  } catch (error) {
+    raw.key.dispose();
+    throw error;
+  }
 }

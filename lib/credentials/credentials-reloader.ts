@@ -14,6 +14,9 @@ import type {
   Credentials,
   RawCredentials,
 } from './credentials.interfaces.js';
+import { revocationListsOf } from './revocation-lists.js';
+import { advanceCrlHighWaterMarks, crlPosition, findCrlRegression } from './crl-freshness.js';
+import type { CrlHighWaterMarks, CrlInFile } from './crl-freshness.js';
 import { createSecureContext } from './secure-context.js';
 
 /** What the reloader logs through: Nest's `Logger` by default. */
@@ -93,12 +96,16 @@ export class CredentialsReloader {
   #refusedKey: string | undefined;
   /** Why the files on disk are refused, while they are. */
   #pendingError: CredentialsError | undefined;
+  /** The newest CRL seen per issuer since startup: no rotation may install an older one. */
+  #crlMarks: CrlHighWaterMarks;
 
   constructor(options: CredentialsReloaderOptions) {
     this.#options = options;
     this.#logger = options.logger ?? new Logger('MtlsCredentials');
     this.#targets = watchTargets(options.files);
     this.#retryDelayMs = this.#firstRetryDelay();
+    const { current } = options.store;
+    this.#crlMarks = advanceCrlHighWaterMarks(new Map(), crlsInFiles(current, current.files.crl.join(', ')));
   }
 
   /** The directories watched, each with the entry names that belong to the set. */
@@ -217,14 +224,21 @@ export class CredentialsReloader {
   }
 
   async #check(): Promise<ReloadResult> {
-    const { set, files, store, usages, expiryWarningMs, tls } = this.#options;
     let raw: RawCredentials;
     try {
-      raw = await readCredentials(files);
+      raw = await readCredentials(this.#options.files);
     } catch (error) {
-      const refusal = asCredentialsError(error, files);
+      const refusal = asCredentialsError(error, this.#options.files);
       return this.#refuse(refusal, `unreadable\0${refusal.code}\0${refusal.file}\0${refusal.reason}`);
     }
+    const result = await this.#apply(raw);
+    // A set read but not installed (unchanged, refused, stopped) is dropped here: its key bytes go with it.
+    if (result !== 'rotated') raw.key.dispose();
+    return result;
+  }
+
+  async #apply(raw: RawCredentials): Promise<ReloadResult> {
+    const { set, files, store, usages, expiryWarningMs, tls } = this.#options;
     if (this.#stopped) return 'stopped';
     if (raw.contentHash === store.current.contentHash) {
       if (this.#pendingError !== undefined) {
@@ -241,6 +255,19 @@ export class CredentialsReloader {
     } catch (error) {
       return this.#refuse(asCredentialsError(error, files), `content\0${raw.contentHash}`);
     }
+    const crls = crlsInFiles(next, raw.crlFiles);
+    const regression = findCrlRegression(this.#crlMarks, crls);
+    if (regression !== undefined) {
+      const { candidate, inForce } = regression;
+      const error = new CredentialsError('ERR_MTLS_CRL_ROLLBACK', regression.reason, {
+        file: candidate.file,
+        field: 'crl',
+        fix:
+          `write the current CRL of "${candidate.crl.issuer}" (${crlPosition(inForce.crl)}, or later) to ${candidate.file} ` +
+          'and check what wrote this one (a stale cache or mirror, a replayed download); if the CA was rebuilt and restarted its numbering, restart the service to accept its new CRLs',
+      });
+      return this.#refuse(error, `content\0${raw.contentHash}`);
+    }
     if (this.#stopped) return 'stopped';
     const previous = store.current;
     try {
@@ -252,6 +279,7 @@ export class CredentialsReloader {
         this.#logger.error(`${set} credentials rotated, but a consumer failed to apply them: ${errorText(failure)}`);
       }
     }
+    this.#crlMarks = advanceCrlHighWaterMarks(this.#crlMarks, crls);
     this.#settle();
     this.#logger.log(`${set} credentials rotated (version ${store.version}): ${describeRotation(previous, next)}`);
     for (const warning of next.warnings) this.#logger.warn(`${set} credentials: ${warning}`);
@@ -325,6 +353,11 @@ export function watchTargets(files: CredentialFiles): ReadonlyMap<string, Readon
     }
   }
   return targets;
+}
+
+/** The CRLs of a validated set, each with the file it came from. */
+function crlsInFiles(credentials: Credentials, files: readonly string[] | string): CrlInFile[] {
+  return revocationListsOf(credentials).map((crl, i) => ({ crl, file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')) }));
 }
 
 function describeRotation(previous: Credentials, next: Credentials): string {

@@ -13,6 +13,7 @@ import { formatDuration } from '../format/duration.js';
 import { crlIssuerMismatch, parseCrlPem } from '../x509/crl.js';
 import { rememberRevocationLists } from './revocation-lists.js';
 import type { RevocationList } from '../x509/crl.js';
+import { crlIssuerKey, crlPosition } from './crl-freshness.js';
 import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from '../x509/pem.js';
 import type { PemBlock } from '../x509/pem.js';
@@ -78,6 +79,7 @@ export function validateCredentials(raw: RawCredentials, options: ValidateOption
   const key = loadPrivateKey(raw.key, files);
   const caCertificates = parseTrustBundle(raw.caPem, files);
   const crls = parseCrls(raw, [...caCertificates, ...intermediates], now, warnings);
+  checkOneCrlPerIssuer(raw, crls);
 
   checkKeyMatchesLeaf(leaf, key, files);
   checkLeafValidity(leaf, now, files);
@@ -322,6 +324,30 @@ function parseCrls(raw: RawCredentials, knownCas: readonly CertificateInfo[], no
     }
     return crl;
   });
+}
+
+/**
+ * At most one CRL per issuer (Name + authorityKeyIdentifier, as the freshness rule of reloads keys them): with two,
+ * OpenSSL uses the one with the later thisUpdate, and an older CRL kept next to the current one is a rollback waiting
+ * for the newer file to go. The same CRL twice is harmless and allowed.
+ */
+function checkOneCrlPerIssuer(raw: RawCredentials, crls: readonly RevocationList[]): void {
+  const seen = new Map<string, number>();
+  for (const [i, crl] of crls.entries()) {
+    const key = crlIssuerKey(crl);
+    const first = seen.get(key);
+    if (first === undefined) {
+      seen.set(key, i);
+    } else if (!crls[first]!.der.equals(crl.der)) {
+      const file = raw.crlFiles[i] ?? raw.files.crl.join(', ');
+      const firstFile = raw.crlFiles[first] ?? file;
+      throw fail(
+        'ERR_MTLS_CRL_INVALID',
+        `CRL #${i + 1} of "${crl.issuer}" (${crlPosition(crl)}) and CRL #${first + 1}${firstFile === file ? '' : ` in ${firstFile}`} (${crlPosition(crls[first]!)}) are two different CRLs of one CA`,
+        { file, field: 'crl', fix: "keep only the CA's current CRL" },
+      );
+    }
+  }
 }
 
 function checkKeyMatchesLeaf(leaf: CertificateInfo, key: KeyObject, files: CredentialFiles): void {

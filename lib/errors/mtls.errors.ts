@@ -9,6 +9,7 @@ export type MtlsErrorCode =
   | ConfigErrorCode
   | 'ERR_MTLS_SPIFFE_ID_INVALID'
   | 'ERR_MTLS_CERTIFICATE_INVALID'
+  | 'ERR_MTLS_KEY_DISPOSED'
   | CredentialsErrorCode
   | PeerErrorCode
   | UpstreamErrorCode;
@@ -29,7 +30,8 @@ export type CredentialsErrorCode =
   | 'ERR_MTLS_CHAIN_UNTRUSTED'
   | 'ERR_MTLS_EKU_MISSING'
   | 'ERR_MTLS_SVID_INVALID'
-  | 'ERR_MTLS_CRL_INVALID';
+  | 'ERR_MTLS_CRL_INVALID'
+  | 'ERR_MTLS_CRL_ROLLBACK';
 
 export type PeerErrorCode = 'ERR_MTLS_PEER_UNAUTHENTICATED' | 'ERR_MTLS_PEER_INVALID' | 'ERR_MTLS_PEER_DENIED';
 

@@ -1,15 +1,34 @@
 import { Logger } from '@nestjs/common';
-import { createHash, type X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { certificateLabel } from '../x509/certificate-checks.js';
-import { verifyChain, type ChainFailureKind } from '../x509/chain-verifier.js';
+import type { ChainFailureKind } from '../x509/chain-verifier.js';
 import type { ReloadLogger } from '../credentials/credentials-reloader.js';
-import type { Credentials } from '../credentials/credentials.interfaces.js';
-import type { RevocationList } from '../x509/crl.js';
-import { revocationListsOf } from '../credentials/revocation-lists.js';
-import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
 import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import type { MtlsEvent } from '../observability/mtls-events.js';
+import { verifyPeerChain, type ChainVerdict, type PeerChain } from './connection-admission.js';
+import { DeadlineSchedule } from './connection-expiry.js';
+import type { TrustGeneration } from './trust-generation.js';
+
+/** What the tracker needs of a socket (a TLSSocket; a stand-in in the benchmark). */
+export interface TrackedSocket {
+  readonly destroyed: boolean;
+  readonly remoteAddress?: string | undefined;
+  destroy(): unknown;
+  on(event: 'close', listener: () => void): unknown;
+}
+
+/** An admitted connection: who the peer is, what it presented, and until when it may be served. */
+export interface AdmittedConnection {
+  readonly socket: TrackedSocket;
+  readonly identity: PeerIdentity;
+  readonly chain: PeerChain;
+  /** Epoch ms after which the peer is no longer served (the earliest notAfter of its chain). */
+  readonly deadline: number;
+  /** The trust generation its chain was last verified under. */
+  generation: number;
+}
 
 /** Options of {@link ConnectionTracker}. */
 export interface ConnectionTrackerOptions {
@@ -19,218 +38,154 @@ export interface ConnectionTrackerOptions {
   readonly logRateLimitPerMinute: number;
   /** @default new Logger('MtlsServer') */
   readonly logger?: ReloadLogger | undefined;
-  /** @default () => new Date() */
-  readonly now?: () => Date;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Longest a re-check runs before yielding to the event loop, in ms. @default 10 */
+  readonly sliceMs?: number;
 }
-
-/** Why {@link ConnectionTracker.recheck} ran. */
-export type RecheckReason = 'trust-changed' | 'periodic';
 
 /** What one re-check did. */
 export interface RecheckResult {
-  /** Authenticated connections looked at. */
+  /** Connections looked at. */
   readonly checked: number;
   /** Connections closed because their peer is no longer trusted. */
   readonly closed: number;
+  /** Slices the work was cut into (each a turn of the event loop). */
+  readonly slices: number;
+  /** False when a newer trust change arrived before it finished (that change's re-check covers everything). */
+  readonly completed: boolean;
 }
 
 /** Why a connection was closed: the verifier's failure kind (stable, fit for a metrics label). */
 export type RevocationReason = ChainFailureKind;
 
-interface PeerChain {
-  readonly leaf: CertificateInfo;
-  /** What the peer presented after its leaf (empty on a resumed TLS 1.3 session). */
-  readonly presented: readonly CertificateInfo[];
-}
-
-type Verdict = { readonly ok: true } | { readonly ok: false; readonly kind: RevocationReason; readonly reason: string };
-
+type Failure = Extract<ChainVerdict, { ok: false }>;
 
 /**
- * Keeps the server's open, authenticated TLS connections and cuts off those whose peer the current trust no longer
- * accepts. OpenSSL verifies a peer once, at the handshake: after a CRL update or a CA removal a revoked peer would
- * otherwise stay connected on its keep-alive socket. When the CA bundle or the CRLs change, every open connection's
- * peer chain is re-verified against the new trust and the failing sockets are destroyed; the others, and their
- * in-flight requests, are untouched. A periodic re-check closes connections whose peer certificate has expired.
- * Connecting costs one Set insertion: chains are read and parsed only when a re-check runs.
+ * Keeps the server's admitted connections and cuts off those whose peer the trust no longer accepts: on every trust
+ * change each open connection's recorded chain (what the peer sent at admission) is verified against the new
+ * generation, in slices that yield to the event loop; and each connection is closed when its certificate expires, by
+ * one timer over all deadlines. Connections and their in-flight requests that still verify are untouched.
  */
 export class ConnectionTracker {
-  readonly #sockets = new Set<TLSSocket>();
-  /** Each connection's peer chain, read at its first re-check: it cannot change (renegotiation is disabled). */
-  readonly #chains = new WeakMap<TLSSocket, PeerChain | null>();
+  readonly #connections = new Set<AdmittedConnection>();
   readonly #options: ConnectionTrackerOptions;
   readonly #logger: ReloadLogger;
   readonly #closures: RateLimitedLogger;
-  #trustKey: string | undefined;
-  #timer: NodeJS.Timeout | undefined;
-
-  /** Bound once: the same function is every socket's `close` listener. */
-  readonly #forget: (this: TLSSocket) => void;
-  /** Bound once: pass to `server.on('secureConnection', …)`. */
-  readonly track: (socket: TLSSocket) => void;
+  readonly #now: () => number;
+  readonly #expiries: DeadlineSchedule<AdmittedConnection>;
+  /** The generation the running (or last) re-check verifies against. */
+  #generation: TrustGeneration | undefined;
 
   constructor(options: ConnectionTrackerOptions) {
     this.#options = options;
     this.#logger = options.logger ?? new Logger('MtlsServer');
     this.#closures = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
-    const sockets = this.#sockets;
-    this.#forget = function (this: TLSSocket) {
-      sockets.delete(this);
-    };
-    this.track = (socket) => {
-      // Connections that were never authenticated (permissive mode) are the guard's business, not ours.
-      if (socket.authorized !== true || socket.destroyed) return;
-      sockets.add(socket);
-      // `on`, not `once`: 'close' fires once, and `once` would allocate a wrapper per connection.
-      socket.on('close', this.#forget);
-    };
+    this.#now = options.now ?? Date.now;
+    this.#expiries = new DeadlineSchedule((due) => {
+      for (const connection of due) this.expire(connection);
+    }, this.#now);
   }
 
-  /** Open authenticated connections. */
+  /** Open admitted connections. */
   get size(): number {
-    return this.#sockets.size;
+    return this.#connections.size;
+  }
+
+  /** Tracks an admitted connection until it closes. */
+  track(connection: AdmittedConnection): void {
+    if (connection.socket.destroyed) return;
+    this.#connections.add(connection);
+    this.#expiries.add(connection, connection.deadline);
+    connection.socket.on('close', () => this.#forget(connection));
+  }
+
+  /** Closes a connection whose peer certificate has expired (its deadline passed). */
+  expire(connection: AdmittedConnection): void {
+    if (!this.#connections.has(connection)) return;
+    const leaf = connection.chain.leaf;
+    this.#close(connection, {
+      ok: false,
+      kind: 'expired',
+      reason: `${certificateLabel(leaf)} expired at ${new Date(connection.deadline).toISOString()}`,
+    }, 'at its notAfter');
+  }
+
+  /** Stops the expiry timer (module shutdown). Tracked connections stay tracked until they close. */
+  stop(): void {
+    this.#expiries.stop();
   }
 
   /**
-   * Follows the server's credentials: when the CA bundle or the CRLs differ from those last seen, re-verifies every
-   * open connection against them. The first call only records the trust in force.
+   * Re-verifies every open connection against `generation` and closes those that fail, in slices of at most
+   * `sliceMs` of work. A re-check started for an older generation stops at its next slice: this one covers everything.
    */
-  update(credentials: Credentials): RecheckResult | undefined {
-    const key = trustKey(credentials);
-    const previous = this.#trustKey;
-    this.#trustKey = key;
-    if (previous === undefined || previous === key) return undefined;
-    return this.recheck(credentials, 'trust-changed');
-  }
-
-  /** Re-checks every `intervalMs` (with the credentials `current()` returns) so that expired peers lose their connections. */
-  startPeriodicRecheck(intervalMs: number, current: () => Credentials): void {
-    this.stopPeriodicRecheck();
-    if (intervalMs <= 0) return;
-    this.#timer = setInterval(() => this.recheck(current(), 'periodic'), intervalMs).unref();
-  }
-
-  /** Stops the periodic re-check. Tracked sockets stay tracked until they close. */
-  stopPeriodicRecheck(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /**
-   * Re-verifies the open connections and destroys those that fail. After a trust change the full chain is verified
-   * against the new bundle and CRLs; a periodic check only looks at the validity of what the peer presented (the
-   * trust has not changed, and a resumed session does not expose the peer's intermediates).
-   */
-  recheck(credentials: Credentials, reason: RecheckReason): RecheckResult {
-    if (this.#sockets.size === 0) return { checked: 0, closed: 0 };
-    const now = this.#options.now?.() ?? new Date();
-    const sockets = [...this.#sockets].filter((socket) => !socket.destroyed);
-    const chains = new Map<TLSSocket, PeerChain | null>();
-    // Intermediates from every connection: a resumed session's chain is completed from its siblings' and our own.
-    const knownIntermediates = new Map<string, CertificateInfo>();
-    const parsed = new Map<string, CertificateInfo>();
-    for (const certificate of credentials.chain.slice(1)) knownIntermediates.set(certificate.fingerprint256, certificate);
-    for (const socket of sockets) {
-      let chain = this.#chains.get(socket);
-      if (chain === undefined) {
-        chain = peerChain(socket, parsed) ?? null;
-        this.#chains.set(socket, chain);
-      }
-      chains.set(socket, chain);
-      for (const certificate of chain?.presented ?? []) knownIntermediates.set(certificate.fingerprint256, certificate);
-    }
-    const crls = reason === 'trust-changed' ? revocationListsOf(credentials) : [];
-    const intermediates = [...knownIntermediates.values()];
-    // Peers usually hold several connections with one certificate: one verdict per certificate.
-    const verdicts = new Map<CertificateInfo, Verdict>();
+  async recheck(generation: TrustGeneration): Promise<RecheckResult> {
+    this.#generation = generation;
+    const sliceMs = this.#options.sliceMs ?? 10;
+    const pending = [...this.#connections];
+    // Peers usually hold several connections with one chain: one verdict per chain and pass.
+    const verdicts = new Map<PeerChain, ChainVerdict>();
+    let checked = 0;
     let closed = 0;
-    for (const socket of sockets) {
-      const chain = chains.get(socket);
-      // No readable certificate (a TLS 1.3 resumption without one, node#35317): the guard refuses such a peer anyway.
-      if (chain === undefined || chain === null) continue;
-      const verdict =
-        verdicts.get(chain.leaf) ??
-        (reason === 'trust-changed'
-          ? verifyAgainst(chain, intermediates, credentials.caCertificates, crls, now)
-          : checkValidity(chain, now));
-      verdicts.set(chain.leaf, verdict);
-      if (verdict.ok) continue;
-      closed++;
-      this.#close(socket, chain.leaf, verdict, reason);
+    let slices = 1;
+    let sliceStart = performance.now();
+    for (const connection of pending) {
+      if (performance.now() - sliceStart > sliceMs) {
+        await nextTurn();
+        if (this.#generation !== generation) return { checked, closed, slices, completed: false };
+        slices++;
+        sliceStart = performance.now();
+      }
+      // Closed meanwhile, or admitted (and verified) under this generation already.
+      if (!this.#connections.has(connection) || connection.generation >= generation.id) continue;
+      checked++;
+      let verdict = verdicts.get(connection.chain);
+      if (verdict === undefined) {
+        verdict = verifyPeerChain(connection.chain, generation, new Date(this.#now()));
+        verdicts.set(connection.chain, verdict);
+      }
+      if (verdict.ok) {
+        connection.generation = generation.id;
+      } else {
+        closed++;
+        this.#close(connection, verdict, 'after a trust change');
+      }
     }
-    return { checked: sockets.length, closed };
+    return { checked, closed, slices, completed: true };
   }
 
-  #close(socket: TLSSocket, leaf: CertificateInfo, verdict: Exclude<Verdict, { ok: true }>, reason: RecheckReason): void {
+  /**
+   * Verifies one connection against `generation` now, closing it when it fails: a request that arrives on a connection
+   * the running re-check has not reached yet is not served under the old trust. True when it may be served.
+   */
+  verify(connection: AdmittedConnection, generation: TrustGeneration): boolean {
+    if (!this.#connections.has(connection)) return false;
+    if (connection.generation >= generation.id) return true;
+    const verdict = verifyPeerChain(connection.chain, generation, new Date(this.#now()));
+    if (verdict.ok) {
+      connection.generation = generation.id;
+      return true;
+    }
+    this.#close(connection, verdict, 'after a trust change');
+    return false;
+  }
+
+  #forget(connection: AdmittedConnection): void {
+    if (!this.#connections.delete(connection)) return;
+    this.#expiries.delete(connection, connection.deadline);
+  }
+
+  #close(connection: AdmittedConnection, verdict: Failure, when: string): void {
+    const { socket } = connection;
     // Read before destroy(): a destroyed socket no longer knows its peer's address.
     const remoteAddress = socket.remoteAddress;
-    this.#sockets.delete(socket);
+    this.#forget(connection);
     socket.destroy();
-    const peer = peerName(leaf);
+    const peer = peerName(connection.chain.leaf);
     this.#options.events?.emit({ type: 'connection.revoked', reason: verdict.kind, peer });
-    const why = reason === 'trust-changed' ? 'after a trust change' : 'on the periodic re-check';
-    this.#closures.warn(
-      () => `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${why}: ${verdict.reason}`,
-    );
+    this.#closures.warn(() => `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${when}: ${verdict.reason}`);
   }
-}
-
-/** The peer's leaf and presented intermediates, read from the socket now (never at connect time). */
-function peerChain(socket: TLSSocket, parsed: Map<string, CertificateInfo>): PeerChain | undefined {
-  let certificate: X509Certificate | undefined;
-  try {
-    certificate = socket.getPeerX509Certificate();
-  } catch {
-    return undefined;
-  }
-  if (certificate === undefined) return undefined;
-  const certificates: CertificateInfo[] = [];
-  const seen = new Set<string>();
-  // Node links each certificate to the next one the peer sent; a self-signed one links to itself.
-  for (let current: X509Certificate | undefined = certificate; current !== undefined; current = current.issuerCertificate) {
-    if (seen.has(current.fingerprint256)) break;
-    seen.add(current.fingerprint256);
-    let info = parsed.get(current.fingerprint256);
-    if (info === undefined) {
-      try {
-        info = parseCertificateDer(current.raw);
-      } catch {
-        if (certificates.length === 0) return undefined;
-        break;
-      }
-      parsed.set(current.fingerprint256, info);
-    }
-    certificates.push(info);
-  }
-  return { leaf: certificates[0]!, presented: certificates.slice(1) };
-}
-
-function verifyAgainst(
-  chain: PeerChain,
-  intermediates: readonly CertificateInfo[],
-  roots: readonly CertificateInfo[],
-  crls: readonly RevocationList[],
-  now: Date,
-): Verdict {
-  const result = verifyChain(chain.leaf, intermediates, roots, { now, crls, usages: ['clientAuth'] });
-  return result.ok ? { ok: true } : { ok: false, kind: result.kind, reason: result.reason };
-}
-
-function checkValidity(chain: PeerChain, now: Date): Verdict {
-  for (const certificate of [chain.leaf, ...chain.presented]) {
-    if (now.getTime() > certificate.notAfter.getTime()) {
-      return { ok: false, kind: 'expired', reason: `${certificateLabel(certificate)} expired at ${certificate.notAfter.toISOString()}` };
-    }
-  }
-  return { ok: true };
-}
-
-/** Identifies what a TLS server trusts: the CA bundle and the CRLs, by content. */
-function trustKey(credentials: Credentials): string {
-  const hash = createHash('sha256');
-  for (const ca of credentials.caCertificates) hash.update(`ca\0${ca.fingerprint256}\0`);
-  for (const crl of credentials.crlPems) hash.update(`crl\0${crl.length}\0`).update(crl);
-  return hash.digest('hex');
 }
 
 /** For events and logs: the SPIFFE ID when there is one, else the subject (or first SAN). */

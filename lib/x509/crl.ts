@@ -1,5 +1,5 @@
 import { verify as verifySignature } from 'node:crypto';
-import { contextConstructed, DerError, DerReader, malformed, Tag } from './der.js';
+import { contextConstructed, contextPrimitive, DerError, DerReader, malformed, Tag } from './der.js';
 import { readExtensions, readSerialNumber, readTime } from './certificate.js';
 import { formatName } from './names.js';
 import type { CertificateInfo } from './certificate.js';
@@ -25,6 +25,10 @@ export interface RevocationList {
   readonly thisUpdate: Date;
   /** Absent in a CRL that never expires (RFC 5280 requires it; OpenSSL tolerates its absence). */
   readonly nextUpdate: Date | undefined;
+  /** The cRLNumber extension (RFC 5280 §5.2.3), which increases with every CRL of the issuer; absent in v1 CRLs. */
+  readonly crlNumber: bigint | undefined;
+  /** The authorityKeyIdentifier's keyIdentifier as lower-case hex, telling apart CAs that share a name. */
+  readonly authorityKeyId: string | undefined;
   /** Revoked serial numbers, in the format of {@link CertificateInfo.serialNumber}. */
   readonly revokedSerials: ReadonlySet<string>;
   /** The signed TBSCertList bytes. */
@@ -62,6 +66,8 @@ const SIGNATURE_HASHES: ReadonlyMap<string, string | null> = new Map([
   ['1.3.101.113', null],
 ]);
 
+const OID_CRL_NUMBER = '2.5.29.20';
+const OID_AUTHORITY_KEY_IDENTIFIER = '2.5.29.35';
 const OID_DELTA_CRL_INDICATOR = '2.5.29.27';
 const OID_ISSUING_DISTRIBUTION_POINT = '2.5.29.28';
 const OID_CERTIFICATE_ISSUER = '2.5.29.29';
@@ -86,9 +92,11 @@ const REFETCH_FIX = 'fetch the CRL again from its CA';
 const COMPLETE_CRL_FIX =
   "configure the CA's complete CRL, the one that lists every certificate it revoked (no deltaCRLIndicator, issuingDistributionPoint or certificateIssuer)";
 
-/** The extension problems found while reading, reported after the structure is known to be well formed. */
+/** What the extensions contribute, and the problems found while reading (reported once the structure is known to be well formed). */
 interface ExtensionScan {
   unsupported: string | undefined;
+  crlNumber: bigint | undefined;
+  authorityKeyId: string | undefined;
 }
 
 /**
@@ -129,7 +137,7 @@ function readCertificateList(buf: Buffer): CrlParseResult {
   const next = tbs.peekTag();
   const nextUpdate = next === Tag.UTC_TIME || next === Tag.GENERALIZED_TIME ? readTime(tbs, 'tbsCertList.nextUpdate') : undefined;
 
-  const scan: ExtensionScan = { unsupported: undefined };
+  const scan: ExtensionScan = { unsupported: undefined, crlNumber: undefined, authorityKeyId: undefined };
   const revokedSerials = new Set<string>();
   const entries = tbs.readOptional(Tag.SEQUENCE, 'tbsCertList.revokedCertificates');
   for (let n = 1; entries !== undefined && !entries.done; n++) {
@@ -180,6 +188,8 @@ function readCertificateList(buf: Buffer): CrlParseResult {
       issuerDer,
       thisUpdate,
       nextUpdate,
+      crlNumber: scan.crlNumber,
+      authorityKeyId: scan.authorityKeyId,
       revokedSerials,
       tbs: tbsDer,
       signature,
@@ -192,7 +202,10 @@ function refusal(kind: CrlRefusal['kind'], reason: string, fix: string, issuer?:
   return { ok: false, kind, reason, fix, issuer };
 }
 
-function checkCrlExtension(scan: ExtensionScan, id: string, critical: boolean): void {
+function checkCrlExtension(scan: ExtensionScan, id: string, critical: boolean, value: DerReader, at: string): void {
+  // Read even after a problem: a malformed value makes the CRL malformed, which outranks unsupported.
+  if (id === OID_CRL_NUMBER) scan.crlNumber = readCrlNumber(value, at);
+  if (id === OID_AUTHORITY_KEY_IDENTIFIER) scan.authorityKeyId = readAuthorityKeyId(value, at);
   if (scan.unsupported !== undefined || NEUTRAL_CRL_EXTENSIONS.has(id)) return;
   if (id === OID_DELTA_CRL_INDICATOR) {
     scan.unsupported = 'it is a delta CRL (deltaCRLIndicator), which lists only the changes since a base CRL; only complete CRLs are supported';
@@ -203,6 +216,30 @@ function checkCrlExtension(scan: ExtensionScan, id: string, critical: boolean): 
     // RFC 5280 §5.2: a CRL with a critical extension that cannot be processed must not be used.
     scan.unsupported = `it has critical extension ${id}, which is not understood (RFC 5280 §5.2: such a CRL must not be used)`;
   }
+}
+
+/** cRLNumber ::= INTEGER (0..MAX), at most 20 octets (RFC 5280 §5.2.3). */
+function readCrlNumber(value: DerReader, at: string): bigint {
+  const what = `${at} (cRLNumber)`;
+  const number = value.read(Tag.INTEGER, what);
+  value.finish(what);
+  number.checkInteger(what);
+  if (number.buf[number.pos]! & 0x80) malformed(what, 'must not be negative');
+  // RFC 5280 §5.2.3: at most 20 octets (a leading zero octet only keeps the sign); this also bounds the BigInt.
+  if (number.length - (number.buf[number.pos] === 0 ? 1 : 0) > 20) malformed(what, 'longer than 20 octets (RFC 5280 §5.2.3)');
+  return BigInt(`0x${number.bytes().toString('hex')}`);
+}
+
+/** AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, [1] …, [2] … }. */
+function readAuthorityKeyId(value: DerReader, at: string): string | undefined {
+  const what = `${at} (authorityKeyIdentifier)`;
+  const sequence = value.read(Tag.SEQUENCE, what);
+  value.finish(what);
+  const keyId = sequence.readOptional(contextPrimitive(0), `${what}.keyIdentifier`);
+  sequence.readOptional(contextConstructed(1), `${what}.authorityCertIssuer`);
+  sequence.readOptional(contextPrimitive(2), `${what}.authorityCertSerialNumber`);
+  sequence.finish(what);
+  return keyId === undefined ? undefined : keyId.bytes().toString('hex');
 }
 
 function checkEntryExtension(scan: ExtensionScan, id: string, critical: boolean): void {

@@ -2,13 +2,15 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientGeneration, MAX_POOLS_PER_GENERATION, type PoolSettings } from '../../lib/client/client-generation.js';
 import { sendRequest } from '../../lib/client/client-request.js';
-import { URL_HOST_NAME } from '../../lib/client/upstream-identity.js';
+import { expectHostName } from '../../lib/client/upstream-identity.js';
 import { UpstreamRegistry } from '../../lib/client/upstream-registry.js';
 import { UpstreamError } from '../../lib/errors/mtls.errors.js';
 import { TestPki } from '../../lib/testing/index.js';
 import { eventually, startUpstream, type UpstreamServer } from './upstream-server.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
+/** The servers of these tests listen on 127.0.0.1 with an IP SAN for it; the expectation is also the pools' key. */
+const BY_HOST = expectHostName('127.0.0.1');
 const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';
 
 let pki: TestPki;
@@ -46,10 +48,10 @@ async function upstream(handler?: Parameters<typeof startUpstream>[2]): Promise<
 describe('ClientGeneration pool bound', () => {
   it('holds at most maxPools pools however many origins callers name, closing the ones it drops', () => {
     const pools = generation();
-    const first = pools.pool('https://first.internal:8443', URL_HOST_NAME, 'first');
+    const first = pools.pool('https://first.internal:8443', BY_HOST, 'first');
 
     for (let i = 0; i < 4 * MAX_POOLS_PER_GENERATION; i++) {
-      pools.pool(`https://host-${i}.internal:8443`, URL_HOST_NAME, `host-${i}`);
+      pools.pool(`https://host-${i}.internal:8443`, BY_HOST, `host-${i}`);
       expect(pools.stats.pools).toBeLessThanOrEqual(MAX_POOLS_PER_GENERATION);
     }
 
@@ -70,17 +72,17 @@ describe('ClientGeneration pool bound', () => {
 
   it('drops the least recently used pool, not the oldest', () => {
     const pools = generation({ maxPools: 3 });
-    const a = pools.pool('https://a.internal', URL_HOST_NAME, 'a');
-    const b = pools.pool('https://b.internal', URL_HOST_NAME, 'b');
-    pools.pool('https://c.internal', URL_HOST_NAME, 'c');
-    expect(pools.pool('https://a.internal', URL_HOST_NAME, 'a')).toBe(a);
+    const a = pools.pool('https://a.internal', BY_HOST, 'a');
+    const b = pools.pool('https://b.internal', BY_HOST, 'b');
+    pools.pool('https://c.internal', BY_HOST, 'c');
+    expect(pools.pool('https://a.internal', BY_HOST, 'a')).toBe(a);
 
-    pools.pool('https://d.internal', URL_HOST_NAME, 'd');
+    pools.pool('https://d.internal', BY_HOST, 'd');
 
     expect(b.pool.closed).toBe(true);
     expect(a.pool.closed).toBe(false);
-    expect(pools.pool('https://a.internal', URL_HOST_NAME, 'a')).toBe(a);
-    const reopened = pools.pool('https://b.internal', URL_HOST_NAME, 'b');
+    expect(pools.pool('https://a.internal', BY_HOST, 'a')).toBe(a);
+    const reopened = pools.pool('https://b.internal', BY_HOST, 'b');
     expect(reopened).not.toBe(b);
     expect(reopened.pool.closed).toBe(false);
   });
@@ -91,11 +93,11 @@ describe('ClientGeneration pool bound', () => {
       answer = () => response.end('late but complete');
     });
     const pools = generation({ maxPools: 1 });
-    const route = pools.pool(slow.origin, URL_HOST_NAME, 'slow');
+    const route = pools.pool(slow.origin, BY_HOST, 'slow');
     const call = sendRequest(route, 'GET', '/slow', undefined, undefined, { timeoutMs: 5_000, maxResponseBytes: 1024 });
     await eventually(() => answer !== undefined);
 
-    pools.pool('https://other.internal:8443', URL_HOST_NAME, 'other');
+    pools.pool('https://other.internal:8443', BY_HOST, 'other');
     expect(route.pool.closed).toBe(true);
     answer?.();
 
@@ -106,14 +108,14 @@ describe('ClientGeneration pool bound', () => {
   it('waits for dropped pools when it closes, and opens none after', async () => {
     const server = await upstream();
     const pools = generation({ maxPools: 1 });
-    const route = pools.pool(server.origin, URL_HOST_NAME, 'server');
+    const route = pools.pool(server.origin, BY_HOST, 'server');
     await sendRequest(route, 'GET', '/', undefined, undefined, { timeoutMs: 5_000, maxResponseBytes: 1024 });
     expect(server.connections.size).toBe(1);
-    pools.pool('https://other.internal:8443', URL_HOST_NAME, 'other');
+    pools.pool('https://other.internal:8443', BY_HOST, 'other');
 
     await pools.close();
 
     await eventually(() => server.connections.size === 0);
-    expect(() => pools.pool(server.origin, URL_HOST_NAME, 'server')).toThrow(UpstreamError);
+    expect(() => pools.pool(server.origin, BY_HOST, 'server')).toThrow(UpstreamError);
   });
 });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_CACHED_EXPECTATIONS, UpstreamRegistry } from '../../lib/client/upstream-registry.js';
-import { URL_HOST_NAME } from '../../lib/client/upstream-identity.js';
 import type { UpstreamOptions } from '../../lib/mtls.options.js';
 
 const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -19,8 +18,46 @@ describe('UpstreamRegistry', () => {
     expect(inventory.expectation.description).toBe(`inventory (${INVENTORY})`);
     expect(reg.label('https://inventory.shop.svc:8443')).toBe('inventory');
     expect(reg.label('https://other:8443')).toBe('https://other:8443');
-    expect(reg.expectation(undefined, 'https://inventory.shop.svc:8443')).toBe(inventory.expectation);
-    expect(reg.expectation(undefined, 'https://other:8443')).toBe(URL_HOST_NAME);
+    expect(reg.expectation(undefined, 'https://inventory.shop.svc:8443', 'GET /')).toBe(inventory.expectation);
+    // No silent fallback to the URL's host name: an origin that is no upstream must say whom it expects.
+    expect(() => reg.expectation(undefined, 'https://other:8443', 'GET / to upstream https://other:8443')).toThrow(
+      expect.objectContaining({
+        code: 'ERR_MTLS_CONFIG_INVALID',
+        message:
+          'GET / to upstream https://other:8443: https://other:8443 is not the origin of a configured upstream ' +
+          '(client.upstreams: inventory: https://inventory.shop.svc:8443), so nothing says which server identity to demand; ' +
+          'pass options.expectPeer (a named peer or a SPIFFE ID), or { hostname } to check a host name, ' +
+          'or configure the upstream in "client.upstreams"; nothing was sent',
+      }),
+    );
+    expect(reg.expectation({ hostname: 'other' }, 'https://other:8443', 'GET /').description).toBe('host name other');
+    expect(reg.expectation('inventory', 'https://other:8443', 'GET /')).toBe(inventory.expectation);
+  });
+
+  it('names at most eight upstreams in the refusal', () => {
+    const many = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`u${i}`, { url: `https://u${i}.internal`, expectPeer: 'inventory' }]));
+    expect(() => registry(many).expectation(undefined, 'https://other', 'GET /')).toThrow(/u7: https:\/\/u7\.internal, 12 more\)/);
+  });
+
+  it.each<[configured: string, called: string, same: boolean]>([
+    ['https://inventory.shop.svc:8443', 'https://INVENTORY.Shop.svc:8443/x', true],
+    ['https://inventory.shop.svc:8443', 'https://inventory.shop.svc.:8443/x', true],
+    ['https://inventory.shop.svc.:8443', 'https://inventory.shop.svc:8443/x', true],
+    ['https://inventory.shop.svc', 'https://inventory.shop.svc:443/x', true],
+    ['https://inventory.shop.svc:443/api', 'https://inventory.shop.svc./x', true],
+    ['https://[::1]:8443', 'https://[0:0:0:0:0:0:0:1]:8443/x', true],
+    ['https://[::1]', 'https://[::1]:443/x', true],
+    ['https://127.0.0.1:8443', 'https://0x7f.0.0.1:8443/x', true],
+    ['https://inventory.shop.svc:8443', 'https://inventory.shop.svc:8444/x', false],
+    ['https://inventory.shop.svc:8443', 'https://inventory.shop.svc..:8443/x', false],
+    ['https://inventory.shop.svc:8443', 'https://inventory.shop:8443/x', false],
+    ['https://localhost:8443', 'https://127.0.0.1:8443/x', false],
+    ['https://[::1]:8443', 'https://127.0.0.1:8443/x', false],
+  ])('finds the upstream configured as %s from %s: %s', (configured, called, same) => {
+    const reg = registry({ inventory: { url: configured, expectPeer: 'inventory' } });
+    const origin = new URL(called).origin;
+    expect(reg.upstreamAt(origin)?.name).toBe(same ? 'inventory' : undefined);
+    expect(reg.label(origin)).toBe(same ? 'inventory' : origin);
   });
 
   it('compiles each expectation once, so that equal expectations share pools', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustAnchors } from '../../lib/identity/trust-anchors.js';
 import { MtlsHttpClient } from '../../lib/client/index.js';
-import { expectHostName, expectSpiffePeer, URL_HOST_NAME, type UpstreamExpectation } from '../../lib/client/upstream-identity.js';
+import { expectHostName, expectSpiffePeer, type UpstreamExpectation } from '../../lib/client/upstream-identity.js';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
 import { loadCredentials } from '../../lib/credentials/credentials-loader.js';
 import { UpstreamError } from '../../lib/errors/mtls.errors.js';
@@ -98,11 +98,11 @@ describe.each([
   const cases: [string, string, string | undefined, () => UpstreamExpectation, string?][] = [
     ['a named SPIFFE peer', 'genuine', undefined, () => expectSpiffePeer('inventory', NAMED)],
     ['a SPIFFE pattern', 'genuine', undefined, () => expectSpiffePeer('spiffe://shop.test/ns/*/sa/inventory', NAMED)],
-    ['the URL host', 'genuine', undefined, () => URL_HOST_NAME],
+    ['the host name 127.0.0.1', 'genuine', undefined, () => expectHostName('127.0.0.1')],
     ['a named SPIFFE peer', 'impostor', impostorReason, () => expectSpiffePeer('inventory', NAMED)],
     ['a SPIFFE pattern', 'impostor', impostorReason, () => expectSpiffePeer('spiffe://shop.test/ns/*/sa/inventory', NAMED)],
     ['a host name', 'impostor', impostorReason, () => expectHostName('localhost'), 'localhost'],
-    ['the URL host', 'impostor', impostorReason, () => URL_HOST_NAME],
+    ['the host name 127.0.0.1', 'impostor', impostorReason, () => expectHostName('127.0.0.1')],
     ['its own SPIFFE ID', 'elsewhereWorkload', undefined, () => expectSpiffePeer('spiffe://elsewhere.test/ns/stock/sa/inventory', NAMED)],
     ['a host name, legacy server of the other CA', 'legacyElsewhere', undefined, () => expectHostName('localhost'), 'localhost'],
     [
@@ -113,16 +113,16 @@ describe.each([
       'localhost',
     ],
     [
-      'the URL host, keyCertSign leaf (P1-23)',
+      'the host name 127.0.0.1, keyCertSign leaf (P1-23)',
       'keyCertSignLeaf',
       'leaf certificate with KeyCertSign key usage: a certificate that can sign certificates or CRLs never authenticates a peer',
-      () => URL_HOST_NAME,
+      () => expectHostName('127.0.0.1'),
     ],
     [
-      'the URL host, invalid SVID',
+      'the host name 127.0.0.1, invalid SVID',
       'twoUris',
       'could not get leaf SPIFFE ID: certificate contains more than one URI SAN: a certificate with a spiffe URI SAN authenticates only as a valid X509-SVID (X509-SVID §5.2)',
-      () => URL_HOST_NAME,
+      () => expectHostName('127.0.0.1'),
     ],
   ];
 

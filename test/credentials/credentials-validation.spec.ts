@@ -541,6 +541,21 @@ describe('validateCredentials: CRLs', () => {
     });
   });
 
+  it('refuses two different CRLs of one CA, and accepts the same CRL twice', async () => {
+    const older = await ca.createCrl([]);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    const newer = await ca.createCrl([]);
+    const files = await writeSet(root, set(good, { crl: [newer, older] }));
+    await expectError(files, undefined, {
+      code: 'ERR_MTLS_CRL_INVALID',
+      field: 'crl',
+      file: files.crl[1],
+      reason: /^CRL #2 of "CN=Shop Root CA" \(cRLNumber \d+, issued .*\) and CRL #1 in .*\(cRLNumber \d+, issued .*\) are two different CRLs of one CA$/,
+    });
+    const twice = await loadCredentials(await writeSet(root, set(good, { crl: [newer, newer] })));
+    expect(twice.crlPems).toHaveLength(2);
+  });
+
   it('refuses a CRL file without a CRL', async () => {
     const files = await writeSet(root, set(good, { crl: [ca.rootPem] }));
     await expectError(files, undefined, { code: 'ERR_MTLS_CRL_INVALID', field: 'crl', file: files.crl[0], reason: /no "X509 CRL" block \(found "CERTIFICATE"\)/ });

@@ -67,7 +67,8 @@ describe('sample inventory service over real mTLS', () => {
     const frontend = await pki.peer(SPIFFE_IDS.frontend);
     expect((await callAs(app, frontend).get('/healthz')).status).toBe(200);
     const sameCaOtherDomain = await pki.peer('spiffe://elsewhere.test/ns/shop/sa/orders');
-    expect((await callAs(app, sameCaOtherDomain).get('/healthz')).status).toBe(403);
+    // The shop.test root does not vouch for elsewhere.test: refused on the connection, before any route.
+    expect(typeof (await outcome(callAs(app, sameCaOtherDomain).get('/healthz')))).toBe('string');
   });
 
   describe('handshakes that must fail', () => {

@@ -197,7 +197,7 @@ describe('CA rotation by overlap', () => {
 });
 
 describe('a peer certificate that expires on an open connection', () => {
-  it('loses its keep-alive connection on the next periodic re-check', async () => {
+  it('loses its keep-alive connection at its notAfter', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const initial = await pki.credentials(SERVER);
     const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } });

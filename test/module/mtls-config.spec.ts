@@ -28,6 +28,8 @@ describe('resolveMtlsOptions', () => {
     ['maxVersion below minVersion', { credentials, tls: { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' } }, /"tls.maxVersion" is below "tls.minVersion"/],
     ['a TLS version Node would downgrade to', { credentials, tls: { minVersion: 'TLSv1' } }, /"tls.minVersion" is "TLSv1"; use one of 'TLSv1.2', 'TLSv1.3'/],
     ['ciphers that are not a string', { credentials, tls: { ciphers: 123 } }, /"tls.ciphers" must be a non-empty string/],
+    ['a connectionAuthorizer that is a SPIFFE ID', { credentials, connectionAuthorizer: 'spiffe://shop.test/ns/shop/sa/orders' }, /"connectionAuthorizer" must be an authorizer made by the authorize… functions, e\.g\. authorizeMemberOf\('shop\.test'\); got string/],
+    ['a connectionAuthorizer that is a bare function', { credentials, connectionAuthorizer: () => undefined }, /"connectionAuthorizer" must be an authorizer made by the authorize… functions.*got function/],
     ['an unknown mode', { credentials, mode: 'lenient' }, /"mode" is "lenient"/],
     ['an unknown default policy', { credentials, defaultPolicy: 'allow' }, /"defaultPolicy" is "allow"/],
     ['a string for a boolean', { credentials, reload: { enabled: 'false' } }, /"reload.enabled" is "false"; use true or false/],

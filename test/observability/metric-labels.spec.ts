@@ -16,6 +16,10 @@ describe('handshakeReasonLabel', () => {
     ['ERR_SSL_HTTP_REQUEST', 'ERR_SSL_HTTP_REQUEST'], // plain HTTP on the TLS port
     ['ECONNRESET', 'ECONNRESET'], // TCP probe, or the client refused the server's certificate
     ['ERR_TLS_HANDSHAKE_TIMEOUT', 'ERR_TLS_HANDSHAKE_TIMEOUT'],
+    // Connections MtlsModule closes right after the handshake (connection admission).
+    ['ERR_MTLS_PEER_INVALID', 'ERR_MTLS_PEER_INVALID'],
+    ['ERR_MTLS_PEER_DENIED', 'ERR_MTLS_PEER_DENIED'],
+    ['ERR_MTLS_PEER_UNAUTHENTICATED', 'ERR_MTLS_PEER_UNAUTHENTICATED'],
     // Anything else collapses, whatever a scanner sends.
     ['ERR_SSL_SOMETHING_NEW', OTHER_LABEL],
     ['unexpected message text with spaces', OTHER_LABEL],

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isRevokedBy, parseCrl, parseCrlPem } from '../../lib/x509/crl.js';
-import type { CrlRefusal } from '../../lib/x509/crl.js';
+import type { CrlRefusal, RevocationList } from '../../lib/x509/crl.js';
 import { parseCertificateDer, parseCertificatesPem } from '../../lib/x509/certificate.js';
 import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
 import { CN, O, bits, bool, extension, generalizedTime, int, name, oid, seq, syntheticCertificate, tlv, utcTime, utf8 } from './fixtures/der-builder.js';
@@ -78,13 +78,18 @@ describe('parseCrl on hand-made DER', () => {
     expect(certificate.serialNumber).toBe('8001');
   });
 
-  it.each<[string, SyntheticCrl, Partial<Record<'nextUpdate' | 'thisUpdate', Date | undefined>>]>([
+  it.each<[string, SyntheticCrl, Partial<Pick<RevocationList, 'nextUpdate' | 'thisUpdate' | 'crlNumber' | 'authorityKeyId'>>]>([
     ['a v1 CRL', { version: null, entries: [entry(int(1))] }, {}],
     ['a CRL without nextUpdate', { nextUpdate: null }, { nextUpdate: undefined }],
     ['GeneralizedTime dates', { thisUpdate: generalizedTime('20500101000000Z'), nextUpdate: generalizedTime('20500102000000Z') }, { thisUpdate: new Date('2050-01-01T00:00:00Z') }],
     ['an empty revokedCertificates list', { entries: [] }, {}],
     ['an entry with an empty extension list (as @peculiar/x509 writes it)', { entries: [seq(int(1), utcTime('251231000000Z'), seq())] }, {}],
     ['neutral extensions: cRLNumber, authorityKeyIdentifier, an unknown non-critical one', { extensions: [extension('2.5.29.20', int(7)), extension('2.5.29.35', seq()), extension('1.2.3.4', seq(), false)] }, {}],
+    ['no cRLNumber, no authorityKeyIdentifier', {}, { crlNumber: undefined, authorityKeyId: undefined }],
+    ['a cRLNumber and a key identifier', { extensions: [extension('2.5.29.20', int(0x00, 0x80, 0x01)), extension('2.5.29.35', seq(tlv(0x80, [0xab, 0xcd])))] }, { crlNumber: 0x8001n, authorityKeyId: 'abcd' }],
+    ['a 20-octet cRLNumber', { extensions: [extension('2.5.29.20', int(0x7f, ...Array<number>(19).fill(0xff)))] }, { crlNumber: 2n ** 159n - 1n }],
+    ['a 20-octet cRLNumber with its sign octet', { extensions: [extension('2.5.29.20', int(0x00, ...Array<number>(20).fill(0xff)))] }, { crlNumber: 2n ** 160n - 1n }],
+    ['an authorityKeyIdentifier naming issuer and serial only', { extensions: [extension('2.5.29.35', seq(tlv(0xa1, seq()), tlv(0x82, [1])))] }, { authorityKeyId: undefined }],
     ['neutral entry extensions: reasonCode, invalidityDate', { entries: [entry(int(1), extension('2.5.29.21', tlv(0x0a, [1])), extension('2.5.29.24', generalizedTime('20251231000000Z')))] }, {}],
     ['RSA with NULL parameters on both sides', { signature: SHA256_RSA_NULL, outerAlgorithm: SHA256_RSA_NULL }, {}],
   ])('accepts %s', (_name, fields, expected) => {
@@ -103,6 +108,11 @@ describe('parseCrl on hand-made DER', () => {
     ['a local time', { thisUpdate: utcTime('2601010000000') }, 'not a DER-encoded X.509 CRL: tbsCertList.thisUpdate: time must end in Z (UTC)'],
     ['a signature with unused bits', { signatureValue: bits(1, 0x80) }, 'not a DER-encoded X.509 CRL: signatureValue: BIT STRING must hold whole bytes'],
     ['a duplicate extension', { extensions: [extension('2.5.29.20', int(1)), extension('2.5.29.20', int(2))] }, 'not a DER-encoded X.509 CRL: extension 2.5.29.20: appears more than once'],
+    ['a negative cRLNumber', { extensions: [extension('2.5.29.20', int(0xff))] }, 'not a DER-encoded X.509 CRL: extension 2.5.29.20 (cRLNumber): must not be negative'],
+    ['a 21-octet cRLNumber', { extensions: [extension('2.5.29.20', int(0x01, ...Array<number>(20).fill(0)))] }, 'not a DER-encoded X.509 CRL: extension 2.5.29.20 (cRLNumber): longer than 20 octets (RFC 5280 §5.2.3)'],
+    ['a cRLNumber that is not an INTEGER', { extensions: [extension('2.5.29.20', seq())] }, 'not a DER-encoded X.509 CRL: extension 2.5.29.20 (cRLNumber): expected tag 0x02, found 0x30'],
+    ['a cRLNumber with trailing bytes', { extensions: [extension('2.5.29.20', Buffer.concat([int(1), int(2)]))] }, 'not a DER-encoded X.509 CRL: extension 2.5.29.20 (cRLNumber): 3 unexpected trailing bytes'],
+    ['an authorityKeyIdentifier with an unknown field', { extensions: [extension('2.5.29.35', seq(tlv(0x83, [1])))] }, 'not a DER-encoded X.509 CRL: extension 2.5.29.35 (authorityKeyIdentifier): 3 unexpected trailing bytes'],
     ['a non-minimal length', { extensions: [Buffer.from([0x30, 0x81, 0x03, 0x06, 0x01, 0x2a])] }, 'not a DER-encoded X.509 CRL: tbsCertList.crlExtensions: length is not minimally encoded'],
     ['differing signature algorithms', { outerAlgorithm: seq(oid('1.2.840.10045.4.3.3')) }, 'signatureAlgorithm differs from the signature field of tbsCertList'],
     ['the same algorithm with and without NULL parameters', { signature: SHA256_RSA_NULL, outerAlgorithm: SHA256_RSA_ABSENT }, 'signatureAlgorithm differs from the signature field of tbsCertList'],

@@ -40,6 +40,10 @@ const HANDSHAKE_REASONS: ReadonlySet<string> = new Set([
   'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
   'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
   'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  // Refused by MtlsModule right after the handshake (connection admission): the peer error codes.
+  'ERR_MTLS_PEER_UNAUTHENTICATED',
+  'ERR_MTLS_PEER_INVALID',
+  'ERR_MTLS_PEER_DENIED',
   // Node and the socket: handshake timeout, peer gone (including TCP-only probes).
   'ERR_TLS_HANDSHAKE_TIMEOUT',
   'ECONNRESET',
