@@ -103,9 +103,7 @@ export function parseBenchOptions(
       if (text === undefined) return [key, DEFAULT_BENCH_OPTIONS[key as keyof typeof NUMERIC]];
       const value = Number(text);
       if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-        throw new Error(
-          `--${flag} (or ${envName(flag)}) must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`,
-        );
+        throw new Error(`--${flag} (or ${envName(flag)}) must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`);
       }
       return [key, value];
     }),
@@ -113,7 +111,10 @@ export function parseBenchOptions(
   const groupsText = raw('groups');
   let groups: readonly BenchGroup[] = DEFAULT_BENCH_OPTIONS.groups;
   if (groupsText !== undefined) {
-    const names = groupsText.split(',').map((name) => name.trim()).filter((name) => name !== '');
+    const names = groupsText
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
     const unknown = names.filter((name) => !(BENCH_GROUPS as readonly string[]).includes(name));
     if (names.length === 0 || unknown.length > 0) {
       throw new Error(

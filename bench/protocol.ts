@@ -118,8 +118,7 @@ export type ServerReport =
 
 /** Load generator child → orchestrator. */
 export type LoadReport =
-  | { readonly type: 'result'; readonly result: LoadResult }
-  | { readonly type: 'failed'; readonly message: string };
+  { readonly type: 'result'; readonly result: LoadResult } | { readonly type: 'failed'; readonly message: string };
 
 /** The route every server answers, with the same JSON body. */
 export const BENCH_PATH = '/stock';

@@ -68,12 +68,7 @@ function revive(result: LoadResult): LoadResult {
 }
 
 /** Runs one case in a fresh load-generator process (on the load CPU) and returns its window. */
-async function runLoad(
-  context: Context,
-  server: RunningServer,
-  work: LoadWork,
-  concurrency: number,
-): Promise<LoadResult> {
+async function runLoad(context: Context, server: RunningServer, work: LoadWork, concurrency: number): Promise<LoadResult> {
   const { options } = context;
   const job: LoadJob = {
     ...work,
@@ -115,11 +110,7 @@ interface Case<K extends string> {
 }
 
 /** Runs every case once per round, in the same order each round (A B C A B C …); summarises each over the rounds. */
-async function interleaved<K extends string>(
-  context: Context,
-  group: string,
-  cases: ReadonlyArray<Case<K>>,
-): Promise<Cases<K>> {
+async function interleaved<K extends string>(context: Context, group: string, cases: ReadonlyArray<Case<K>>): Promise<Cases<K>> {
   const { rounds } = context.options;
   const results = new Map<K, LoadResult[]>(cases.map((c) => [c.key, []]));
   for (let round = 1; round <= rounds; round++) {
@@ -158,8 +149,7 @@ async function handshakeGroup(context: Context): Promise<NonNullable<Groups['han
       HANDSHAKE_SERVERS.map((variant, index) => ({
         key: `${mode}:${variant}` as const,
         label: `${LABELS[variant]}, ${mode}`,
-        run: () =>
-          runLoad(context, servers[index]!, { mode: 'handshake', resume: mode === 'resumed' }, handshakeConcurrency),
+        run: () => runLoad(context, servers[index]!, { mode: 'handshake', resume: mode === 'resumed' }, handshakeConcurrency),
       })),
     ),
   );
@@ -255,7 +245,10 @@ async function main(): Promise<void> {
   }
   const startedAt = new Date();
   const loadAverageStart = loadavg();
-  const stamp = startedAt.toISOString().replaceAll(':', '-').replace(/\.\d+Z$/, 'Z');
+  const stamp = startedAt
+    .toISOString()
+    .replaceAll(':', '-')
+    .replace(/\.\d+Z$/, 'Z');
   const outDir = resolve(options.outDir);
   const profileDir = options.profile ? join(outDir, `profiles-${stamp}`) : undefined;
   const pinning = detectPinning(!options.pin);

@@ -33,7 +33,9 @@ export class CredentialsReloadService implements OnApplicationBootstrap, BeforeA
       this.#logger.log('credential hot reload is off (reload.enabled: false): rotated files take effect on restart');
       return;
     }
-    const sets: Array<[CredentialSetName, CredentialStore, CredentialFiles]> = [['identity', this.identity, this.options.credentialFiles]];
+    const sets: Array<[CredentialSetName, CredentialStore, CredentialFiles]> = [
+      ['identity', this.identity, this.options.credentialFiles],
+    ];
     if (this.client !== this.identity && this.options.clientCredentialFiles !== undefined) {
       sets.push(['client', this.client, this.options.clientCredentialFiles]);
     }

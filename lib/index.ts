@@ -41,14 +41,7 @@ export type {
 export { mtlsHttpsOptions } from './server/mtls-https.options.js';
 export type { MtlsHttpsOptions } from './server/mtls-https.options.js';
 export { MtlsGuard } from './server/mtls.guard.js';
-export {
-  AllowAnyPeer,
-  AllowCommonNames,
-  AllowDnsNames,
-  AllowPeers,
-  AllowTrustDomain,
-  Peer,
-} from './server/peer.decorators.js';
+export { AllowAnyPeer, AllowCommonNames, AllowDnsNames, AllowPeers, AllowTrustDomain, Peer } from './server/peer.decorators.js';
 export { peerOfRequest } from './server/peer-request.js';
 export type { PeerIdentity } from './identity/peer-identity.js';
 export { MtlsHttpException, toHttpException } from './server/mtls-http-errors.js';

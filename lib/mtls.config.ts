@@ -67,7 +67,10 @@ function wholeNumber(option: string, value: unknown, fallback: number, min: numb
 function bool(option: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value === 'boolean') return value;
-  throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" is ${JSON.stringify(value)}; use true or false`);
+  throw new MtlsConfigError(
+    'ERR_MTLS_CONFIG_INVALID',
+    `MtlsModule option "${option}" is ${JSON.stringify(value)}; use true or false`,
+  );
 }
 
 function optionalString(option: string, value: unknown): string | undefined {

@@ -45,7 +45,14 @@ function start(name: string, script: string, env: Record<string, string>): Promi
       output += text;
       if (serve) process.stdout.write(text.replace(/^/gm, `[${name}] `));
       if (text.includes('listening on https://')) {
-        if (!serve) process.stdout.write(text.split('\n').filter((l) => l.includes('listening on')).map((l) => `${l}\n`).join(''));
+        if (!serve)
+          process.stdout.write(
+            text
+              .split('\n')
+              .filter((l) => l.includes('listening on'))
+              .map((l) => `${l}\n`)
+              .join(''),
+          );
         clearTimeout(timer);
         resolve(child);
       }

@@ -68,7 +68,10 @@ export function formatInspection(inspection: CertificateInspection, cwd?: string
     ['SHA-256', inspection.fingerprint256],
   ];
   if (inspection.keyFile !== undefined) {
-    rows.push(['key', `${displayPath(inspection.keyFile, cwd)} ${inspection.keyMatches ? 'matches' : 'DOES NOT MATCH'} the certificate`]);
+    rows.push([
+      'key',
+      `${displayPath(inspection.keyFile, cwd)} ${inspection.keyMatches ? 'matches' : 'DOES NOT MATCH'} the certificate`,
+    ]);
   }
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');

@@ -40,7 +40,12 @@ export async function createCa(trustDomain: string, validityMs: number): Promise
  * Writes the CA into a fresh folder and renames it into place, so `ca/` appears with both files or not at all. Returns
  * false when, without `replace`, another process put a CA there first.
  */
-export async function writeCa(dir: string, files: CaFiles, ca: CertificateAuthority, options: { replace: boolean }): Promise<boolean> {
+export async function writeCa(
+  dir: string,
+  files: CaFiles,
+  ca: CertificateAuthority,
+  options: { replace: boolean },
+): Promise<boolean> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(join(dir, '.ca-'));
   try {
@@ -158,11 +163,15 @@ export async function readIfExists(file: string, field: 'ca' | 'key'): Promise<s
     return await readFile(file, 'utf8');
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined;
-    throw new CredentialsError('ERR_MTLS_CREDENTIALS_UNREADABLE', `cannot read the dev CA (${errorCode(error) ?? 'unknown error'})`, {
-      file,
-      field,
-      fix: 'check the permissions of the dev CA directory',
-    });
+    throw new CredentialsError(
+      'ERR_MTLS_CREDENTIALS_UNREADABLE',
+      `cannot read the dev CA (${errorCode(error) ?? 'unknown error'})`,
+      {
+        file,
+        field,
+        fix: 'check the permissions of the dev CA directory',
+      },
+    );
   }
 }
 

@@ -11,7 +11,17 @@ import { CertificateAuthority } from '../x509/certificate-authority.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { writeKubernetesSecret } from '../credentials/secret-layout.js';
 import { printable } from '../format/describe-value.js';
-import { caFiles, createCa, DEV_CA_FOLDER, FORCE_HINT, loadExistingCa, pathExists, trustDomainOfExistingCa, writeCa, type CaFiles } from './dev-ca-store.js';
+import {
+  caFiles,
+  createCa,
+  DEV_CA_FOLDER,
+  FORCE_HINT,
+  loadExistingCa,
+  pathExists,
+  trustDomainOfExistingCa,
+  writeCa,
+  type CaFiles,
+} from './dev-ca-store.js';
 import {
   evaluateExisting,
   readExistingSet,
@@ -22,7 +32,6 @@ import {
 
 export { DEV_CA_FOLDER } from './dev-ca-store.js';
 export type { DevCertificateReason, DevCertificateRequest } from './dev-certificate-policy.js';
-
 
 /** Validity of a dev certificate unless told otherwise: short, so that renewal is exercised every day. */
 export const DEFAULT_DEV_CERTIFICATE_VALIDITY_MS = 24 * 60 * 60 * 1000;
@@ -196,7 +205,10 @@ export async function ensureDevCertificates(options: EnsureDevCertificatesOption
   const names = new Set<string>();
   for (const { name } of requests) {
     if (names.has(name)) {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `identities: the name "${name}" is used twice; each set needs its own folder`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `identities: the name "${name}" is used twice; each set needs its own folder`,
+      );
     }
     names.add(name);
   }
@@ -212,7 +224,9 @@ export async function ensureDevCertificates(options: EnsureDevCertificatesOption
  * Validates and normalises a certificate request; throws {@link MtlsConfigError} naming the option and the fix. Exported
  * so that a command line can tell bad input (a usage error) from a failure while issuing.
  */
-export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificateOptions, 'dir' | 'force'>): DevCertificateRequest {
+export function normalizeDevCertificateRequest(
+  options: Omit<IssueDevCertificateOptions, 'dir' | 'force'>,
+): DevCertificateRequest {
   if (options === null || typeof options !== 'object') {
     throw invalid('identity', 'must be an object { name, spiffeId, dnsNames?, ipAddresses? }');
   }
@@ -229,7 +243,10 @@ export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificate
   }
   if (path === '') {
     // X509-SVID §3.1: the trust domain alone names the trust domain, not a workload.
-    throw invalid('spiffeId', `"${options.spiffeId}" has no path; a workload ID looks like spiffe://${trustDomain}/ns/shop/sa/${name}`);
+    throw invalid(
+      'spiffeId',
+      `"${options.spiffeId}" has no path; a workload ID looks like spiffe://${trustDomain}/ns/shop/sa/${name}`,
+    );
   }
   const keyAlgorithm = options.keyAlgorithm ?? 'ECDSA-P256';
   if (!DEV_KEY_ALGORITHMS.includes(keyAlgorithm)) {
@@ -429,7 +446,10 @@ function listOf(value: unknown, option: string): string[] {
 function checkDnsName(name: string): string {
   const lower = normalizeDnsName(name, { wildcard: true });
   if (lower === undefined) {
-    throw invalid('dnsNames', `"${printable(name)}" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)`);
+    throw invalid(
+      'dnsNames',
+      `"${printable(name)}" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)`,
+    );
   }
   return lower;
 }
@@ -451,4 +471,3 @@ function describeTrustDomain(trustDomain: string | undefined): string {
 function invalid(option: string, message: string, cause?: unknown): MtlsConfigError {
   return new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${option}: ${message}`, cause === undefined ? undefined : { cause });
 }
-

@@ -98,7 +98,12 @@ export async function visibleEntry(setDir: string, file: string): Promise<'link'
 }
 
 /** Decides whether an existing set can stay. Pure apart from the clock value passed in. */
-export function evaluateExisting(existing: ExistingSet, request: DevCertificateRequest, ca: CertificateAuthority, now: number): Verdict {
+export function evaluateExisting(
+  existing: ExistingSet,
+  request: DevCertificateRequest,
+  ca: CertificateAuthority,
+  now: number,
+): Verdict {
   if (existing.state === 'absent') {
     return { keep: false, reason: 'new', detail: 'no certificate yet' };
   }
@@ -131,7 +136,10 @@ export function evaluateExisting(existing: ExistingSet, request: DevCertificateR
     const issuedFor = leaf.uris.map(printable).join(', ') || 'no URI SAN';
     return { keep: false, reason: 'spiffe-id-changed', detail: `issued for ${issuedFor}, requested ${request.spiffeId}` };
   }
-  const haveSans = describeSans(leaf.dnsNames, leaf.ipAddresses.map((ip) => canonicalIp(ip) ?? ip));
+  const haveSans = describeSans(
+    leaf.dnsNames,
+    leaf.ipAddresses.map((ip) => canonicalIp(ip) ?? ip),
+  );
   const wantSans = describeSans(request.dnsNames, request.ipAddresses);
   if (haveSans !== wantSans) {
     return { keep: false, reason: 'sans-changed', detail: `DNS/IP SANs are ${haveSans}, requested ${wantSans}` };
@@ -147,7 +155,11 @@ export function evaluateExisting(existing: ExistingSet, request: DevCertificateR
     return { keep: false, reason: 'not-yet-valid', detail: `not valid until ${leaf.notBefore.toISOString()}` };
   }
   if (now >= notAfter) {
-    return { keep: false, reason: 'expired', detail: `expired ${formatDuration(now - notAfter)} ago (${leaf.notAfter.toISOString()})` };
+    return {
+      keep: false,
+      reason: 'expired',
+      detail: `expired ${formatDuration(now - notAfter)} ago (${leaf.notAfter.toISOString()})`,
+    };
   }
   const lifetime = notAfter - notBefore;
   const left = notAfter - now;

@@ -233,7 +233,9 @@ async function inspect(argv: readonly string[], io: CliIo): Promise<number> {
     return EXIT_OK;
   }
   if (positionals.length !== 1) {
-    throw new UsageError('"inspect" takes one certificate file, e.g. inspect .dev-certs/orders/tls.crt --key .dev-certs/orders/tls.key');
+    throw new UsageError(
+      '"inspect" takes one certificate file, e.g. inspect .dev-certs/orders/tls.crt --key .dev-certs/orders/tls.key',
+    );
   }
   const inspection = await inspectCertificate({ certFile: positionals[0]!, keyFile: values.key });
   io.log(values.json ? JSON.stringify(inspection, null, 2) : formatInspection(inspection));
@@ -289,7 +291,6 @@ function asUsageError(check: () => unknown): void {
     throw error;
   }
 }
-
 
 function warn(io: CliIo, warnings: readonly string[]): void {
   for (const warning of warnings) {

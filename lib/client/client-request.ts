@@ -43,8 +43,7 @@ export function sendRequest<T>(
       payload = new Uint8Array(body);
     } else if (body instanceof ReadableStream || body instanceof Blob) {
       // JSON.stringify would send "{}": the caller meant the bytes.
-      const reason =
-        `the body is ${describeValue(body)}; pass a string, bytes or a node:stream Readable (Readable.fromWeb)`;
+      const reason = `the body is ${describeValue(body)}; pass a string, bytes or a node:stream Readable (Readable.fromWeb)`;
       return Promise.reject(invalidArgument(describeCall(method, path, route), reason));
     } else {
       try {

@@ -17,13 +17,7 @@ import { ClientGenerations, MAX_POOLS_PER_GENERATION } from './client-generation
 import { describeRequest, notSent, sendRequest, type RequestDefaults } from './client-request.js';
 import { MtlsDispatcher } from './mtls-dispatcher.js';
 import { MtlsHttpsAgent } from './mtls-https-agent.js';
-import {
-  invalidArgument,
-  methodProblem,
-  optionsProblem,
-  pathProblem,
-  toTarget,
-} from './request-arguments.js';
+import { invalidArgument, methodProblem, optionsProblem, pathProblem, toTarget } from './request-arguments.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
 import { describeValue } from '../format/describe-value.js';
 import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';

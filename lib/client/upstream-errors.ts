@@ -16,7 +16,7 @@ const REFUSAL_ALERT =
 
 const REFUSED_OUR_CERTIFICATE =
   'the server may have refused our client certificate (with TLS 1.3 a client learns that only on its first read); ' +
-  "its log names the reason";
+  'its log names the reason';
 
 /** Where a failed call was going, for the error's message and detail. */
 export interface UpstreamCall {

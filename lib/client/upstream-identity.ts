@@ -151,13 +151,7 @@ function checkHost(
   return mismatch(upstream, expected, seen, `${name} is not among its SANs`, error);
 }
 
-function mismatch(
-  upstream: string,
-  expected: string,
-  seen: string,
-  reason: string | undefined,
-  cause?: unknown,
-): UpstreamError {
+function mismatch(upstream: string, expected: string, seen: string, reason: string | undefined, cause?: unknown): UpstreamError {
   const why = reason === undefined ? '' : `: ${reason}`;
   return new UpstreamError(
     'ERR_MTLS_UPSTREAM_IDENTITY',

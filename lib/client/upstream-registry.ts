@@ -10,7 +10,6 @@ import { expectHostName, expectSpiffePeer, type UpstreamExpectation } from './up
 /** Expectations compiled from call arguments that are kept, per kind; configured ones are kept apart, all of them. */
 export const MAX_CACHED_EXPECTATIONS = 256;
 
-
 /** A named upstream, resolved: where it is and what its server must prove. */
 export interface NamedUpstream {
   readonly name: string;
@@ -189,7 +188,8 @@ export function upstreamUrl(name: string, text: unknown): { readonly origin: str
 function originKey(origin: string): string {
   const portStart = origin.lastIndexOf(':');
   // `https://[::1]:8443`: the last colon before the port follows `]`; without a port the host runs to the end.
-  const hostEnd = portStart > 'https://'.length && !origin.endsWith(']') && /^:\d+$/.test(origin.slice(portStart)) ? portStart : origin.length;
+  const hostEnd =
+    portStart > 'https://'.length && !origin.endsWith(']') && /^:\d+$/.test(origin.slice(portStart)) ? portStart : origin.length;
   return origin[hostEnd - 1] === '.' ? origin.slice(0, hostEnd - 1) + origin.slice(hostEnd) : origin;
 }
 

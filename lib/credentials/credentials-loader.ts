@@ -15,7 +15,6 @@ import { SECRET_DATA_LINK } from './secret-layout.js';
 export { validateCredentials } from './credentials-validation.js';
 export type { ValidateOptions } from './credentials-validation.js';
 
-
 const SECRET_DIR_KEYS = ['dir', 'certFileName', 'keyFileName', 'caFileName', 'crlFiles'] as const;
 const FILES_KEYS = ['certFile', 'keyFile', 'caFile', 'crlFile'] as const;
 // A rotation retried this often while `..data` keeps moving means the writer never settles.
@@ -54,7 +53,9 @@ export function resolveCredentialFiles(options: CredentialsSourceOptions, option
   }
   if (dirKeys.length > 0) {
     if (!dirKeys.includes('dir')) {
-      throw configError(`MtlsModule option "${optionName}.dir" is missing: ${dirKeys.join(', ')} only apply to a Secret directory`);
+      throw configError(
+        `MtlsModule option "${optionName}.dir" is missing: ${dirKeys.join(', ')} only apply to a Secret directory`,
+      );
     }
     const dir = fields.path('dir');
     if (fields.values['crlFiles'] !== undefined && !Array.isArray(fields.values['crlFiles'])) {
@@ -156,14 +157,28 @@ export async function readCredentials(files: CredentialFiles): Promise<RawCreden
   const toRead = filesOf(files);
   if (files.secretDir === undefined) {
     // In-place writers (spiffe-helper) give no commit point: read once; validation refuses a half-written pair.
-    return assemble(files, toRead, await readAll(toRead, toRead.map((file) => file.path)));
+    return assemble(
+      files,
+      toRead,
+      await readAll(
+        toRead,
+        toRead.map((file) => file.path),
+      ),
+    );
   }
   const dataLink = join(files.secretDir, SECRET_DATA_LINK);
   for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
     const target = await resolveDataLink(dataLink);
     if (target === undefined) {
       // A plain directory (no atomic writer): nothing to pin.
-      return assemble(files, toRead, await readAll(toRead, toRead.map((file) => file.path)));
+      return assemble(
+        files,
+        toRead,
+        await readAll(
+          toRead,
+          toRead.map((file) => file.path),
+        ),
+      );
     }
     let contents: Buffer[];
     try {
@@ -295,7 +310,10 @@ async function unreadable(file: FileToRead, error: unknown): Promise<Credentials
     case 'ENOENT': {
       const parent = await firstMissingParent(file.path);
       return parent === undefined
-        ? detail('the file does not exist', 'check the path and that the process can read it (for a Secret volume: that the Secret has this key)')
+        ? detail(
+            'the file does not exist',
+            'check the path and that the process can read it (for a Secret volume: that the Secret has this key)',
+          )
         : detail(`the directory "${parent}" does not exist`, 'check the path, and that the volume is mounted there');
     }
     case 'EACCES':

@@ -357,12 +357,14 @@ export function watchTargets(files: CredentialFiles): ReadonlyMap<string, Readon
 
 /** The CRLs of a validated set, each with the file it came from. */
 function crlsInFiles(credentials: Credentials, files: readonly string[] | string): CrlInFile[] {
-  return revocationListsOf(credentials).map((crl, i) => ({ crl, file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')) }));
+  return revocationListsOf(credentials).map((crl, i) => ({
+    crl,
+    file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')),
+  }));
 }
 
 function describeRotation(previous: Credentials, next: Credentials): string {
-  const validity = (c: Credentials): string =>
-    `${c.leaf.notBefore.toISOString()} to ${c.leaf.notAfter.toISOString()}`;
+  const validity = (c: Credentials): string => `${c.leaf.notBefore.toISOString()} to ${c.leaf.notAfter.toISOString()}`;
   const parts = [
     `certificate sha256 ${previous.leaf.fingerprint256} (valid ${validity(previous)}) → ` +
       `sha256 ${next.leaf.fingerprint256} (valid ${validity(next)}, ${formatDuration(next.leaf.notAfter.getTime() - Date.now())} left)`,

@@ -16,10 +16,7 @@ export type MtlsErrorCode =
 
 /** Startup codes (options, wiring, peer names), and `ERR_MTLS_INVALID_ARGUMENT` for a bad argument to a call. */
 export type ConfigErrorCode =
-  | 'ERR_MTLS_CONFIG_INVALID'
-  | 'ERR_MTLS_NOT_HTTPS'
-  | 'ERR_MTLS_UNKNOWN_PEER'
-  | 'ERR_MTLS_INVALID_ARGUMENT';
+  'ERR_MTLS_CONFIG_INVALID' | 'ERR_MTLS_NOT_HTTPS' | 'ERR_MTLS_UNKNOWN_PEER' | 'ERR_MTLS_INVALID_ARGUMENT';
 
 export type CredentialsErrorCode =
   | 'ERR_MTLS_CREDENTIALS_UNREADABLE'
@@ -46,13 +43,7 @@ export type UpstreamErrorCode =
  * Every error class this package throws, as one union to `switch (error.code)` on: each case narrows to its class
  * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
  */
-export type AnyMtlsError =
-  | MtlsConfigError
-  | SpiffeIdError
-  | CertificateParseError
-  | CredentialsError
-  | PeerError
-  | UpstreamError;
+export type AnyMtlsError = MtlsConfigError | SpiffeIdError | CertificateParseError | CredentialsError | PeerError | UpstreamError;
 
 /** Root of every error thrown by nestjs-mtls. */
 export class MtlsError extends Error {

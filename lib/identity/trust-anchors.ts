@@ -21,8 +21,7 @@ import { hasSpiffeScheme } from './svid-rules.js';
  * it vouches for no SPIFFE ID at all.
  */
 export type DeclaredTrustDomain =
-  | { readonly ok: true; readonly trustDomain: string | undefined }
-  | { readonly ok: false; readonly problem: string };
+  { readonly ok: true; readonly trustDomain: string | undefined } | { readonly ok: false; readonly problem: string };
 
 const NO_TRUST_DOMAIN: DeclaredTrustDomain = Object.freeze({ ok: true, trustDomain: undefined });
 
@@ -59,7 +58,8 @@ export function declaredTrustDomain(ca: CertificateInfo): DeclaredTrustDomain {
 export function anchorTrustDomain(chain: readonly CertificateInfo[]): DeclaredTrustDomain {
   const anchor = chain[chain.length - 1];
   if (anchor === undefined) return problem('the chain is empty');
-  if (!anchor.selfIssued) return problem(`the chain ends at ${certificateLabel(anchor)}, which is not a self-issued trust anchor`);
+  if (!anchor.selfIssued)
+    return problem(`the chain ends at ${certificateLabel(anchor)}, which is not a self-issued trust anchor`);
   return chain.length === 1 ? NO_TRUST_DOMAIN : declaredTrustDomain(anchor);
 }
 
@@ -142,7 +142,10 @@ export class TrustAnchors {
     for (const { declared } of this.#anchors) {
       if (!declared.ok || declared.trustDomain === undefined || this.#rootsByTrustDomain.has(declared.trustDomain)) continue;
       const trustDomain = declared.trustDomain;
-      this.#rootsByTrustDomain.set(trustDomain, rootsFor((d) => undeclared(d) || (d.ok && d.trustDomain === trustDomain)));
+      this.#rootsByTrustDomain.set(
+        trustDomain,
+        rootsFor((d) => undeclared(d) || (d.ok && d.trustDomain === trustDomain)),
+      );
     }
     this.#binding = bindingOf(this.#anchors);
   }

@@ -27,7 +27,8 @@ export interface PeerChain {
 }
 
 /** Whether a chain verifies under a generation at an instant, and why not. */
-export type ChainVerdict = { readonly ok: true } | { readonly ok: false; readonly kind: ChainFailureKind; readonly reason: string };
+export type ChainVerdict =
+  { readonly ok: true } | { readonly ok: false; readonly kind: ChainFailureKind; readonly reason: string };
 
 /** The decision on one connection. */
 export type Admission =
@@ -207,7 +208,10 @@ export function decideAdmission(input: AdmissionInput): Admission {
   if (input.reverify) {
     const verdict = verifyPeerChain(chain, generation, new Date(input.now));
     if (!verdict.ok) {
-      return unauthenticated(`peer certificate not trusted under the current trust: ${verdict.reason}`, CHAIN_FAILURE_LABELS[verdict.kind]);
+      return unauthenticated(
+        `peer certificate not trusted under the current trust: ${verdict.reason}`,
+        CHAIN_FAILURE_LABELS[verdict.kind],
+      );
     }
   }
   const leaf = chain.leaf;

@@ -104,11 +104,15 @@ export class ConnectionTracker {
   expire(connection: AdmittedConnection): void {
     if (!this.#connections.has(connection)) return;
     const leaf = connection.chain.leaf;
-    this.#close(connection, {
-      ok: false,
-      kind: 'expired',
-      reason: `${certificateLabel(leaf)} expired at ${new Date(connection.deadline).toISOString()}`,
-    }, 'at its notAfter');
+    this.#close(
+      connection,
+      {
+        ok: false,
+        kind: 'expired',
+        reason: `${certificateLabel(leaf)} expired at ${new Date(connection.deadline).toISOString()}`,
+      },
+      'at its notAfter',
+    );
   }
 
   /** Stops the expiry timer (module shutdown). Tracked connections stay tracked until they close. */
@@ -184,7 +188,9 @@ export class ConnectionTracker {
     socket.destroy();
     const peer = peerName(connection.chain.leaf);
     this.#options.events?.emit({ type: 'connection.revoked', reason: verdict.kind, peer });
-    this.#closures.warn(() => `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${when}: ${verdict.reason}`);
+    this.#closures.warn(
+      () => `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${when}: ${verdict.reason}`,
+    );
   }
 }
 

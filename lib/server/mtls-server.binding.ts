@@ -87,7 +87,11 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     private readonly events: MtlsEvents,
   ) {
     this.#rejections = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
-    this.#connections = new ConnectionTracker({ events, logRateLimitPerMinute: options.logRateLimitPerMinute, logger: this.#logger });
+    this.#connections = new ConnectionTracker({
+      events,
+      logRateLimitPerMinute: options.logRateLimitPerMinute,
+      logger: this.#logger,
+    });
     this.#generation = nextTrustGeneration(undefined, store.current);
   }
 
@@ -188,7 +192,8 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       // Verified by OpenSSL under the current trust, unless the handshake began under an older one (or Node did not
       // say), or it resumed a session not known to be verified under this generation.
       const reverify =
-        raw?.[ACCEPTED_UNDER] !== generation.id || (resumed && chain !== undefined && this.#verifiedUnder.get(chain) !== generation.id);
+        raw?.[ACCEPTED_UNDER] !== generation.id ||
+        (resumed && chain !== undefined && this.#verifiedUnder.get(chain) !== generation.id);
       admission = decideAdmission({
         chain,
         tlsError: socket.authorized ? undefined : String(socket.authorizationError ?? 'UNABLE_TO_GET_ISSUER_CERT'),
@@ -202,7 +207,10 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       const peerError =
         error instanceof CertificateParseError
           ? new PeerError('ERR_MTLS_PEER_INVALID', `peer certificate unreadable: ${error.message}`)
-          : new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', `admission failed: ${error instanceof Error ? error.message : String(error)}`);
+          : new PeerError(
+              'ERR_MTLS_PEER_UNAUTHENTICATED',
+              `admission failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
       admission = { kind: 'refused', error: peerError, label: peerError.code };
     }
     if (admission.kind === 'admitted') {

@@ -4,4 +4,9 @@ export { callAs } from './call-as.js';
 export type { CallAsOptions, CallerCredentials, PeerCaller, PeerRequestOptions, PeerResponse } from './call-as.js';
 export { writeKubernetesSecret } from '../credentials/secret-layout.js';
 export { CertificateAuthority } from '../x509/certificate-authority.js';
-export type { CertificateAuthorityOptions, IssuedCertificate, IssueOptions, KeyAlgorithm } from '../x509/certificate-authority.js';
+export type {
+  CertificateAuthorityOptions,
+  IssuedCertificate,
+  IssueOptions,
+  KeyAlgorithm,
+} from '../x509/certificate-authority.js';

@@ -37,19 +37,27 @@ export function checkIsCa(cert: x509.X509Certificate, file: string): void {
   // Read from the DER: Node's X509Certificate.ca is false for cA=TRUE without keyCertSign, hiding the real cause.
   const basicConstraints = cert.getExtension(x509.BasicConstraintsExtension);
   if (basicConstraints === null || !basicConstraints.ca) {
-    throw new CredentialsError('ERR_MTLS_SVID_INVALID', `"${cert.subject}" is not a CA certificate (basicConstraints cA is not true)`, {
-      file,
-      field: 'certificate',
-      fix: 'point it at the CA certificate, not at a leaf',
-    });
+    throw new CredentialsError(
+      'ERR_MTLS_SVID_INVALID',
+      `"${cert.subject}" is not a CA certificate (basicConstraints cA is not true)`,
+      {
+        file,
+        field: 'certificate',
+        fix: 'point it at the CA certificate, not at a leaf',
+      },
+    );
   }
   const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
   if (keyUsage !== null && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-    throw new CredentialsError('ERR_MTLS_SVID_INVALID', `"${cert.subject}" lacks the keyCertSign key usage and cannot sign certificates`, {
-      file,
-      field: 'certificate',
-      fix: 'use a CA certificate whose keyUsage includes keyCertSign',
-    });
+    throw new CredentialsError(
+      'ERR_MTLS_SVID_INVALID',
+      `"${cert.subject}" lacks the keyCertSign key usage and cannot sign certificates`,
+      {
+        file,
+        field: 'certificate',
+        fix: 'use a CA certificate whose keyUsage includes keyCertSign',
+      },
+    );
   }
 }
 
@@ -74,28 +82,39 @@ export function caKeyAlgorithm(key: KeyObject, file: string): KeyAlgorithm {
   if (algorithm !== undefined) return algorithm;
   const type = key.asymmetricKeyType;
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  throw new CredentialsError('ERR_MTLS_CREDENTIALS_NOT_PEM', `unsupported CA key type ${type ?? 'unknown'}${curve ? ` (${curve})` : ''}`, {
-    file,
-    field: 'key',
-    fix: 'use an ECDSA P-256/P-384, RSA or Ed25519 key',
-  });
+  throw new CredentialsError(
+    'ERR_MTLS_CREDENTIALS_NOT_PEM',
+    `unsupported CA key type ${type ?? 'unknown'}${curve ? ` (${curve})` : ''}`,
+    {
+      file,
+      field: 'key',
+      fix: 'use an ECDSA P-256/P-384, RSA or Ed25519 key',
+    },
+  );
 }
 
 /**
  * Checks that `certs[0]` chains through the following certificates to a self-signed root that ends the PEM;
  * returns the certificates below the root and the root.
  */
-export function checkChainToRoot(certs: readonly ParsedCertificate[], file: string): { intermediates: ParsedCertificate[]; root: ParsedCertificate } {
+export function checkChainToRoot(
+  certs: readonly ParsedCertificate[],
+  file: string,
+): { intermediates: ParsedCertificate[]; root: ParsedCertificate } {
   let index = 0;
   let cert = certs[0]!;
   while (!isSelfSigned(cert.node)) {
     const issuer = certs[index + 1];
     if (issuer === undefined) {
-      throw new CredentialsError('ERR_MTLS_CHAIN_UNTRUSTED', `"${cert.peculiar.subject}" is not self-signed and its issuer is not in the PEM`, {
-        file,
-        field: 'certificate',
-        fix: 'append the issuing CA certificates, up to and including the root, after the CA certificate',
-      });
+      throw new CredentialsError(
+        'ERR_MTLS_CHAIN_UNTRUSTED',
+        `"${cert.peculiar.subject}" is not self-signed and its issuer is not in the PEM`,
+        {
+          file,
+          field: 'certificate',
+          fix: 'append the issuing CA certificates, up to and including the root, after the CA certificate',
+        },
+      );
     }
     if (!(cert.node.checkIssued(issuer.node) && cert.node.verify(issuer.node.publicKey))) {
       throw new CredentialsError(
@@ -109,11 +128,15 @@ export function checkChainToRoot(certs: readonly ParsedCertificate[], file: stri
     cert = issuer;
   }
   if (index !== certs.length - 1) {
-    throw new CredentialsError('ERR_MTLS_CHAIN_UNTRUSTED', `${certs.length - 1 - index} certificate(s) follow the root "${cert.peculiar.subject}"`, {
-      file,
-      field: 'certificate',
-      fix: 'keep only the CA certificate and its issuers up to the root, in that order',
-    });
+    throw new CredentialsError(
+      'ERR_MTLS_CHAIN_UNTRUSTED',
+      `${certs.length - 1 - index} certificate(s) follow the root "${cert.peculiar.subject}"`,
+      {
+        file,
+        field: 'certificate',
+        fix: 'keep only the CA certificate and its issuers up to the root, in that order',
+      },
+    );
   }
   return { intermediates: certs.slice(0, index), root: cert };
 }

@@ -9,7 +9,14 @@ import * as x509 from '@peculiar/x509';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
 import { encodePem } from './pem.js';
 import type { KeyAlgorithm } from './key-algorithm.js';
-import { caKeyAlgorithm, checkChainToRoot, checkIsCa, parseCertificateBundle, readPrivateKey, signingCertTrustDomain } from './ca-loading.js';
+import {
+  caKeyAlgorithm,
+  checkChainToRoot,
+  checkIsCa,
+  parseCertificateBundle,
+  readPrivateKey,
+  signingCertTrustDomain,
+} from './ca-loading.js';
 
 export { keyAlgorithmOf } from './key-algorithm.js';
 import { canonicalIp } from '../identity/ip-address.js';
@@ -253,7 +260,11 @@ export class CertificateAuthority {
    * followed by its issuers up to and including the root. Throws {@link CredentialsError} when the
    * certificate is not a CA, the key does not match it, or the chain does not end at a root.
    */
-  static async load(certPem: string, keyPem: string, options: CertificateAuthorityLoadOptions = {}): Promise<CertificateAuthority> {
+  static async load(
+    certPem: string,
+    keyPem: string,
+    options: CertificateAuthorityLoadOptions = {},
+  ): Promise<CertificateAuthority> {
     const certFile = options.certFile ?? '<CA certificate>';
     const keyFile = options.keyFile ?? '<CA key>';
     const certs = parseCertificateBundle(certPem, certFile);
@@ -538,7 +549,10 @@ function defaultLeafKeyUsage(keyAlgorithm: KeyAlgorithm): LeafKeyUsage[] {
 
 function keyUsageFlags(usages: readonly LeafKeyUsage[]): number {
   if (usages.length === 0) {
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'keyUsage: an empty list cannot be encoded; pass null to omit the extension');
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      'keyUsage: an empty list cannot be encoded; pass null to omit the extension',
+    );
   }
   return usages.reduce((flags, usage) => {
     const flag = KEY_USAGE_FLAGS[usage] as x509.KeyUsageFlags | undefined;
@@ -551,7 +565,10 @@ function keyUsageFlags(usages: readonly LeafKeyUsage[]): number {
 
 function extKeyUsageOids(usages: readonly LeafExtKeyUsage[]): string[] {
   if (usages.length === 0) {
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'extKeyUsage: an empty list cannot be encoded; pass null to omit the extension');
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      'extKeyUsage: an empty list cannot be encoded; pass null to omit the extension',
+    );
   }
   return usages.map((usage) => {
     const oid = EXT_KEY_USAGE_OIDS[usage] as string | undefined;
@@ -601,7 +618,10 @@ function resolveValidity(
 ): { notBefore: Date; notAfter: Date } {
   const validityMs = options.validityMs ?? defaultValidityMs;
   if (!Number.isFinite(validityMs) || validityMs <= 0) {
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `validityMs: must be a positive number of milliseconds, got ${validityMs}`);
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `validityMs: must be a positive number of milliseconds, got ${validityMs}`,
+    );
   }
   const notBefore = checkDate(options.notBefore, 'notBefore') ?? new Date(Date.now() - CLOCK_SKEW_MS);
   const notAfter = checkDate(options.notAfter, 'notAfter') ?? new Date(notBefore.getTime() + validityMs);
@@ -611,7 +631,7 @@ function resolveValidity(
 /** 16 random bytes, positive and without a leading zero byte, so the DER INTEGER is exactly 16 octets. */
 function randomSerialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01;
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
   return bytes.toString('hex');
 }
 

@@ -156,7 +156,11 @@ function isSelfSigned(certificate: CertificateInfo): boolean {
 }
 
 /** Checks a structurally complete path (leaf first, self-signed trusted root last). */
-function checkPath(path: readonly CertificateInfo[], trusted: ReadonlySet<string>, options: ChainVerifyOptions): Failure | undefined {
+function checkPath(
+  path: readonly CertificateInfo[],
+  trusted: ReadonlySet<string>,
+  options: ChainVerifyOptions,
+): Failure | undefined {
   const fail = (kind: ChainFailureKind, reason: string, certificate: CertificateInfo): Failure => ({
     ok: false,
     kind,
@@ -170,11 +174,19 @@ function checkPath(path: readonly CertificateInfo[], trusted: ReadonlySet<string
       return fail('expired', `${certificateLabel(certificate)} expired at ${certificate.notAfter.toISOString()}`, certificate);
     }
     if (validity === 'not-yet-valid') {
-      return fail('not-yet-valid', `${certificateLabel(certificate)} is not valid before ${certificate.notBefore.toISOString()}`, certificate);
+      return fail(
+        'not-yet-valid',
+        `${certificateLabel(certificate)} is not valid before ${certificate.notBefore.toISOString()}`,
+        certificate,
+      );
     }
     if (i === 0) continue;
     if (!certificate.isCa) {
-      return fail('not-a-ca', `${certificateLabel(certificate)} signs ${certificateLabel(path[i - 1]!)} but is not a CA (basicConstraints cA is not true)`, certificate);
+      return fail(
+        'not-a-ca',
+        `${certificateLabel(certificate)} signs ${certificateLabel(path[i - 1]!)} but is not a CA (basicConstraints cA is not true)`,
+        certificate,
+      );
     }
     const isRoot = i === path.length - 1;
     // RFC 5280 §4.2.1.3 requires key usage on every CA that signs certificates; only legacy roots may omit it.
@@ -195,7 +207,11 @@ function checkPath(path: readonly CertificateInfo[], trusted: ReadonlySet<string
     if (!trusted.has(certificate.fingerprint256) && certificate.extKeyUsage !== undefined) {
       for (const usage of options.usages ?? []) {
         if (!certificate.extKeyUsage.includes(USAGE_OIDS[usage])) {
-          return fail('usage', `intermediate CA ${certificateLabel(certificate)} restricts extended key usage and lacks ${usage}`, certificate);
+          return fail(
+            'usage',
+            `intermediate CA ${certificateLabel(certificate)} restricts extended key usage and lacks ${usage}`,
+            certificate,
+          );
         }
       }
     }
@@ -221,7 +237,8 @@ function checkRevocation(path: readonly CertificateInfo[], crls: readonly Revoca
       };
     }
     const current = fromIssuer.filter(
-      (crl) => crl.thisUpdate.getTime() <= now.getTime() && (crl.nextUpdate === undefined || now.getTime() <= crl.nextUpdate.getTime()),
+      (crl) =>
+        crl.thisUpdate.getTime() <= now.getTime() && (crl.nextUpdate === undefined || now.getTime() <= crl.nextUpdate.getTime()),
     );
     if (current.length === 0) {
       const expired = fromIssuer.some((crl) => crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now.getTime());

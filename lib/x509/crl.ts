@@ -130,7 +130,8 @@ function readCertificateList(buf: Buffer): CrlParseResult {
   // RFC 5280 §5.1.2.1: v1 CRLs omit the version; when present it is v2 (1), the only version with extensions.
   const versionField = tbs.readOptional(Tag.INTEGER, 'tbsCertList.version');
   const v2 = versionField !== undefined;
-  if (v2 && versionField.smallUnsigned('tbsCertList.version') !== 1) malformed('tbsCertList.version', 'must be v2 (1) when present');
+  if (v2 && versionField.smallUnsigned('tbsCertList.version') !== 1)
+    malformed('tbsCertList.version', 'must be v2 (1) when present');
   const innerAlgorithm = tbs.readEncoded(Tag.SEQUENCE, 'tbsCertList.signature');
   const issuerDer = tbs.readEncoded(Tag.SEQUENCE, 'tbsCertList.issuer');
   const thisUpdate = readTime(tbs, 'tbsCertList.thisUpdate');
@@ -148,7 +149,12 @@ function readCertificateList(buf: Buffer): CrlParseResult {
     if (!entry.done) {
       if (!v2) malformed(`${what}.crlEntryExtensions`, 'only allowed in a v2 CRL');
       // An empty list breaks SIZE (1..MAX), but common generators write one and OpenSSL accepts it.
-      readExtensions(entry.read(Tag.SEQUENCE, `${what}.crlEntryExtensions`), `${what}.crlEntryExtensions`, scan, checkEntryExtension);
+      readExtensions(
+        entry.read(Tag.SEQUENCE, `${what}.crlEntryExtensions`),
+        `${what}.crlEntryExtensions`,
+        scan,
+        checkEntryExtension,
+      );
     }
     entry.finish(what);
     revokedSerials.add(serial);
@@ -156,7 +162,12 @@ function readCertificateList(buf: Buffer): CrlParseResult {
   const extensions = tbs.readOptional(contextConstructed(0), 'tbsCertList.crlExtensions');
   if (extensions !== undefined) {
     if (!v2) malformed('tbsCertList.crlExtensions', 'only allowed in a v2 CRL');
-    readExtensions(extensions.read(Tag.SEQUENCE, 'tbsCertList.crlExtensions'), 'tbsCertList.crlExtensions', scan, checkCrlExtension);
+    readExtensions(
+      extensions.read(Tag.SEQUENCE, 'tbsCertList.crlExtensions'),
+      'tbsCertList.crlExtensions',
+      scan,
+      checkCrlExtension,
+    );
     extensions.finish('tbsCertList.crlExtensions');
   }
   tbs.finish('tbsCertList');
@@ -208,7 +219,8 @@ function checkCrlExtension(scan: ExtensionScan, id: string, critical: boolean, v
   if (id === OID_AUTHORITY_KEY_IDENTIFIER) scan.authorityKeyId = readAuthorityKeyId(value, at);
   if (scan.unsupported !== undefined || NEUTRAL_CRL_EXTENSIONS.has(id)) return;
   if (id === OID_DELTA_CRL_INDICATOR) {
-    scan.unsupported = 'it is a delta CRL (deltaCRLIndicator), which lists only the changes since a base CRL; only complete CRLs are supported';
+    scan.unsupported =
+      'it is a delta CRL (deltaCRLIndicator), which lists only the changes since a base CRL; only complete CRLs are supported';
   } else if (id === OID_ISSUING_DISTRIBUTION_POINT) {
     scan.unsupported =
       'it has an issuingDistributionPoint extension, so it may cover only some certificates of its CA (a partitioned CRL); only complete CRLs are supported';
@@ -245,7 +257,8 @@ function readAuthorityKeyId(value: DerReader, at: string): string | undefined {
 function checkEntryExtension(scan: ExtensionScan, id: string, critical: boolean): void {
   if (scan.unsupported !== undefined || NEUTRAL_ENTRY_EXTENSIONS.has(id)) return;
   if (id === OID_CERTIFICATE_ISSUER) {
-    scan.unsupported = 'it is an indirect CRL (certificateIssuer entry extension), which lists certificates of other issuers; only complete CRLs of one CA are supported';
+    scan.unsupported =
+      'it is an indirect CRL (certificateIssuer entry extension), which lists certificates of other issuers; only complete CRLs of one CA are supported';
   } else if (critical) {
     scan.unsupported = `an entry has critical extension ${id}, which is not understood (RFC 5280 §5.3: such a CRL must not be used)`;
   }
@@ -257,9 +270,7 @@ export function parseCrlPem(pem: string): CrlParseResult {
   const scan = findPemBlocks(data);
   const block = scan.ok ? scan.blocks.find((b) => b.label === 'X509 CRL') : undefined;
   const der = block === undefined ? undefined : decodePemBlock(data, block);
-  return der === undefined
-    ? refusal('malformed', 'not a PEM "X509 CRL" block', REFETCH_FIX)
-    : parseCrl(der);
+  return der === undefined ? refusal('malformed', 'not a PEM "X509 CRL" block', REFETCH_FIX) : parseCrl(der);
 }
 
 /** Why `ca` cannot be the issuer of `crl`, or undefined when it is (name, cRLSign key usage, signature). */

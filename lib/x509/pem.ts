@@ -17,7 +17,8 @@ export interface PemBlock {
 }
 
 /** Result of {@link findPemBlocks}: the blocks, or why the framing is broken (the reason never quotes file content). */
-export type PemScan = { readonly ok: true; readonly blocks: readonly PemBlock[] } | { readonly ok: false; readonly reason: string };
+export type PemScan =
+  { readonly ok: true; readonly blocks: readonly PemBlock[] } | { readonly ok: false; readonly reason: string };
 
 const BEGIN = '-----BEGIN ';
 const DASHES = '-----';
@@ -104,7 +105,11 @@ export function isPrivateKeyLabel(label: string): boolean {
 export function redactPrivateKeys(data: Buffer): string {
   const kept: Buffer[] = [];
   let copied = 0;
-  for (let begin = data.indexOf(BEGIN, 0, 'latin1'); begin >= 0; begin = data.indexOf(BEGIN, Math.max(copied, begin + 1), 'latin1')) {
+  for (
+    let begin = data.indexOf(BEGIN, 0, 'latin1');
+    begin >= 0;
+    begin = data.indexOf(BEGIN, Math.max(copied, begin + 1), 'latin1')
+  ) {
     const labelStart = begin + BEGIN.length;
     const newline = data.indexOf(NEWLINE, labelStart);
     const lineEnd = newline < 0 ? data.length : newline;

@@ -6,10 +6,7 @@ import { SampleConfigError } from './sample-config.js';
  * Starts a sample service and prints `<name> listening on https://HOST:PORT` once it accepts connections.
  * A configuration or credentials error is printed as one clear line and the process exits 1.
  */
-export async function runService(
-  name: string,
-  start: () => Promise<{ app: INestApplication; host: string }>,
-): Promise<void> {
+export async function runService(name: string, start: () => Promise<{ app: INestApplication; host: string }>): Promise<void> {
   try {
     const { app, host } = await start();
     const address = app.getHttpServer().address() as { port: number };

@@ -47,7 +47,9 @@ export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = pro
   const files = { MTLS_CERT_FILE: env.MTLS_CERT_FILE, MTLS_KEY_FILE: env.MTLS_KEY_FILE, MTLS_CA_FILE: env.MTLS_CA_FILE };
   const given = Object.entries(files).filter(([, value]) => value);
   if (given.length > 0) {
-    const missing = Object.entries(files).filter(([, value]) => !value).map(([name]) => name);
+    const missing = Object.entries(files)
+      .filter(([, value]) => !value)
+      .map(([name]) => name);
     if (missing.length > 0) {
       throw new SampleConfigError(
         `${missing.join(', ')} not set: set all of MTLS_CERT_FILE, MTLS_KEY_FILE and MTLS_CA_FILE, or MTLS_DIR alone`,

@@ -140,9 +140,11 @@ describe('the package entry points', () => {
     expect(describe(new root.UpstreamError('ERR_MTLS_UPSTREAM_TIMEOUT', 'slow', { upstream: 'inventory' }))).toBe(
       'upstream inventory',
     );
-    expect(describe(new root.CredentialsError('ERR_MTLS_CERT_EXPIRED', 'old', { file: 'tls.crt', field: 'certificate', fix: 'renew' }))).toBe(
-      'file tls.crt',
-    );
+    expect(
+      describe(
+        new root.CredentialsError('ERR_MTLS_CERT_EXPIRED', 'old', { file: 'tls.crt', field: 'certificate', fix: 'renew' }),
+      ),
+    ).toBe('file tls.crt');
   });
 
   // @peculiar/x509 sets a global crypto provider and loads reflect-metadata's polyfill: only the CLI and the testing

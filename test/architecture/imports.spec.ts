@@ -20,9 +20,7 @@ const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+
 const graph = new Map<string, string[]>(
   sources(lib).map((file) => {
     const text = readFileSync(file, 'utf8');
-    const targets = [...text.matchAll(IMPORT)].map((m) =>
-      relative(lib, resolve(dirname(file), m[1]!)).replace(/\.js$/, '.ts'),
-    );
+    const targets = [...text.matchAll(IMPORT)].map((m) => relative(lib, resolve(dirname(file), m[1]!)).replace(/\.js$/, '.ts'));
     return [relative(lib, file), [...new Set(targets)]];
   }),
 );

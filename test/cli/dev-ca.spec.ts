@@ -7,12 +7,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectCertificate } from '../../lib/cli/certificate-inspection.js';
-import {
-  ensureDevCertificates,
-  initDevCa,
-  issueDevCertificate,
-  normalizeDevCertificateRequest,
-} from '../../lib/cli/dev-ca.js';
+import { ensureDevCertificates, initDevCa, issueDevCertificate, normalizeDevCertificateRequest } from '../../lib/cli/dev-ca.js';
 import type { DevCertificateResult, IssueDevCertificateOptions } from '../../lib/cli/dev-ca.js';
 import { loadCredentials, resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
 import { CredentialsError, MtlsConfigError } from '../../lib/errors/mtls.errors.js';
@@ -58,7 +53,10 @@ async function dataTarget(setDir: string): Promise<string> {
 }
 
 async function loadDevCa(dir: string): Promise<CertificateAuthority> {
-  return CertificateAuthority.load(await readFile(join(dir, 'ca', 'ca.crt'), 'utf8'), await readFile(join(dir, 'ca', 'ca.key'), 'utf8'));
+  return CertificateAuthority.load(
+    await readFile(join(dir, 'ca', 'ca.crt'), 'utf8'),
+    await readFile(join(dir, 'ca', 'ca.key'), 'utf8'),
+  );
 }
 
 async function caught(promise: Promise<unknown>): Promise<Error> {
@@ -258,8 +256,16 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
     await orders(dir);
     const setDir = join(dir, 'orders');
     const ca = await loadDevCa(dir);
-    const expired = await ca.issue({ spiffeId: ORDERS, notBefore: new Date(Date.now() - 3 * HOUR_MS), notAfter: new Date(Date.now() - HOUR_MS) });
-    await writeKubernetesSecret(setDir, { 'tls.crt': expired.chainPem, 'tls.key': expired.keyPem, 'ca.crt': ca.rootPem }, { mode: 0o600 });
+    const expired = await ca.issue({
+      spiffeId: ORDERS,
+      notBefore: new Date(Date.now() - 3 * HOUR_MS),
+      notAfter: new Date(Date.now() - HOUR_MS),
+    });
+    await writeKubernetesSecret(
+      setDir,
+      { 'tls.crt': expired.chainPem, 'tls.key': expired.keyPem, 'ca.crt': ca.rootPem },
+      { mode: 0o600 },
+    );
     const oldTarget = await dataTarget(setDir);
 
     const result = await orders(dir);
@@ -273,9 +279,24 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
   });
 
   it.each<[string, Partial<IssueDevCertificateOptions>, string, RegExp]>([
-    ['another SPIFFE ID', { spiffeId: INVENTORY }, 'spiffe-id-changed', /^issued for spiffe:\/\/shop\.test\/ns\/shop\/sa\/orders, requested spiffe:\/\/shop\.test\/ns\/shop\/sa\/inventory$/],
-    ['other SANs', { dnsNames: ['orders.shop.svc'] }, 'sans-changed', /^DNS\/IP SANs are \(none\), requested DNS:orders\.shop\.svc$/],
-    ['another key algorithm', { keyAlgorithm: 'ECDSA-P384' }, 'key-algorithm-changed', /^the key is ECDSA-P256, requested ECDSA-P384$/],
+    [
+      'another SPIFFE ID',
+      { spiffeId: INVENTORY },
+      'spiffe-id-changed',
+      /^issued for spiffe:\/\/shop\.test\/ns\/shop\/sa\/orders, requested spiffe:\/\/shop\.test\/ns\/shop\/sa\/inventory$/,
+    ],
+    [
+      'other SANs',
+      { dnsNames: ['orders.shop.svc'] },
+      'sans-changed',
+      /^DNS\/IP SANs are \(none\), requested DNS:orders\.shop\.svc$/,
+    ],
+    [
+      'another key algorithm',
+      { keyAlgorithm: 'ECDSA-P384' },
+      'key-algorithm-changed',
+      /^the key is ECDSA-P256, requested ECDSA-P384$/,
+    ],
     ['force', { force: true }, 'forced', /^re-issue requested \(force\)$/],
   ])('re-issues for %s', async (_label, change, reason, detail) => {
     const dir = freshDir();
@@ -303,19 +324,26 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
     await orders(dir);
     const ca = await loadDevCa(dir);
     const [a, b] = [await ca.issue({ spiffeId: ORDERS }), await ca.issue({ spiffeId: ORDERS })];
-    await writeKubernetesSecret(join(dir, 'orders'), { 'tls.crt': a.chainPem, 'tls.key': b.keyPem, 'ca.crt': ca.rootPem }, { mode: 0o600 });
+    await writeKubernetesSecret(
+      join(dir, 'orders'),
+      { 'tls.crt': a.chainPem, 'tls.key': b.keyPem, 'ca.crt': ca.rootPem },
+      { mode: 0o600 },
+    );
     const result = await orders(dir);
     expect([result.action, result.reason, result.detail]).toEqual(['issued', 'key-mismatch', 'tls.key does not match tls.crt']);
   });
 
-  it.each(['ECDSA-P384', 'RSA-2048', 'Ed25519'] as const)('issues %s keys that pass startup validation and openssl verify', async (keyAlgorithm) => {
-    const dir = freshDir();
-    const result = await orders(dir, { keyAlgorithm });
-    const credentials = await loadCredentials(resolveCredentialFiles({ dir: result.dir }));
-    expect(credentials.identity.spiffeId).toBe(ORDERS);
-    expect(openssl(['verify', '-CAfile', result.files.ca, result.files.cert]).ok).toBe(true);
-    expect((await orders(dir, { keyAlgorithm })).action).toBe('kept');
-  });
+  it.each(['ECDSA-P384', 'RSA-2048', 'Ed25519'] as const)(
+    'issues %s keys that pass startup validation and openssl verify',
+    async (keyAlgorithm) => {
+      const dir = freshDir();
+      const result = await orders(dir, { keyAlgorithm });
+      const credentials = await loadCredentials(resolveCredentialFiles({ dir: result.dir }));
+      expect(credentials.identity.spiffeId).toBe(ORDERS);
+      expect(openssl(['verify', '-CAfile', result.files.ca, result.files.cert]).ok).toBe(true);
+      expect((await orders(dir, { keyAlgorithm })).action).toBe('kept');
+    },
+  );
 
   it('warns when the SPIFFE ID is outside the CA trust domain, and still issues it', async () => {
     const dir = freshDir();
@@ -430,7 +458,9 @@ describe('initDevCa never overwrites a CA key by accident', () => {
     expect(error.message).toMatch(
       /ca\.crt \(ca\): the dev CA expired 2h\dm ago \(.*\)\. Fix: replace the CA with `nestjs-mtls dev-ca init --force`, then re-issue its certificates/,
     );
-    await expect(issueDevCertificate({ dir, name: 'orders', spiffeId: ORDERS })).rejects.toMatchObject({ code: 'ERR_MTLS_CERT_EXPIRED' });
+    await expect(issueDevCertificate({ dir, name: 'orders', spiffeId: ORDERS })).rejects.toMatchObject({
+      code: 'ERR_MTLS_CERT_EXPIRED',
+    });
     expect(await readFile(join(dir, 'ca', 'ca.key'), 'utf8')).toBe(expired.keyPem);
   });
 
@@ -460,7 +490,9 @@ describe('initDevCa never overwrites a CA key by accident', () => {
     for (const force of [false, true]) {
       const error = await caught(initDevCa({ dir, force }));
       expect(error).toBeInstanceOf(MtlsConfigError);
-      expect(error.message).toBe(`there is no dev CA in ${join(dir, 'ca')} yet: pass trustDomain (--trust-domain, e.g. shop.test) to create one`);
+      expect(error.message).toBe(
+        `there is no dev CA in ${join(dir, 'ca')} yet: pass trustDomain (--trust-domain, e.g. shop.test) to create one`,
+      );
     }
   });
 
@@ -477,7 +509,11 @@ describe('normalizeDevCertificateRequest', () => {
 
   it('lower-cases DNS names, canonicalises IPs and drops duplicates', () => {
     expect(
-      normalizeDevCertificateRequest({ ...base, dnsNames: ['Orders.Shop.SVC', 'orders.shop.svc', '*.shop.svc'], ipAddresses: ['::0:1', '::1', '10.0.0.1'] }),
+      normalizeDevCertificateRequest({
+        ...base,
+        dnsNames: ['Orders.Shop.SVC', 'orders.shop.svc', '*.shop.svc'],
+        ipAddresses: ['::0:1', '::1', '10.0.0.1'],
+      }),
     ).toEqual({
       name: 'orders',
       spiffeId: ORDERS,
@@ -490,18 +526,50 @@ describe('normalizeDevCertificateRequest', () => {
   });
 
   it.each<[string, Record<string, unknown>, string]>([
-    ['a name that climbs out', { name: '../x' }, 'name: "../x" must be a folder name: letters, digits, ".", "-" and "_", starting and ending with a letter or digit, at most 63 characters'],
+    [
+      'a name that climbs out',
+      { name: '../x' },
+      'name: "../x" must be a folder name: letters, digits, ".", "-" and "_", starting and ending with a letter or digit, at most 63 characters',
+    ],
     ['the CA folder name', { name: 'ca' }, 'name: "ca" is the dev CA\'s own folder; choose another name'],
-    ['a SPIFFE ID with another scheme', { spiffeId: 'https://shop.test/orders' }, 'spiffeId: "https://shop.test/orders" is not a SPIFFE ID: scheme is missing or invalid'],
-    ['a SPIFFE ID with upper case', { spiffeId: 'spiffe://Shop.test/a' }, 'spiffeId: "spiffe://Shop.test/a" is not a SPIFFE ID: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['a trust-domain-only SPIFFE ID', { spiffeId: 'spiffe://shop.test' }, 'spiffeId: "spiffe://shop.test" has no path; a workload ID looks like spiffe://shop.test/ns/shop/sa/orders'],
-    ['a DNS name with a space', { dnsNames: ['bad name'] }, 'dnsNames: "bad name" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)'],
-    ['a wildcard in the middle', { dnsNames: ['a.*.svc'] }, 'dnsNames: "a.*.svc" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)'],
+    [
+      'a SPIFFE ID with another scheme',
+      { spiffeId: 'https://shop.test/orders' },
+      'spiffeId: "https://shop.test/orders" is not a SPIFFE ID: scheme is missing or invalid',
+    ],
+    [
+      'a SPIFFE ID with upper case',
+      { spiffeId: 'spiffe://Shop.test/a' },
+      'spiffeId: "spiffe://Shop.test/a" is not a SPIFFE ID: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'a trust-domain-only SPIFFE ID',
+      { spiffeId: 'spiffe://shop.test' },
+      'spiffeId: "spiffe://shop.test" has no path; a workload ID looks like spiffe://shop.test/ns/shop/sa/orders',
+    ],
+    [
+      'a DNS name with a space',
+      { dnsNames: ['bad name'] },
+      'dnsNames: "bad name" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)',
+    ],
+    [
+      'a wildcard in the middle',
+      { dnsNames: ['a.*.svc'] },
+      'dnsNames: "a.*.svc" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)',
+    ],
     ['an IP with a zone', { ipAddresses: ['fe80::1%eth0'] }, 'ipAddresses: "fe80::1%eth0" is not an IPv4 or IPv6 address'],
     ['a short IPv4', { ipAddresses: ['1.2.3'] }, 'ipAddresses: "1.2.3" is not an IPv4 or IPv6 address'],
     ['a zero validity', { validityMs: 0 }, 'validityMs: must be a positive whole number of milliseconds, got 0'],
-    ['an unknown key algorithm', { keyAlgorithm: 'DSA' }, 'keyAlgorithm: "DSA" is not one of ECDSA-P256, ECDSA-P384, RSA-2048, Ed25519'],
-    ['a control character', { spiffeId: 'spiffe://shop.test/a\u001b[2J' }, 'spiffeId: "spiffe://shop.test/a\\x1b[2J" is not a SPIFFE ID: path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
+    [
+      'an unknown key algorithm',
+      { keyAlgorithm: 'DSA' },
+      'keyAlgorithm: "DSA" is not one of ECDSA-P256, ECDSA-P384, RSA-2048, Ed25519',
+    ],
+    [
+      'a control character',
+      { spiffeId: 'spiffe://shop.test/a\u001b[2J' },
+      'spiffeId: "spiffe://shop.test/a\\x1b[2J" is not a SPIFFE ID: path segment characters are limited to letters, numbers, dots, dashes, and underscores',
+    ],
   ])('refuses %s', (_label, change, message) => {
     expect(() => normalizeDevCertificateRequest({ ...base, ...change } as typeof base)).toThrow(
       expect.objectContaining({ name: 'MtlsConfigError', code: 'ERR_MTLS_CONFIG_INVALID', message }),

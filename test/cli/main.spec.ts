@@ -73,18 +73,42 @@ describe('usage errors exit 2 with a message and a pointer to --help', () => {
     [['dev-ca'], '"dev-ca" needs a subcommand: init or issue'],
     [['dev-ca', 'rotate'], 'unknown dev-ca subcommand "rotate"; use init or issue'],
     [['dev-ca', 'init', 'extra'], '"dev-ca init" takes no arguments, got "extra"'],
-    [['dev-ca', 'init', '--trust-domain', 'spiffe://shop.test'], '--trust-domain: must be a trust domain name such as shop.test (no spiffe:// scheme)'],
-    [['dev-ca', 'init', '--trust-domain', 'Shop.test'], '--trust-domain: "Shop.test" is not a trust domain name: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
+    [
+      ['dev-ca', 'init', '--trust-domain', 'spiffe://shop.test'],
+      '--trust-domain: must be a trust domain name such as shop.test (no spiffe:// scheme)',
+    ],
+    [
+      ['dev-ca', 'init', '--trust-domain', 'Shop.test'],
+      '--trust-domain: "Shop.test" is not a trust domain name: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
     [['dev-ca', 'init', '--validity', '1y'], '--validity "1y" is not a duration; use e.g. 90s, 30m, 24h, 7d or 1h30m'],
-    [['dev-ca', 'issue', '--spiffe-id', ORDERS], '"dev-ca issue" needs the name of the certificate set, e.g. dev-ca issue orders --spiffe-id spiffe://shop.test/ns/shop/sa/orders'],
+    [
+      ['dev-ca', 'issue', '--spiffe-id', ORDERS],
+      '"dev-ca issue" needs the name of the certificate set, e.g. dev-ca issue orders --spiffe-id spiffe://shop.test/ns/shop/sa/orders',
+    ],
     [['dev-ca', 'issue', 'orders'], '"dev-ca issue" needs --spiffe-id, e.g. --spiffe-id spiffe://shop.test/ns/shop/sa/orders'],
     [['dev-ca', 'issue', 'a', 'b', '--spiffe-id', ORDERS], '"dev-ca issue" takes one name, got "a" "b"'],
     [['dev-ca', 'issue', 'orders', '--spiffe-id'], "Option '--spiffe-id <value>' argument missing"],
-    [['dev-ca', 'issue', 'orders', '--spiffe-id', 'orders'], '--spiffe-id: "orders" is not a SPIFFE ID: scheme is missing or invalid'],
-    [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--ip', 'localhost'], '--ip: "localhost" is not an IPv4 or IPv6 address'],
-    [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--dns', 'a b'], '--dns: "a b" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)'],
-    [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--validity', '24'], '--validity "24" is not a duration; use e.g. 90s, 30m, 24h, 7d or 1h30m'],
-    [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--key-algorithm', 'dsa'], '--key-algorithm "dsa" is not one of ecdsa-p256, ecdsa-p384, rsa-2048, ed25519'],
+    [
+      ['dev-ca', 'issue', 'orders', '--spiffe-id', 'orders'],
+      '--spiffe-id: "orders" is not a SPIFFE ID: scheme is missing or invalid',
+    ],
+    [
+      ['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--ip', 'localhost'],
+      '--ip: "localhost" is not an IPv4 or IPv6 address',
+    ],
+    [
+      ['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--dns', 'a b'],
+      '--dns: "a b" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)',
+    ],
+    [
+      ['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--validity', '24'],
+      '--validity "24" is not a duration; use e.g. 90s, 30m, 24h, 7d or 1h30m',
+    ],
+    [
+      ['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--key-algorithm', 'dsa'],
+      '--key-algorithm "dsa" is not one of ecdsa-p256, ecdsa-p384, rsa-2048, ed25519',
+    ],
     [['dev-ca', 'issue', '../orders', '--spiffe-id', ORDERS], '<name>: "../orders" must be a folder name'],
     [['dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--bogus'], "Unknown option '--bogus'"],
     [['inspect'], '"inspect" takes one certificate file, e.g. inspect .dev-certs/orders/tls.crt --key .dev-certs/orders/tls.key'],
@@ -107,7 +131,9 @@ describe('nestjs-mtls dev-ca', () => {
     const dir = freshDir();
     const created = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'shop.test');
     expect(created.status).toBe(EXIT_OK);
-    expect(created.out).toMatch(/^created the dev CA for trust domain shop\.test in .*\/ca \(valid until \d{4}-.*, SHA-256 [0-9A-F:]{95}\)\n/);
+    expect(created.out).toMatch(
+      /^created the dev CA for trust domain shop\.test in .*\/ca \(valid until \d{4}-.*, SHA-256 [0-9A-F:]{95}\)\n/,
+    );
     expect(created.out).toContain('production certificates come from cert-manager, Vault PKI or SPIRE');
 
     const reused = await cli('dev-ca', 'init', '--dir', dir);
@@ -117,7 +143,9 @@ describe('nestjs-mtls dev-ca', () => {
     const keyBefore = await readFile(join(dir, 'ca', 'ca.key'), 'utf8');
     const refused = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'other.test');
     expect(refused.status).toBe(EXIT_FAILURE);
-    expect(refused.err).toMatch(/^nestjs-mtls: refusing to overwrite the dev CA key .*ca\.key: .*`nestjs-mtls dev-ca init --force --trust-domain other\.test`.* \[ERR_MTLS_CONFIG_INVALID\]$/);
+    expect(refused.err).toMatch(
+      /^nestjs-mtls: refusing to overwrite the dev CA key .*ca\.key: .*`nestjs-mtls dev-ca init --force --trust-domain other\.test`.* \[ERR_MTLS_CONFIG_INVALID\]$/,
+    );
     expect(await readFile(join(dir, 'ca', 'ca.key'), 'utf8')).toBe(keyBefore);
 
     const forced = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'other.test', '--force');
@@ -130,7 +158,9 @@ describe('nestjs-mtls dev-ca', () => {
     const dir = freshDir();
     const { status, err } = await cli('dev-ca', 'init', '--dir', dir);
     expect(status).toBe(EXIT_FAILURE);
-    expect(err).toBe(`nestjs-mtls: there is no dev CA in ${join(dir, 'ca')} yet: pass trustDomain (--trust-domain, e.g. shop.test) to create one [ERR_MTLS_CONFIG_INVALID]`);
+    expect(err).toBe(
+      `nestjs-mtls: there is no dev CA in ${join(dir, 'ca')} yet: pass trustDomain (--trust-domain, e.g. shop.test) to create one [ERR_MTLS_CONFIG_INVALID]`,
+    );
   });
 
   it('issue writes a set that loads, keeps it on a second run, and re-issues it with --force', async () => {
@@ -140,7 +170,9 @@ describe('nestjs-mtls dev-ca', () => {
     expect(first.status).toBe(EXIT_OK);
     const lines = first.out.split('\n');
     expect(lines[0]).toMatch(/^created the dev CA for trust domain shop\.test in /);
-    expect(lines[1]).toMatch(new RegExp(`^issued orders: ${ORDERS} in .*orders, valid until \\d{4}-.*Z \\(new: no certificate yet\\)$`));
+    expect(lines[1]).toMatch(
+      new RegExp(`^issued orders: ${ORDERS} in .*orders, valid until \\d{4}-.*Z \\(new: no certificate yet\\)$`),
+    );
     const credentials = await loadCredentials(resolveCredentialFiles({ dir: join(dir, 'orders') }));
     expect(credentials.identity.spiffeId).toBe(ORDERS);
     expect(credentials.identity.dnsNames).toEqual(['localhost']);
@@ -156,7 +188,19 @@ describe('nestjs-mtls dev-ca', () => {
 
   it('issue takes --validity and --key-algorithm', async () => {
     const dir = freshDir();
-    const { status } = await cli('dev-ca', 'issue', 'orders', '--spiffe-id', ORDERS, '--validity', '2h', '--key-algorithm', 'ECDSA-P384', '--dir', dir);
+    const { status } = await cli(
+      'dev-ca',
+      'issue',
+      'orders',
+      '--spiffe-id',
+      ORDERS,
+      '--validity',
+      '2h',
+      '--key-algorithm',
+      'ECDSA-P384',
+      '--dir',
+      dir,
+    );
     expect(status).toBe(EXIT_OK);
     const inspected = await cli('inspect', join(dir, 'orders', 'tls.crt'), '--json');
     const json = JSON.parse(inspected.out) as { publicKey: string; remainingMs: number };
@@ -168,9 +212,19 @@ describe('nestjs-mtls dev-ca', () => {
   it('issue prints the trust-domain warning on stderr', async () => {
     const dir = freshDir();
     await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'shop.test');
-    const { status, err } = await cli('dev-ca', 'issue', 'stranger', '--spiffe-id', 'spiffe://elsewhere.test/ns/shop/sa/orders', '--dir', dir);
+    const { status, err } = await cli(
+      'dev-ca',
+      'issue',
+      'stranger',
+      '--spiffe-id',
+      'spiffe://elsewhere.test/ns/shop/sa/orders',
+      '--dir',
+      dir,
+    );
     expect(status).toBe(EXIT_OK);
-    expect(err).toMatch(/^warning: spiffe:\/\/elsewhere\.test\/ns\/shop\/sa\/orders is outside the dev CA's trust domain "shop\.test"/);
+    expect(err).toMatch(
+      /^warning: spiffe:\/\/elsewhere\.test\/ns\/shop\/sa\/orders is outside the dev CA's trust domain "shop\.test"/,
+    );
   });
 });
 
@@ -229,6 +283,8 @@ describe('nestjs-mtls inspect', () => {
   it('exits 1 with the file and the fix when the file is not a certificate', async () => {
     const { status, err } = await cli('inspect', join(dir, 'orders', 'tls.key'));
     expect(status).toBe(EXIT_FAILURE);
-    expect(err).toMatch(/tls\.key \(certificate\): .*Fix: this file holds a private key: pass the certificate file, and give the key with --key \[ERR_MTLS_CREDENTIALS_NOT_PEM\]$/);
+    expect(err).toMatch(
+      /tls\.key \(certificate\): .*Fix: this file holds a private key: pass the certificate file, and give the key with --key \[ERR_MTLS_CREDENTIALS_NOT_PEM\]$/,
+    );
   });
 });

@@ -51,7 +51,11 @@ beforeAll(async () => {
   anchors = TrustAnchors.of(parseCertificatesPem(bundlePem));
   orders = await shop.peer(ORDERS);
   for (const [name, { issuer, options }] of Object.entries(SERVERS)) {
-    const identity = await (issuer === 'shop' ? shop : elsewhere).peer({ ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], ...options });
+    const identity = await (issuer === 'shop' ? shop : elsewhere).peer({
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+      ...options,
+    });
     servers.set(name, await startUpstream(identity, shop.bundlePem));
   }
 });
@@ -61,7 +65,12 @@ afterAll(async () => {
 });
 
 /** One GET over a fresh connection, checked by `expectation` as the client checks it; resolves the status or the error. */
-function get(server: UpstreamServer, expectation: UpstreamExpectation, withAnchors: boolean, host = '127.0.0.1'): Promise<number | Error> {
+function get(
+  server: UpstreamServer,
+  expectation: UpstreamExpectation,
+  withAnchors: boolean,
+  host = '127.0.0.1',
+): Promise<number | Error> {
   const origin = new URL(server.origin.replace('127.0.0.1', host));
   return new Promise((resolve) => {
     const req = request(
@@ -103,7 +112,12 @@ describe.each([
     ['a SPIFFE pattern', 'impostor', impostorReason, () => expectSpiffePeer('spiffe://shop.test/ns/*/sa/inventory', NAMED)],
     ['a host name', 'impostor', impostorReason, () => expectHostName('localhost'), 'localhost'],
     ['the host name 127.0.0.1', 'impostor', impostorReason, () => expectHostName('127.0.0.1')],
-    ['its own SPIFFE ID', 'elsewhereWorkload', undefined, () => expectSpiffePeer('spiffe://elsewhere.test/ns/stock/sa/inventory', NAMED)],
+    [
+      'its own SPIFFE ID',
+      'elsewhereWorkload',
+      undefined,
+      () => expectSpiffePeer('spiffe://elsewhere.test/ns/stock/sa/inventory', NAMED),
+    ],
     ['a host name, legacy server of the other CA', 'legacyElsewhere', undefined, () => expectHostName('localhost'), 'localhost'],
     [
       'a host name, CA:TRUE leaf (P1-23)',

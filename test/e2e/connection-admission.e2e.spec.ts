@@ -8,7 +8,14 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AllowAnyPeer, MtlsEvents, mtlsHttpsOptions, MtlsModule, type MtlsEvent, type MtlsModuleOptions } from '../../lib/index.js';
+import {
+  AllowAnyPeer,
+  MtlsEvents,
+  mtlsHttpsOptions,
+  MtlsModule,
+  type MtlsEvent,
+  type MtlsModuleOptions,
+} from '../../lib/index.js';
 import { authorizeMemberOf } from 'nestjs-mtls/spiffe';
 import { TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { rawRequest } from '../support/raw-tls.js';
@@ -65,7 +72,8 @@ async function startApp(options: MtlsModuleOptions, staticDir: string): Promise<
 }
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nhost: inventory\r\nconnection: close\r\n\r\n`;
-const UPGRADE = 'GET /socket HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+const UPGRADE =
+  'GET /socket HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
 const CONNECT = 'CONNECT internal.example:443 HTTP/1.1\r\nhost: internal.example:443\r\n\r\n';
 const PATHS = ['/raw', '/adapter', '/static/file.txt', '/guarded'] as const;
 
@@ -86,7 +94,11 @@ describe('routes outside the controllers, against hostile certificates', () => {
     staticDir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-static-'));
     await writeFile(join(staticDir, 'file.txt'), 'static');
     // Both roots trusted: each hostile certificate below passes OpenSSL; only the package's own checks stop it.
-    await writeKubernetesSecret(dir, { 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': shop.bundlePem + elsewhere.bundlePem });
+    await writeKubernetesSecret(dir, {
+      'tls.crt': server.chainPem,
+      'tls.key': server.keyPem,
+      'ca.crt': shop.bundlePem + elsewhere.bundlePem,
+    });
     const options: MtlsModuleOptions = { credentials: { dir }, reload: { enabled: false } };
     strict = await startApp(options, staticDir);
     gated = await startApp({ ...options, connectionAuthorizer: authorizeMemberOf('shop.test') }, staticDir);
@@ -112,7 +124,11 @@ describe('routes outside the controllers, against hostile certificates', () => {
       const answer = await rawRequest(strict.port, get(path), as(peers[name]!));
       expect(answer.status).toBeUndefined();
       expect(answer.text).toBe('');
-      expect(strict.events).toContainEqual({ type: 'handshake.rejected', reason: 'ERR_MTLS_PEER_INVALID', remoteAddress: '127.0.0.1' });
+      expect(strict.events).toContainEqual({
+        type: 'handshake.rejected',
+        reason: 'ERR_MTLS_PEER_INVALID',
+        remoteAddress: '127.0.0.1',
+      });
     });
 
     it('never reaches an upgrade or CONNECT listener', async () => {
@@ -133,7 +149,11 @@ describe('routes outside the controllers, against hostile certificates', () => {
       gated.events.length = 0;
       const answer = await rawRequest(gated.port, get(path), as(peers['a workload of elsewhere.test']!));
       expect(answer.status).toBeUndefined();
-      expect(gated.events).toContainEqual({ type: 'handshake.rejected', reason: 'ERR_MTLS_PEER_DENIED', remoteAddress: '127.0.0.1' });
+      expect(gated.events).toContainEqual({
+        type: 'handshake.rejected',
+        reason: 'ERR_MTLS_PEER_DENIED',
+        remoteAddress: '127.0.0.1',
+      });
     });
 
     it('admits shop.test', async () => {

@@ -210,9 +210,10 @@ describe('startup', () => {
   });
 
   it('fails on invalid options, naming the option', async () => {
-    await expect(
-      startMtlsApp({ credentials: good, mode: 'lenient' as never }, [UndecoratedController]),
-    ).rejects.toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID', message: expect.stringContaining('"mode"') });
+    await expect(startMtlsApp({ credentials: good, mode: 'lenient' as never }, [UndecoratedController])).rejects.toMatchObject({
+      code: 'ERR_MTLS_CONFIG_INVALID',
+      message: expect.stringContaining('"mode"'),
+    });
   });
 
   describe('refuses bad credentials, naming the file and the reason', () => {
@@ -226,20 +227,75 @@ describe('startup', () => {
     }
 
     const ID = 'spiffe://shop.test/ns/shop/sa/inventory';
-    const cases: Array<[string, () => Promise<{ files: Record<string, string>; file: 'certFile' | 'keyFile' | 'caFile' }>, string, RegExp]> = [
-      ['a missing key file', async () => {
-        const files = await filesFor(await pki.peer(ID));
-        return { files: { ...files, keyFile: `${files.keyFile}.missing` }, file: 'keyFile' };
-      }, 'ERR_MTLS_CREDENTIALS_UNREADABLE', /missing/],
-      ['a certificate file that is not PEM', async () => ({ files: await filesFor(await pki.peer(ID), { cert: 'hello' }), file: 'certFile' }), 'ERR_MTLS_CREDENTIALS_NOT_PEM', /no PEM block found/],
-      ['a key of another certificate', async () => ({ files: await filesFor(await pki.peer(ID), { key: (await pki.peer(ID)).keyPem }), file: 'keyFile' }), 'ERR_MTLS_KEY_MISMATCH', /match/],
-      ['an expired certificate', async () => ({ files: await filesFor(await pki.expiredPeer(ID)), file: 'certFile' }), 'ERR_MTLS_CERT_EXPIRED', /expired/],
-      ['a not yet valid certificate', async () => ({ files: await filesFor(await pki.notYetValidPeer(ID)), file: 'certFile' }), 'ERR_MTLS_CERT_NOT_YET_VALID', /valid/],
-      ['a certificate from another CA', async () => ({ files: await filesFor(await pki.foreignPeer(ID)), file: 'caFile' }), 'ERR_MTLS_CHAIN_UNTRUSTED', /does not chain to the trust bundle/],
-      ['no clientAuth usage', async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['serverAuth'] })), file: 'certFile' }), 'ERR_MTLS_EKU_MISSING', /clientAuth/],
-      ['no serverAuth usage', async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['clientAuth'] })), file: 'certFile' }), 'ERR_MTLS_EKU_MISSING', /serverAuth/],
-      ['two URI SANs', async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, uris: ['spiffe://shop.test/x'] })), file: 'certFile' }), 'ERR_MTLS_SVID_INVALID', /more than one URI SAN/],
-      ['a SPIFFE ID with no path', async () => ({ files: await filesFor(await pki.peer({ spiffeId: 'spiffe://shop.test' })), file: 'certFile' }), 'ERR_MTLS_SVID_INVALID', /non-root path/],
+    const cases: Array<
+      [string, () => Promise<{ files: Record<string, string>; file: 'certFile' | 'keyFile' | 'caFile' }>, string, RegExp]
+    > = [
+      [
+        'a missing key file',
+        async () => {
+          const files = await filesFor(await pki.peer(ID));
+          return { files: { ...files, keyFile: `${files.keyFile}.missing` }, file: 'keyFile' };
+        },
+        'ERR_MTLS_CREDENTIALS_UNREADABLE',
+        /missing/,
+      ],
+      [
+        'a certificate file that is not PEM',
+        async () => ({ files: await filesFor(await pki.peer(ID), { cert: 'hello' }), file: 'certFile' }),
+        'ERR_MTLS_CREDENTIALS_NOT_PEM',
+        /no PEM block found/,
+      ],
+      [
+        'a key of another certificate',
+        async () => ({ files: await filesFor(await pki.peer(ID), { key: (await pki.peer(ID)).keyPem }), file: 'keyFile' }),
+        'ERR_MTLS_KEY_MISMATCH',
+        /match/,
+      ],
+      [
+        'an expired certificate',
+        async () => ({ files: await filesFor(await pki.expiredPeer(ID)), file: 'certFile' }),
+        'ERR_MTLS_CERT_EXPIRED',
+        /expired/,
+      ],
+      [
+        'a not yet valid certificate',
+        async () => ({ files: await filesFor(await pki.notYetValidPeer(ID)), file: 'certFile' }),
+        'ERR_MTLS_CERT_NOT_YET_VALID',
+        /valid/,
+      ],
+      [
+        'a certificate from another CA',
+        async () => ({ files: await filesFor(await pki.foreignPeer(ID)), file: 'caFile' }),
+        'ERR_MTLS_CHAIN_UNTRUSTED',
+        /does not chain to the trust bundle/,
+      ],
+      [
+        'no clientAuth usage',
+        async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['serverAuth'] })), file: 'certFile' }),
+        'ERR_MTLS_EKU_MISSING',
+        /clientAuth/,
+      ],
+      [
+        'no serverAuth usage',
+        async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['clientAuth'] })), file: 'certFile' }),
+        'ERR_MTLS_EKU_MISSING',
+        /serverAuth/,
+      ],
+      [
+        'two URI SANs',
+        async () => ({
+          files: await filesFor(await pki.peer({ spiffeId: ID, uris: ['spiffe://shop.test/x'] })),
+          file: 'certFile',
+        }),
+        'ERR_MTLS_SVID_INVALID',
+        /more than one URI SAN/,
+      ],
+      [
+        'a SPIFFE ID with no path',
+        async () => ({ files: await filesFor(await pki.peer({ spiffeId: 'spiffe://shop.test' })), file: 'certFile' }),
+        'ERR_MTLS_SVID_INVALID',
+        /non-root path/,
+      ],
     ];
 
     it.each(cases)('%s', async (_name, make, code, reason) => {
@@ -264,7 +320,8 @@ describe('startup', () => {
       expect(failure!.message).toContain(files[file]);
       expect(failure!.message).toMatch(reason);
       expect(failure!.message).toMatch(/Fix: /);
-      for (const text of [failure!.message, String(failure), ...logs]) expect(text).not.toMatch(/PRIVATE KEY|MIG[0-9A-Za-z+/]{20}/);
+      for (const text of [failure!.message, String(failure), ...logs])
+        expect(text).not.toMatch(/PRIVATE KEY|MIG[0-9A-Za-z+/]{20}/);
     });
   });
 
@@ -340,9 +397,7 @@ describe('permissive mode', () => {
         });
         socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
         socket.on('error', reject);
-        socket.on('close', () =>
-          resolve({ status: Number(data.split(' ')[1]), resumed, session: ticket }),
-        );
+        socket.on('close', () => resolve({ status: Number(data.split(' ')[1]), resumed, session: ticket }));
       });
     const first = await get();
     expect(first.status).toBe(401);

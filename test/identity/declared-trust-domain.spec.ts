@@ -17,7 +17,13 @@ let certificates: Record<string, CertificateInfo>;
 beforeAll(() => {
   openssl = OpensslCertificates.create();
   const root = (cn: string, san?: string) =>
-    parseCertificateDer(openssl.issue({ subject: `/CN=${cn}`, extensions: san === undefined ? CA : [...CA, `subjectAltName=${san}`], selfSigned: true }).der);
+    parseCertificateDer(
+      openssl.issue({
+        subject: `/CN=${cn}`,
+        extensions: san === undefined ? CA : [...CA, `subjectAltName=${san}`],
+        selfSigned: true,
+      }).der,
+    );
   certificates = {
     shopRoot: root('shop root', 'URI:spiffe://shop.test'),
     elsewhereRoot: root('elsewhere root', 'URI:spiffe://elsewhere.test'),
@@ -28,10 +34,18 @@ beforeAll(() => {
     upperRoot: root('upper root', 'URI:SPIFFE://shop.test'),
     badRoot: root('bad root', 'URI:spiffe://shop.test:8443'),
     // Issued by the fixture CA, so not self-issued: never an anchor.
-    intermediate: parseCertificateDer(openssl.issue({ subject: '/CN=shop int', extensions: [...CA, 'subjectAltName=URI:spiffe://shop.test'] }).der),
-    leaf: parseCertificateDer(openssl.issue({ subject: '/CN=orders', extensions: [...SVID_LEAF_EXTENSIONS, `subjectAltName=URI:${ORDERS}`] }).der),
+    intermediate: parseCertificateDer(
+      openssl.issue({ subject: '/CN=shop int', extensions: [...CA, 'subjectAltName=URI:spiffe://shop.test'] }).der,
+    ),
+    leaf: parseCertificateDer(
+      openssl.issue({ subject: '/CN=orders', extensions: [...SVID_LEAF_EXTENSIONS, `subjectAltName=URI:${ORDERS}`] }).der,
+    ),
     pinned: parseCertificateDer(
-      openssl.issue({ subject: '/CN=pinned', extensions: [...SVID_LEAF_EXTENSIONS, `subjectAltName=URI:${ORDERS}`], selfSigned: true }).der,
+      openssl.issue({
+        subject: '/CN=pinned',
+        extensions: [...SVID_LEAF_EXTENSIONS, `subjectAltName=URI:${ORDERS}`],
+        selfSigned: true,
+      }).der,
     ),
   };
 });
@@ -75,10 +89,20 @@ describe('anchorTrustDomain', () => {
     [
       'a root whose SPIFFE ID has a path',
       ['leaf', 'pathRoot'],
-      problem('"CN=path root" carries the SPIFFE ID "spiffe://shop.test/ca", which has a path; a CA\'s SPIFFE ID names its trust domain only (X509-SVID §3.2)'),
+      problem(
+        '"CN=path root" carries the SPIFFE ID "spiffe://shop.test/ca", which has a path; a CA\'s SPIFFE ID names its trust domain only (X509-SVID §3.2)',
+      ),
     ],
-    ['a chain cut short at an intermediate', ['leaf', 'intermediate'], problem('the chain ends at "CN=shop int", which is not a self-issued trust anchor')],
-    ['a lone leaf that is not self-issued', ['leaf'], problem('the chain ends at "CN=orders", which is not a self-issued trust anchor')],
+    [
+      'a chain cut short at an intermediate',
+      ['leaf', 'intermediate'],
+      problem('the chain ends at "CN=shop int", which is not a self-issued trust anchor'),
+    ],
+    [
+      'a lone leaf that is not self-issued',
+      ['leaf'],
+      problem('the chain ends at "CN=orders", which is not a self-issued trust anchor'),
+    ],
     ['nothing', [], problem('the chain is empty')],
   ])('%s', (_, names, expected) => {
     expect(anchorTrustDomain(names.map((name) => certificates[name]!))).toEqual(expected);
@@ -108,6 +132,8 @@ describe('trustDomainMismatch', () => {
       `SPIFFE ID "${ORDERS}" chains to a trust anchor that vouches for no trust domain: "CN=two-id root" carries more than one spiffe URI SAN`,
     ],
   ])('%s', (_, declared, anchor, expected) => {
-    expect(trustDomainMismatch(ORDERS, 'shop.test', declared, anchor === undefined ? undefined : certificates[anchor])).toBe(expected);
+    expect(trustDomainMismatch(ORDERS, 'shop.test', declared, anchor === undefined ? undefined : certificates[anchor])).toBe(
+      expected,
+    );
   });
 });

@@ -59,7 +59,11 @@ describe('TrustAnchors.problem', () => {
     [['shop'], 'orders', undefined],
     [['shop'], 'ordersViaIntermediate', undefined],
     [['shop', 'shop2'], 'orders', undefined],
-    [['elsewhere'], 'impostorOrders', `SPIFFE ID "${ORDERS}" is in trust domain shop.test but the certificate chains to the trust anchor of elsewhere.test ("CN=elsewhere root")`],
+    [
+      ['elsewhere'],
+      'impostorOrders',
+      `SPIFFE ID "${ORDERS}" is in trust domain shop.test but the certificate chains to the trust anchor of elsewhere.test ("CN=elsewhere root")`,
+    ],
     [['elsewhere'], 'billing', undefined],
     [['elsewhere'], 'legacy', undefined],
     [['shop', 'elsewhere'], 'orders', undefined],
@@ -94,7 +98,9 @@ describe('TrustAnchors.problem', () => {
     const { leaf, presented } = leaves.ordersViaIntermediate;
     const peer = peerIdentityFromCertificate(leaf);
     let reads = 0;
-    expect(anchors.problem(peer, leaf, () => (reads++, []))).toMatch(/^SPIFFE ID ".*": no path from the certificate to a trust anchor of trust domain shop\.test: /);
+    expect(anchors.problem(peer, leaf, () => (reads++, []))).toMatch(
+      /^SPIFFE ID ".*": no path from the certificate to a trust anchor of trust domain shop\.test: /,
+    );
     expect(anchors.problem(peer, leaf, () => (reads++, presented))).toBeUndefined();
     expect(anchors.problem(peer, leaf, () => (reads++, []))).toBeUndefined();
     expect(reads).toBe(2);
@@ -112,19 +118,37 @@ describe('TrustAnchors.problem', () => {
 });
 
 describe('chainTrustDomainProblem (a client without its bundle)', () => {
-  const chainOf = (name: keyof typeof leaves, root: keyof typeof roots) => [leaves[name].leaf, ...leaves[name].presented, roots[root]];
+  const chainOf = (name: keyof typeof leaves, root: keyof typeof roots) => [
+    leaves[name].leaf,
+    ...leaves[name].presented,
+    roots[root],
+  ];
 
   it.each<[string, () => CertificateInfo[], string | undefined]>([
     ['the shop chain', () => chainOf('orders', 'shop'), undefined],
     ['the shop chain through an intermediate', () => chainOf('ordersViaIntermediate', 'shop'), undefined],
-    ['a legacy root', () => [leaves.orders.leaf, roots.legacy], `SPIFFE ID "${ORDERS}": the chain does not verify up to its trust anchor "CN=legacy root": no certificate in the chain or the trust bundle issued "${ORDERS}" (issuer "CN=shop root")`],
-    ['an elsewhere leaf claiming shop.test', () => chainOf('impostorOrders', 'elsewhere'), mismatch(ORDERS, 'shop.test', 'elsewhere.test', 'elsewhere root')],
+    [
+      'a legacy root',
+      () => [leaves.orders.leaf, roots.legacy],
+      `SPIFFE ID "${ORDERS}": the chain does not verify up to its trust anchor "CN=legacy root": no certificate in the chain or the trust bundle issued "${ORDERS}" (issuer "CN=shop root")`,
+    ],
+    [
+      'an elsewhere leaf claiming shop.test',
+      () => chainOf('impostorOrders', 'elsewhere'),
+      mismatch(ORDERS, 'shop.test', 'elsewhere.test', 'elsewhere root'),
+    ],
     [
       'junk linked by name up to the shop root',
       () => chainOf('forgedPath', 'shop'),
-      expect.stringMatching(/^SPIFFE ID ".*": the chain does not verify up to its trust anchor "CN=shop root": /) as unknown as string,
+      expect.stringMatching(
+        /^SPIFFE ID ".*": the chain does not verify up to its trust anchor "CN=shop root": /,
+      ) as unknown as string,
     ],
-    ['a chain Node could not complete', () => [leaves.orders.leaf], `SPIFFE ID "${ORDERS}": the chain ends at "${ORDERS}", which is not a self-issued trust anchor`],
+    [
+      'a chain Node could not complete',
+      () => [leaves.orders.leaf],
+      `SPIFFE ID "${ORDERS}": the chain ends at "${ORDERS}", which is not a self-issued trust anchor`,
+    ],
   ])('%s', (_, chain, expected) => {
     const certificates = chain();
     expect(chainTrustDomainProblem(peerIdentityFromCertificate(certificates[0]!), certificates)).toEqual(expected);

@@ -60,7 +60,11 @@ describe('client certificate rotation', () => {
       // A request in flight on the old connections while the set rotates: drained, not cut.
       const inFlight = http.get<string>(`${url}/slow?ms=400`, { expectPeer: INVENTORY });
       await writeKubernetesSecret(clientDir, secretFiles(next));
-      await waitFor('the client set to rotate', () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined), 3_000);
+      await waitFor(
+        'the client set to rotate',
+        () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined),
+        3_000,
+      );
       expect(await whoami()).toEqual({ spiffeId: ORDERS, fingerprint256: next.fingerprint256 });
       expect(await inFlight).toMatchObject({ status: 200, body: 'done' });
     }
@@ -87,7 +91,11 @@ describe('client certificate rotation', () => {
       expect((await viaAgent()).fingerprint256).toBe(clientStore.current.leaf.fingerprint256);
       const next = await clientCertificate();
       await writeKubernetesSecret(clientDir, secretFiles(next));
-      await waitFor('the client set to rotate', () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined), 3_000);
+      await waitFor(
+        'the client set to rotate',
+        () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined),
+        3_000,
+      );
       expect((await viaAgent()).fingerprint256).toBe(next.fingerprint256);
     } finally {
       agent.destroy();

@@ -43,7 +43,10 @@ describe('an older CRL written over a newer one', () => {
     payments = await pki.peer(PAYMENTS);
     dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-freshness-'));
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
-    server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20, maxRetryDelayMs: 100 } });
+    server = await startLifecycleApp({
+      credentials: { dir, crlFiles: ['ca.crl'] },
+      reload: { debounceMs: 20, maxRetryDelayMs: 100 },
+    });
     metrics = new MtlsMetrics(server.app.get(MtlsEvents), server.app.get(CredentialsStatus), registry);
   });
 
@@ -72,9 +75,15 @@ describe('an older CRL written over a newer one', () => {
       version = server.store.version;
       const logsBefore = server.logs.length;
       await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': older });
-      const event = await waitFor('the refusal', () =>
-        server.events.find((e): e is { type: 'credentials.refused'; set: 'identity'; error: CredentialsError } => e.type === 'credentials.refused'),
-      3_000);
+      const event = await waitFor(
+        'the refusal',
+        () =>
+          server.events.find(
+            (e): e is { type: 'credentials.refused'; set: 'identity'; error: CredentialsError } =>
+              e.type === 'credentials.refused',
+          ),
+        3_000,
+      );
       // Retries (20 ms, then up to 100 ms apart) read the same files: no second log line, no second count.
       await sleep(500);
 
@@ -89,7 +98,9 @@ describe('an older CRL written over a newer one', () => {
       expect(server.store.current.crlPems).toEqual([newer]);
       const warnings = server.logs.slice(logsBefore).filter((line) => line.level === 'warn');
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]!.message).toContain(`identity credentials on disk refused, still serving sha256 ${serverPeer.fingerprint256}`);
+      expect(warnings[0]!.message).toContain(
+        `identity credentials on disk refused, still serving sha256 ${serverPeer.fingerprint256}`,
+      );
       expect(warnings[0]!.message).toContain(event.error.message);
       expect(await metricValue(registry, MTLS_METRIC_NAMES.credentialReloads, { set: 'identity', result: 'refused' })).toBe(1);
 

@@ -71,14 +71,19 @@ export interface LifecycleApp {
 }
 
 /** Starts a Nest app with MtlsModule and the probe routes on 127.0.0.1, capturing logs and events. */
-export async function startLifecycleApp(options: MtlsModuleOptions, controllers: Type[] = [ProbeController]): Promise<LifecycleApp> {
+export async function startLifecycleApp(
+  options: MtlsModuleOptions,
+  controllers: Type[] = [ProbeController],
+): Promise<LifecycleApp> {
   const logs: LogLine[] = [];
   const capture = (level: LogLine['level']) => (message: unknown, context?: unknown) =>
     void logs.push({ level, message: String(message), context: typeof context === 'string' ? context : undefined });
   const logger: LoggerService = { log: capture('log'), warn: capture('warn'), error: capture('error') };
   @Module({ imports: [MtlsModule.forRoot(options)], controllers })
   class LifecycleTestModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] }).setLogger(logger).compile();
+  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] })
+    .setLogger(logger)
+    .compile();
   const app = moduleRef.createNestApplication({ httpsOptions: mtlsHttpsOptions(), logger });
   const events: MtlsEvent[] = [];
   const subscription: Subscription = app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
@@ -140,7 +145,10 @@ export function get(
 }
 
 /** A keep-alive agent presenting `peer`. */
-export function keepAliveAgent(peer: TestPeer, { ca = peer.caPem, maxSockets = 1 }: { ca?: string; maxSockets?: number } = {}): Agent {
+export function keepAliveAgent(
+  peer: TestPeer,
+  { ca = peer.caPem, maxSockets = 1 }: { ca?: string; maxSockets?: number } = {},
+): Agent {
   return new Agent({ keepAlive: true, maxSockets, ca, cert: peer.chainPem, key: peer.keyPem });
 }
 
@@ -217,7 +225,12 @@ export function serverFingerprint(port: number, peer: TestPeer): Promise<string>
 }
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 5_000, everyMs = 5): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 5_000,
+  everyMs = 5,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

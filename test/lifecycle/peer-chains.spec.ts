@@ -108,7 +108,10 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
     const junk = await junkRootLookalikes(pki.ca, 40);
     const attackers: TestPeer[] = [];
     for (let i = 0; i < 80; i++) {
-      const peer = i % 2 === 0 ? await pki.peer(`${ORDERS}-${i}`) : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
+      const peer =
+        i % 2 === 0
+          ? await pki.peer(`${ORDERS}-${i}`)
+          : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
       attackers.push({ ...peer, chainPem: peer.chainPem + junk });
     }
     const crls = async (revoked: string[]) => `${await pki.ca.createCrl(revoked)}${await intermediate.createCrl(revoked)}`;
@@ -117,19 +120,26 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
     const agents = [...attackers, payments].map((peer) => keepAliveAgent(peer));
     try {
-      const sockets = await Promise.all([...attackers, payments].map(async (peer, i) => (await get(server.port, peer, '/ping', { agent: agents[i] })).socket));
+      const sockets = await Promise.all(
+        [...attackers, payments].map(async (peer, i) => (await get(server.port, peer, '/ping', { agent: agents[i] })).socket),
+      );
       const attackersClosed = Promise.all(sockets.slice(0, -1).map(closedAt));
       let paymentsClosed = false;
       sockets.at(-1)!.once('close', () => (paymentsClosed = true));
 
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
-      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls(attackers.map((peer) => peer.serialNumber)) });
+      await writeKubernetesSecret(dir, {
+        ...secretFiles(serverPeer),
+        'ca.crl': await crls(attackers.map((peer) => peer.serialNumber)),
+      });
       await attackersClosed;
       await sleep(100);
       delay.disable();
       const maxMs = delay.max / 1e6;
-      console.info(`event-loop delay during the re-check: max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`);
+      console.info(
+        `event-loop delay during the re-check: max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`,
+      );
       // Generous (slices stay under ~10 ms; the machine is shared and descheduling counts too): checking every junk
       // certificate against every peer in one go blocks the loop for seconds.
       expect(maxMs).toBeLessThan(500);

@@ -76,7 +76,11 @@ describe('a CRL update that revokes a connected peer', () => {
         { type: 'connection.revoked', reason: 'revoked', peer: ORDERS },
       ]);
       const line = server.logs.find((entry) => entry.message.startsWith('closed the connection of'));
-      expect(line?.message).toMatch(new RegExp(`^closed the connection of ${ORDERS} from 127\\.0\\.0\\.1 after a trust change: .*\\(serial ${orders.serialNumber}\\) is revoked`));
+      expect(line?.message).toMatch(
+        new RegExp(
+          `^closed the connection of ${ORDERS} from 127\\.0\\.0\\.1 after a trust change: .*\\(serial ${orders.serialNumber}\\) is revoked`,
+        ),
+      );
     } finally {
       ordersAgent.destroy();
       paymentsAgent.destroy();
@@ -136,7 +140,11 @@ describe('CA rotation by overlap', () => {
     const newPki = await TestPki.create({ trustDomain: 'shop.test' });
     const both = `${oldPki.bundlePem}${newPki.bundlePem}`;
     const issue = (pki: TestPki, spiffeId: string) => pki.peer({ spiffeId, ipAddresses: ['127.0.0.1'] });
-    const secret = (server: TestPeer, bundle: string) => ({ 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': bundle });
+    const secret = (server: TestPeer, bundle: string) => ({
+      'tls.crt': server.chainPem,
+      'tls.key': server.keyPem,
+      'ca.crt': bundle,
+    });
     const serverOld = await issue(oldPki, SERVER);
     const serverNew = await issue(newPki, SERVER);
     // Clients trust both CAs for the whole procedure, as the overlap requires.

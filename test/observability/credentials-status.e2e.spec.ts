@@ -45,7 +45,6 @@ describe('CredentialsStatus', () => {
 
   const expiring = (events: MtlsEvent[]) => events.filter((event) => event.type === 'credentials.expiring');
 
-
   it('warns when the clock brings the certificate into its window, once per version, then reports its expiry', async () => {
     const logger = new CapturingLogger();
     const server = await serverCredentials(pki, 24 * HOUR);

@@ -140,8 +140,7 @@ export async function metricValue(
   const wanted = Object.entries(labels);
   const series = values.find(
     (value) =>
-      Object.keys(value.labels).length === wanted.length &&
-      wanted.every(([key, expected]) => value.labels[key] === expected),
+      Object.keys(value.labels).length === wanted.length && wanted.every(([key, expected]) => value.labels[key] === expected),
   );
   return series?.value;
 }

@@ -42,7 +42,13 @@ async function recordedChain(root: CertificateAuthority, chainPem: string, keyPe
   const server = await root.issue({ spiffeId: 'spiffe://shop.test/server', ipAddresses: ['127.0.0.1'] });
   const rootInfo = parseCertificatesPem(root.rootPem)[0]!;
   const generation: TrustGeneration = { id: 1, roots: [rootInfo], crls: [], key: 'k' };
-  const tls = createServer({ key: server.keyPem, cert: server.chainPem, ca: root.rootPem, requestCert: true, rejectUnauthorized: true });
+  const tls = createServer({
+    key: server.keyPem,
+    cert: server.chainPem,
+    ca: root.rootPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
   const recorded = new Promise<PeerChain | undefined>((resolve) =>
     tls.once('secureConnection', (socket: TLSSocket) => {
       resolve(readPeerChain(socket, new PeerCertificates(), generation, false));
@@ -51,7 +57,14 @@ async function recordedChain(root: CertificateAuthority, chainPem: string, keyPe
   );
   tls.listen(0, '127.0.0.1');
   await once(tls, 'listening');
-  const client = connect({ host: '127.0.0.1', port: (tls.address() as AddressInfo).port, ca: root.rootPem, cert: chainPem, key: keyPem, checkServerIdentity: () => undefined });
+  const client = connect({
+    host: '127.0.0.1',
+    port: (tls.address() as AddressInfo).port,
+    ca: root.rootPem,
+    cert: chainPem,
+    key: keyPem,
+    checkServerIdentity: () => undefined,
+  });
   client.on('error', () => undefined);
   try {
     return await recorded;

@@ -47,7 +47,13 @@ describe('ConnectionTracker.recheck', () => {
     for (let i = 0; i < 5_000; i++) {
       const leaf = certificates.parse(parseCertificatesPem(peers[i % peers.length]!.certPem)[0]!.der);
       const chain = certificates.chain(leaf, []);
-      const connection = { socket: new FakeSocket(), identity: peerIdentityFromCertificate(leaf), chain, deadline: leaf.notAfter.getTime(), generation: 1 };
+      const connection = {
+        socket: new FakeSocket(),
+        identity: peerIdentityFromCertificate(leaf),
+        chain,
+        deadline: leaf.notAfter.getTime(),
+        generation: 1,
+      };
       tracker.track(connection);
       connections.push(connection);
     }

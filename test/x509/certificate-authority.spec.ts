@@ -41,7 +41,11 @@ function openssl(args: string[]): { ok: boolean; output: string } {
   return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
 }
 
-function opensslVerify(rootPem: string, leafPem: string, extra: { untrusted?: string; crl?: string } = {}): { ok: boolean; output: string } {
+function opensslVerify(
+  rootPem: string,
+  leafPem: string,
+  extra: { untrusted?: string; crl?: string } = {},
+): { ok: boolean; output: string } {
   const args = ['verify', '-CAfile', tempFile(rootPem)];
   if (extra.untrusted) args.push('-untrusted', tempFile(extra.untrusted));
   if (extra.crl) args.push('-crl_check', '-CRLfile', tempFile(extra.crl));
@@ -157,7 +161,9 @@ describe('CertificateAuthority.create', () => {
     expect(opensslVerify(ca.rootPem, ca.certPem).ok).toBe(true);
 
     expect(extensionText(text, 'X509v3 Basic Constraints')).toBe('X509v3 Basic Constraints: critical | CA:TRUE');
-    expect(extensionText(text, 'X509v3 Key Usage')).toBe('X509v3 Key Usage: critical | Digital Signature, Certificate Sign, CRL Sign');
+    expect(extensionText(text, 'X509v3 Key Usage')).toBe(
+      'X509v3 Key Usage: critical | Digital Signature, Certificate Sign, CRL Sign',
+    );
     expect(text).toContain('X509v3 Subject Key Identifier');
     expect(text).not.toContain('X509v3 Authority Key Identifier');
     expect(text).toContain('ASN1 OID: prime256v1');
@@ -260,20 +266,25 @@ describe('CertificateAuthority#issue', () => {
       'serverAuth only',
       { spiffeId: `spiffe://${TD}/a`, extKeyUsage: ['serverAuth'] },
       (cert, text) => {
-        expect(extensionText(text, 'X509v3 Extended Key Usage')).toBe('X509v3 Extended Key Usage: | TLS Web Server Authentication');
+        expect(extensionText(text, 'X509v3 Extended Key Usage')).toBe(
+          'X509v3 Extended Key Usage: | TLS Web Server Authentication',
+        );
         expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
       },
     ],
     [
       'CA:TRUE on a leaf',
       { spiffeId: `spiffe://${TD}/a`, isCa: true },
-      (_cert, text) => expect(extensionText(text, 'X509v3 Basic Constraints')).toBe('X509v3 Basic Constraints: critical | CA:TRUE'),
+      (_cert, text) =>
+        expect(extensionText(text, 'X509v3 Basic Constraints')).toBe('X509v3 Basic Constraints: critical | CA:TRUE'),
     ],
     [
       'keyCertSign and cRLSign on a leaf',
       { spiffeId: `spiffe://${TD}/a`, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'] },
       (_cert, text) =>
-        expect(extensionText(text, 'X509v3 Key Usage')).toBe('X509v3 Key Usage: critical | Digital Signature, Certificate Sign, CRL Sign'),
+        expect(extensionText(text, 'X509v3 Key Usage')).toBe(
+          'X509v3 Key Usage: critical | Digital Signature, Certificate Sign, CRL Sign',
+        ),
     ],
     [
       'no key usage',
@@ -307,7 +318,9 @@ describe('CertificateAuthority#issue', () => {
         expect(cert.subject).toBe('CN=evil\nCN=good');
         expect(text).toContain('Subject: CN = evil, CN = good');
         // A subject is present, so the SAN need not be critical.
-        expect(extensionText(text, 'X509v3 Subject Alternative Name')).toBe(`X509v3 Subject Alternative Name: | URI:spiffe://${TD}/a`);
+        expect(extensionText(text, 'X509v3 Subject Alternative Name')).toBe(
+          `X509v3 Subject Alternative Name: | URI:spiffe://${TD}/a`,
+        );
       },
     ],
     [
@@ -338,7 +351,11 @@ describe('CertificateAuthority#issue', () => {
   });
 
   it.each([
-    ['expired', { notBefore: new Date(Date.now() - 2 * DAY_MS), notAfter: new Date(Date.now() - DAY_MS) }, 'certificate has expired'],
+    [
+      'expired',
+      { notBefore: new Date(Date.now() - 2 * DAY_MS), notAfter: new Date(Date.now() - DAY_MS) },
+      'certificate has expired',
+    ],
     ['not yet valid', { notBefore: new Date(Date.now() + DAY_MS) }, 'certificate is not yet valid'],
   ])('issues %s leaves that openssl rejects for that reason', async (_name, validity, reason) => {
     const leaf = await ca.issue({ spiffeId: `spiffe://${TD}/a`, ...validity });
@@ -373,7 +390,11 @@ describe('CertificateAuthority#issue', () => {
 
   it.each<[string, IssueOptions, string]>([
     ['an empty keyUsage list', { keyUsage: [] }, 'keyUsage: an empty list cannot be encoded; pass null to omit the extension'],
-    ['an empty extKeyUsage list', { extKeyUsage: [] }, 'extKeyUsage: an empty list cannot be encoded; pass null to omit the extension'],
+    [
+      'an empty extKeyUsage list',
+      { extKeyUsage: [] },
+      'extKeyUsage: an empty list cannot be encoded; pass null to omit the extension',
+    ],
     ['an IP that is not one', { ipAddresses: ['1.2.3'] }, 'ipAddresses: "1.2.3" is not an IPv4 or IPv6 address'],
     ['an IPv6 zone', { ipAddresses: ['fe80::1%eth0'] }, 'ipAddresses: "fe80::1%eth0" is not an IPv4 or IPv6 address'],
     ['a negative validity', { validityMs: -1 }, 'validityMs: must be a positive number of milliseconds, got -1'],
@@ -481,9 +502,23 @@ describe('CertificateAuthority.load', () => {
     const made = openssl(['genrsa', '-traditional', '-out', keyFile, '2048']);
     expect(made.ok, made.output).toBe(true);
     const req = openssl([
-      'req', '-x509', '-new', '-key', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=openssl root',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-      '-addext', `subjectAltName=URI:spiffe://${TD}`,
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=openssl root',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-addext',
+      `subjectAltName=URI:spiffe://${TD}`,
     ]);
     expect(req.ok, req.output).toBe(true);
     const keyPem = readFileSync(keyFile, 'utf8');
@@ -545,14 +580,16 @@ describe('CertificateAuthority.load', () => {
 
   it('refuses a leaf as a CA, naming the files given', async () => {
     const leaf = await root.issue({ spiffeId: `spiffe://${TD}/a` });
-    const error = await CertificateAuthority.load(leaf.certPem, leaf.keyPem, { certFile: '/etc/ca/ca.crt', keyFile: '/etc/ca/ca.key' }).catch(
-      (e: unknown) => e,
-    );
+    const error = await CertificateAuthority.load(leaf.certPem, leaf.keyPem, {
+      certFile: '/etc/ca/ca.crt',
+      keyFile: '/etc/ca/ca.key',
+    }).catch((e: unknown) => e);
     expect(error).toMatchObject({
       code: 'ERR_MTLS_SVID_INVALID',
       file: '/etc/ca/ca.crt',
       field: 'certificate',
-      message: '/etc/ca/ca.crt (certificate): "" is not a CA certificate (basicConstraints cA is not true). Fix: point it at the CA certificate, not at a leaf',
+      message:
+        '/etc/ca/ca.crt (certificate): "" is not a CA certificate (basicConstraints cA is not true). Fix: point it at the CA certificate, not at a leaf',
     });
   });
 
@@ -598,7 +635,9 @@ describe('CertificateAuthority#createCrl', () => {
     const crl = await root.createCrl([revoked.serialNumber]);
     expect(crl).toMatch(/^-----BEGIN X509 CRL-----\n[\s\S]+\n-----END X509 CRL-----\n$/);
     const crlFile = tempFile(crl);
-    expect(openssl(['crl', '-noout', '-verify', '-CAfile', tempFile(root.rootPem), '-in', crlFile]).output).toContain('verify OK');
+    expect(openssl(['crl', '-noout', '-verify', '-CAfile', tempFile(root.rootPem), '-in', crlFile]).output).toContain(
+      'verify OK',
+    );
     const text = openssl(['crl', '-noout', '-text', '-in', crlFile]).output;
     expect(text).toContain('Version 2 (0x1)');
     expect(text).toContain('X509v3 CRL Number');
@@ -627,7 +666,10 @@ describe('CertificateAuthority#createCrl', () => {
   });
 
   it('honours thisUpdate and nextUpdate (an expired CRL fails verification)', async () => {
-    const crl = await root.createCrl([], { thisUpdate: new Date(Date.now() - 2 * DAY_MS), nextUpdate: new Date(Date.now() - DAY_MS) });
+    const crl = await root.createCrl([], {
+      thisUpdate: new Date(Date.now() - 2 * DAY_MS),
+      nextUpdate: new Date(Date.now() - DAY_MS),
+    });
     const result = opensslVerify(root.rootPem, good.certPem, { crl });
     expect(result.ok).toBe(false);
     expect(result.output).toContain('CRL has expired');

@@ -44,7 +44,19 @@ const LEAF_USAGE = ['keyUsage=critical,digitalSignature,keyEncipherment', 'exten
 
 let openssl: OpensslCertificates;
 const fixtures = {} as Record<
-  'leaf' | 'hostileDns' | 'twoUris' | 'noSan' | 'caTrueLeaf' | 'ips' | 'twoCns' | 'multiValued' | 'escaping' | 'email' | 'v1' | 'longLived' | 'pathLen',
+  | 'leaf'
+  | 'hostileDns'
+  | 'twoUris'
+  | 'noSan'
+  | 'caTrueLeaf'
+  | 'ips'
+  | 'twoCns'
+  | 'multiValued'
+  | 'escaping'
+  | 'email'
+  | 'v1'
+  | 'longLived'
+  | 'pathLen',
   TestCertificate
 >;
 
@@ -53,7 +65,11 @@ beforeAll(() => {
   const issue = openssl.issue.bind(openssl);
   fixtures.leaf = issue({
     subject: '/O=shop/CN=orders',
-    extensions: ['basicConstraints=critical,CA:FALSE', ...LEAF_USAGE, `subjectAltName=critical,URI:${ORDERS},DNS:orders.shop.svc`],
+    extensions: [
+      'basicConstraints=critical,CA:FALSE',
+      ...LEAF_USAGE,
+      `subjectAltName=critical,URI:${ORDERS},DNS:orders.shop.svc`,
+    ],
   });
   fixtures.hostileDns = issue({
     subject: '/CN=x.example',
@@ -135,8 +151,19 @@ function oracle(der: Buffer) {
 
 describe('parseCertificateDer on openssl certificates', () => {
   const names = Object.keys({
-    leaf: 0, hostileDns: 0, twoUris: 0, noSan: 0, caTrueLeaf: 0, ips: 0, twoCns: 0, multiValued: 0, escaping: 0, email: 0,
-    v1: 0, longLived: 0, pathLen: 0,
+    leaf: 0,
+    hostileDns: 0,
+    twoUris: 0,
+    noSan: 0,
+    caTrueLeaf: 0,
+    ips: 0,
+    twoCns: 0,
+    multiValued: 0,
+    escaping: 0,
+    email: 0,
+    v1: 0,
+    longLived: 0,
+    pathLen: 0,
   }) as (keyof typeof fixtures)[];
 
   it.each(names)('%s agrees with @peculiar/asn1-x509 and node:crypto', (fixture) => {
@@ -287,7 +314,11 @@ describe('parseCertificatesPem', () => {
 
   it.each([
     ['no block', 'hello', 'no "-----BEGIN CERTIFICATE-----" block found'],
-    ['a key only', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n', 'no "-----BEGIN CERTIFICATE-----" block found'],
+    [
+      'a key only',
+      '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n',
+      'no "-----BEGIN CERTIFICATE-----" block found',
+    ],
     ['a block without END', '-----BEGIN CERTIFICATE-----\nMIIB\n', 'PEM certificate #1 has no "-----END CERTIFICATE-----" line'],
     ['bad base64', '-----BEGIN CERTIFICATE-----\nMII*B\n-----END CERTIFICATE-----\n', 'PEM certificate #1 is not valid base64'],
     ['an empty block', '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n', 'PEM certificate #1 is not valid base64'],
@@ -423,35 +454,111 @@ describe('parseCertificateDer on hand-made DER', () => {
   it.each([
     ['empty input', Buffer.alloc(0), 'Certificate: missing'],
     ['random bytes', Buffer.from('not a certificate'), 'Certificate: expected tag 0x30, found 0x6e'],
-    ['a truncated certificate', syntheticCertificate().subarray(0, 100), 'Certificate: length 228 runs past the end of its container'],
+    [
+      'a truncated certificate',
+      syntheticCertificate().subarray(0, 100),
+      'Certificate: length 228 runs past the end of its container',
+    ],
     ['trailing bytes', Buffer.concat([syntheticCertificate(), Buffer.from([0])]), 'Certificate: 1 unexpected trailing bytes'],
     ['an indefinite length', Buffer.from([0x30, 0x80, 0x00, 0x00]), 'Certificate: indefinite length is not DER'],
     ['a non-minimal length', Buffer.from([0x30, 0x81, 0x02, 0x05, 0x00]), 'Certificate: length is not minimally encoded'],
-    ['a high tag number', syntheticCertificate({ extensions: san(Buffer.from([0x9f, 0x21, 0x01, 0x00])) }), 'subjectAltName: high tag numbers are not used in X.509'],
+    [
+      'a high tag number',
+      syntheticCertificate({ extensions: san(Buffer.from([0x9f, 0x21, 0x01, 0x00])) }),
+      'subjectAltName: high tag numbers are not used in X.509',
+    ],
     [
       'a duplicate subjectAltName',
       syntheticCertificate({ extensions: [...san(gn.uri('spiffe://a.test/x')), ...san(gn.uri(ORDERS))] }),
       'extension 2.5.29.17: appears more than once',
     ],
-    ['a non-ASCII dNSName', syntheticCertificate({ extensions: san(gn.dns(Buffer.from([0x61, 0xe9]))) }), 'subjectAltName dNSName: IA5String holds a byte above 0x7F'],
-    ['a non-ASCII URI', syntheticCertificate({ extensions: san(gn.uri(Buffer.from(`${ORDERS}\u00e9`, 'utf8'))) }), 'subjectAltName uniformResourceIdentifier: IA5String holds a byte above 0x7F'],
-    ['a 5-byte IP address', syntheticCertificate({ extensions: san(gn.ip(10, 0, 0, 1, 0)) }), 'subjectAltName iPAddress: an IP address has 4 or 16 bytes, not 5'],
-    ['an unknown GeneralName tag', syntheticCertificate({ extensions: san(tlv(0x89, [1])) }), 'subjectAltName: unknown GeneralName tag 0x89'],
-    ['a constructed dNSName', syntheticCertificate({ extensions: san(tlv(0xa2, gn.dns('a'))) }), 'subjectAltName: unknown GeneralName tag 0xa2'],
-    ['a BOOLEAN that is neither 0x00 nor 0xFF', syntheticCertificate({ extensions: [seq(oid('2.5.29.19'), tlv(0x01, [0x01]), tlv(0x04, seq()))] }), 'extension 2.5.29.19.critical: BOOLEAN must be 0x00 or 0xFF'],
-    ['extensions in a v1 certificate', syntheticCertificate({ version: null }), 'tbsCertificate.extensions: only allowed in version 3, this is version 1'],
+    [
+      'a non-ASCII dNSName',
+      syntheticCertificate({ extensions: san(gn.dns(Buffer.from([0x61, 0xe9]))) }),
+      'subjectAltName dNSName: IA5String holds a byte above 0x7F',
+    ],
+    [
+      'a non-ASCII URI',
+      syntheticCertificate({ extensions: san(gn.uri(Buffer.from(`${ORDERS}\u00e9`, 'utf8'))) }),
+      'subjectAltName uniformResourceIdentifier: IA5String holds a byte above 0x7F',
+    ],
+    [
+      'a 5-byte IP address',
+      syntheticCertificate({ extensions: san(gn.ip(10, 0, 0, 1, 0)) }),
+      'subjectAltName iPAddress: an IP address has 4 or 16 bytes, not 5',
+    ],
+    [
+      'an unknown GeneralName tag',
+      syntheticCertificate({ extensions: san(tlv(0x89, [1])) }),
+      'subjectAltName: unknown GeneralName tag 0x89',
+    ],
+    [
+      'a constructed dNSName',
+      syntheticCertificate({ extensions: san(tlv(0xa2, gn.dns('a'))) }),
+      'subjectAltName: unknown GeneralName tag 0xa2',
+    ],
+    [
+      'a BOOLEAN that is neither 0x00 nor 0xFF',
+      syntheticCertificate({ extensions: [seq(oid('2.5.29.19'), tlv(0x01, [0x01]), tlv(0x04, seq()))] }),
+      'extension 2.5.29.19.critical: BOOLEAN must be 0x00 or 0xFF',
+    ],
+    [
+      'extensions in a v1 certificate',
+      syntheticCertificate({ version: null }),
+      'tbsCertificate.extensions: only allowed in version 3, this is version 1',
+    ],
     ['version 4', syntheticCertificate({ version: tlv(0xa0, int(3)) }), 'tbsCertificate.version: unknown version 4'],
     ['an empty extension list', syntheticCertificate({ extensions: [] }), 'tbsCertificate.extensions: empty extension list'],
-    ['an unpadded serial', syntheticCertificate({ serial: int(0x00, 0x01) }), 'tbsCertificate.serialNumber: INTEGER is not minimally encoded'],
-    ['February 30', syntheticCertificate({ validity: seq(utcTime('260230000000Z'), utcTime('270101000000Z')) }), 'tbsCertificate.validity.notBefore: not a valid date and time'],
-    ['a local time', syntheticCertificate({ validity: seq(utcTime('2601010000000'), utcTime('270101000000Z')) }), 'tbsCertificate.validity.notBefore: time must end in Z (UTC)'],
-    ['fractional seconds', syntheticCertificate({ validity: seq(utcTime('260101000000Z'), generalizedTime('20270101000000.5Z')) }), 'tbsCertificate.validity.notAfter: GeneralizedTime must be YYYYMMDDHHMMSSZ'],
-    ['invalid UTF-8 in the subject', syntheticCertificate({ subject: name([CN, tlv(0x0c, [0xc3, 0x28])]) }), 'tbsCertificate.subject 2.5.4.3: invalid UTF-8'],
-    ['an empty RDN', syntheticCertificate({ subject: seq(tlv(0x31)) }), 'tbsCertificate.subject: empty RelativeDistinguishedName'],
-    ['an OID with a padded arc', syntheticCertificate({ extensions: [seq(tlv(0x06, [0x55, 0x80, 0x1d]), tlv(0x04, seq()))] }), 'tbsCertificate.extensions.extnID: OBJECT IDENTIFIER arc is not minimally encoded'],
-    ['a keyUsage with 8 unused bits', syntheticCertificate({ extensions: [extension('2.5.29.15', tlv(0x03, [0x08, 0x80]))] }), 'keyUsage: BIT STRING has an invalid unused-bits count'],
-    ['a negative pathLenConstraint', syntheticCertificate({ extensions: [extension('2.5.29.19', seq(bool(true), int(0xff)))] }), 'basicConstraints.pathLenConstraint: must not be negative'],
-    ['bytes after basicConstraints', syntheticCertificate({ extensions: [extension('2.5.29.19', seq(bool(true), int(1), int(2)))] }), 'basicConstraints: 3 unexpected trailing bytes'],
+    [
+      'an unpadded serial',
+      syntheticCertificate({ serial: int(0x00, 0x01) }),
+      'tbsCertificate.serialNumber: INTEGER is not minimally encoded',
+    ],
+    [
+      'February 30',
+      syntheticCertificate({ validity: seq(utcTime('260230000000Z'), utcTime('270101000000Z')) }),
+      'tbsCertificate.validity.notBefore: not a valid date and time',
+    ],
+    [
+      'a local time',
+      syntheticCertificate({ validity: seq(utcTime('2601010000000'), utcTime('270101000000Z')) }),
+      'tbsCertificate.validity.notBefore: time must end in Z (UTC)',
+    ],
+    [
+      'fractional seconds',
+      syntheticCertificate({ validity: seq(utcTime('260101000000Z'), generalizedTime('20270101000000.5Z')) }),
+      'tbsCertificate.validity.notAfter: GeneralizedTime must be YYYYMMDDHHMMSSZ',
+    ],
+    [
+      'invalid UTF-8 in the subject',
+      syntheticCertificate({ subject: name([CN, tlv(0x0c, [0xc3, 0x28])]) }),
+      'tbsCertificate.subject 2.5.4.3: invalid UTF-8',
+    ],
+    [
+      'an empty RDN',
+      syntheticCertificate({ subject: seq(tlv(0x31)) }),
+      'tbsCertificate.subject: empty RelativeDistinguishedName',
+    ],
+    [
+      'an OID with a padded arc',
+      syntheticCertificate({ extensions: [seq(tlv(0x06, [0x55, 0x80, 0x1d]), tlv(0x04, seq()))] }),
+      'tbsCertificate.extensions.extnID: OBJECT IDENTIFIER arc is not minimally encoded',
+    ],
+    [
+      'a keyUsage with 8 unused bits',
+      syntheticCertificate({ extensions: [extension('2.5.29.15', tlv(0x03, [0x08, 0x80]))] }),
+      'keyUsage: BIT STRING has an invalid unused-bits count',
+    ],
+    [
+      'a negative pathLenConstraint',
+      syntheticCertificate({ extensions: [extension('2.5.29.19', seq(bool(true), int(0xff)))] }),
+      'basicConstraints.pathLenConstraint: must not be negative',
+    ],
+    [
+      'bytes after basicConstraints',
+      syntheticCertificate({ extensions: [extension('2.5.29.19', seq(bool(true), int(1), int(2)))] }),
+      'basicConstraints: 3 unexpected trailing bytes',
+    ],
     ['an empty extKeyUsage', syntheticCertificate({ extensions: [extension('2.5.29.37', seq())] }), 'extKeyUsage: empty list'],
   ])('rejects %s', (_, der, detail) => {
     expect(() => parseCertificateDer(der)).toThrow(

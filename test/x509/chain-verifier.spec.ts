@@ -47,10 +47,26 @@ const now = (): ChainVerifyOptions => ({ now: new Date() });
 describe('verifyChain: path building', () => {
   it.each<[string, () => [CertificateInfo, CertificateInfo[], CertificateInfo[]], () => string[]]>([
     ['a leaf issued by the root', () => [direct, [], [rootInfo]], () => [direct.subject, 'CN=Chain Root CA']],
-    ['a leaf through an intermediate', () => [viaIntermediate, [intermediateInfo], [rootInfo]], () => [viaIntermediate.subject, 'CN=Chain Intermediate CA', 'CN=Chain Root CA']],
-    ['an intermediate found in the bundle', () => [viaIntermediate, [], [intermediateInfo, rootInfo]], () => [viaIntermediate.subject, 'CN=Chain Intermediate CA', 'CN=Chain Root CA']],
-    ['unrelated and repeated certificates around the chain', () => [viaIntermediate, [impostorInfo, rootInfo, intermediateInfo, intermediateInfo], [rootInfo]], () => [viaIntermediate.subject, 'CN=Chain Intermediate CA', 'CN=Chain Root CA']],
-    ['a same-named impostor ahead of the real root', () => [direct, [], [impostorInfo, rootInfo]], () => [direct.subject, 'CN=Chain Root CA']],
+    [
+      'a leaf through an intermediate',
+      () => [viaIntermediate, [intermediateInfo], [rootInfo]],
+      () => [viaIntermediate.subject, 'CN=Chain Intermediate CA', 'CN=Chain Root CA'],
+    ],
+    [
+      'an intermediate found in the bundle',
+      () => [viaIntermediate, [], [intermediateInfo, rootInfo]],
+      () => [viaIntermediate.subject, 'CN=Chain Intermediate CA', 'CN=Chain Root CA'],
+    ],
+    [
+      'unrelated and repeated certificates around the chain',
+      () => [viaIntermediate, [impostorInfo, rootInfo, intermediateInfo, intermediateInfo], [rootInfo]],
+      () => [viaIntermediate.subject, 'CN=Chain Intermediate CA', 'CN=Chain Root CA'],
+    ],
+    [
+      'a same-named impostor ahead of the real root',
+      () => [direct, [], [impostorInfo, rootInfo]],
+      () => [direct.subject, 'CN=Chain Root CA'],
+    ],
     ['a self-signed root that is itself in the bundle', () => [rootInfo, [], [rootInfo]], () => ['CN=Chain Root CA']],
   ])('accepts %s', (_name, input, expected) => {
     const [leaf, intermediates, roots] = input();
@@ -63,13 +79,48 @@ describe('verifyChain: path building', () => {
   });
 
   it.each<[string, () => [CertificateInfo, CertificateInfo[], CertificateInfo[], ChainVerifyOptions], ChainFailureKind, RegExp]>([
-    ['another root', () => [direct, [], [one(impostor.certPem)], now()], 'no-path', /names "CN=Chain Root CA" as issuer, but no certificate of that name verifies its signature/],
-    ['a missing intermediate', () => [viaIntermediate, [], [rootInfo], now()], 'no-path', /no certificate in the chain or the trust bundle issued "spiffe:\/\/chain\.test\/via" \(issuer "CN=Chain Intermediate CA"\)/],
-    ['a bundle with only the intermediate', () => [viaIntermediate, [], [intermediateInfo], now()], 'no-path', /reaches "CN=Chain Intermediate CA" in the trust bundle but not its self-signed root "CN=Chain Root CA"/],
-    ['a root only present among the intermediates', () => [viaIntermediate, [intermediateInfo, rootInfo], [impostorInfo], now()], 'no-path', /"CN=Chain Root CA" is self-signed and not in the trust bundle/],
-    ['a time after the intermediate expired', () => [viaIntermediate, [intermediateInfo], [rootInfo], { now: new Date(intermediateInfo.notAfter.getTime() + 1000) }], 'expired', /expired at/],
-    ['a time before the chain was issued', () => [direct, [], [rootInfo], { now: new Date(rootInfo.notBefore.getTime() - HOUR) }], 'not-yet-valid', /is not valid before/],
-    ['a depth limit below the path length', () => [viaIntermediate, [intermediateInfo], [rootInfo], { ...now(), maxDepth: 2 }], 'no-path', /within 2 certificates/],
+    [
+      'another root',
+      () => [direct, [], [one(impostor.certPem)], now()],
+      'no-path',
+      /names "CN=Chain Root CA" as issuer, but no certificate of that name verifies its signature/,
+    ],
+    [
+      'a missing intermediate',
+      () => [viaIntermediate, [], [rootInfo], now()],
+      'no-path',
+      /no certificate in the chain or the trust bundle issued "spiffe:\/\/chain\.test\/via" \(issuer "CN=Chain Intermediate CA"\)/,
+    ],
+    [
+      'a bundle with only the intermediate',
+      () => [viaIntermediate, [], [intermediateInfo], now()],
+      'no-path',
+      /reaches "CN=Chain Intermediate CA" in the trust bundle but not its self-signed root "CN=Chain Root CA"/,
+    ],
+    [
+      'a root only present among the intermediates',
+      () => [viaIntermediate, [intermediateInfo, rootInfo], [impostorInfo], now()],
+      'no-path',
+      /"CN=Chain Root CA" is self-signed and not in the trust bundle/,
+    ],
+    [
+      'a time after the intermediate expired',
+      () => [viaIntermediate, [intermediateInfo], [rootInfo], { now: new Date(intermediateInfo.notAfter.getTime() + 1000) }],
+      'expired',
+      /expired at/,
+    ],
+    [
+      'a time before the chain was issued',
+      () => [direct, [], [rootInfo], { now: new Date(rootInfo.notBefore.getTime() - HOUR) }],
+      'not-yet-valid',
+      /is not valid before/,
+    ],
+    [
+      'a depth limit below the path length',
+      () => [viaIntermediate, [intermediateInfo], [rootInfo], { ...now(), maxDepth: 2 }],
+      'no-path',
+      /within 2 certificates/,
+    ],
   ])('refuses %s', (_name, input, kind, reason) => {
     const [leaf, intermediates, roots, options] = input();
     const result = verifyChain(leaf, intermediates, roots, options);
@@ -81,7 +132,11 @@ describe('verifyChain: path building', () => {
   });
 
   it('refuses an expired root of the bundle', async () => {
-    const past = await CertificateAuthority.create({ commonName: 'Old Root', notBefore: new Date(Date.now() - 48 * HOUR), notAfter: new Date(Date.now() - HOUR) });
+    const past = await CertificateAuthority.create({
+      commonName: 'Old Root',
+      notBefore: new Date(Date.now() - 48 * HOUR),
+      notAfter: new Date(Date.now() - HOUR),
+    });
     const leaf = one((await past.issue({ spiffeId: 'spiffe://chain.test/old' })).certPem);
     const result = verifyChain(leaf, [], [one(past.certPem)], now());
     expect(result).toMatchObject({ ok: false, kind: 'expired', reason: expect.stringMatching(/^"CN=Old Root" expired at /) });
@@ -92,10 +147,17 @@ describe('verifyChain: path building', () => {
       { certPem: root.certPem, keyPem: root.keyPem },
       { commonName: 'Server-only CA', isCa: true, keyUsage: x509.KeyUsageFlags.keyCertSign, extKeyUsage: ['1.3.6.1.5.5.7.3.1'] },
     );
-    const leaf = await signCertificate(serverOnly, { commonName: 'leaf', isCa: false, keyUsage: x509.KeyUsageFlags.digitalSignature });
+    const leaf = await signCertificate(serverOnly, {
+      commonName: 'leaf',
+      isCa: false,
+      keyUsage: x509.KeyUsageFlags.digitalSignature,
+    });
     const [leafInfo, caInfo] = [one(leaf.certPem), one(serverOnly.certPem)];
     expect(verifyChain(leafInfo, [caInfo], [rootInfo], { ...now(), usages: ['serverAuth'] }).ok).toBe(true);
-    expect(verifyChain(leafInfo, [caInfo], [rootInfo], { ...now(), usages: ['clientAuth'] })).toMatchObject({ ok: false, kind: 'usage' });
+    expect(verifyChain(leafInfo, [caInfo], [rootInfo], { ...now(), usages: ['clientAuth'] })).toMatchObject({
+      ok: false,
+      kind: 'usage',
+    });
     expect(verifyChain(leafInfo, [], [caInfo, rootInfo], { ...now(), usages: ['clientAuth'] }).ok).toBe(true);
   });
 
@@ -149,8 +211,18 @@ describe('verifyChain: revocation', () => {
   });
 
   it.each<[string, () => RevocationList[], ChainFailureKind, RegExp]>([
-    ['a missing intermediate CRL', () => [rootCrl], 'crl-missing', /^no CRL from "CN=Chain Intermediate CA", needed to check "spiffe:\/\/chain\.test\/via"/],
-    ['a missing root CRL', () => [intermediateCrl], 'crl-missing', /^no CRL from "CN=Chain Root CA", needed to check "CN=Chain Intermediate CA"/],
+    [
+      'a missing intermediate CRL',
+      () => [rootCrl],
+      'crl-missing',
+      /^no CRL from "CN=Chain Intermediate CA", needed to check "spiffe:\/\/chain\.test\/via"/,
+    ],
+    [
+      'a missing root CRL',
+      () => [intermediateCrl],
+      'crl-missing',
+      /^no CRL from "CN=Chain Root CA", needed to check "CN=Chain Intermediate CA"/,
+    ],
   ])('refuses %s', (_name, crls, kind, reason) => {
     const result = check(crls());
     expect(result).toMatchObject({ ok: false, kind });
@@ -163,8 +235,14 @@ describe('verifyChain: revocation', () => {
   });
 
   it('refuses an expired CRL and one not valid yet', async () => {
-    const expired = crl(await intermediate.createCrl([], { thisUpdate: new Date(Date.now() - 3 * HOUR), nextUpdate: new Date(Date.now() - HOUR) }));
-    expect(check([rootCrl, expired])).toMatchObject({ ok: false, kind: 'crl-expired', reason: expect.stringMatching(/\(nextUpdate\)$/) });
+    const expired = crl(
+      await intermediate.createCrl([], { thisUpdate: new Date(Date.now() - 3 * HOUR), nextUpdate: new Date(Date.now() - HOUR) }),
+    );
+    expect(check([rootCrl, expired])).toMatchObject({
+      ok: false,
+      kind: 'crl-expired',
+      reason: expect.stringMatching(/\(nextUpdate\)$/),
+    });
     const future = crl(await intermediate.createCrl([], { thisUpdate: new Date(Date.now() + HOUR) }));
     expect(check([rootCrl, future])).toMatchObject({ ok: false, kind: 'crl-not-yet-valid' });
   });
@@ -182,7 +260,9 @@ describe('parseCrl', () => {
 
   it('reads issuer, dates and revoked serials', async () => {
     const thisUpdate = new Date(Math.floor(Date.now() / 1000) * 1000 - HOUR);
-    const parsed = crl(await root.createCrl(['00:0A', 'ff'], { thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + 2 * HOUR) }));
+    const parsed = crl(
+      await root.createCrl(['00:0A', 'ff'], { thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + 2 * HOUR) }),
+    );
     expect(parsed.issuer).toBe('CN=Chain Root CA');
     expect(parsed.thisUpdate).toEqual(thisUpdate);
     expect(parsed.nextUpdate).toEqual(new Date(thisUpdate.getTime() + 2 * HOUR));

@@ -18,7 +18,11 @@ function derError(read: () => unknown): DerError {
 describe('DerReader', () => {
   it.each<[string, number[], { tag: number; contents: number[] }]>([
     ['a short-form length', [0x30, 0x02, 0x05, 0x00], { tag: 0x30, contents: [0x05, 0x00] }],
-    ['a long-form length', [0x04, 0x81, 0x80, ...Array<number>(0x80).fill(7)], { tag: 0x04, contents: Array<number>(0x80).fill(7) }],
+    [
+      'a long-form length',
+      [0x04, 0x81, 0x80, ...Array<number>(0x80).fill(7)],
+      { tag: 0x04, contents: Array<number>(0x80).fill(7) },
+    ],
     ['an empty element', [0x05, 0x00], { tag: 0x05, contents: [] }],
   ])('reads %s', (_name, bytes, expected) => {
     const der = reader(...bytes);
@@ -68,7 +72,10 @@ describe('DerReader', () => {
     ['an empty BIT STRING', [], 'signature: empty BIT STRING'],
     ['more than 7 unused bits', [0x08, 0x00], 'signature: BIT STRING has an invalid unused-bits count'],
   ])('reads a BIT STRING of %s as bytes only when octet-aligned', (_name, contents, expected) => {
-    const read = (): Buffer => reader(0x03, contents.length, ...contents).read(Tag.BIT_STRING, 'signature').octetAlignedBitString('signature');
+    const read = (): Buffer =>
+      reader(0x03, contents.length, ...contents)
+        .read(Tag.BIT_STRING, 'signature')
+        .octetAlignedBitString('signature');
     if (typeof expected === 'string') expect(derError(read).message).toBe(expected);
     else expect([...read()]).toEqual(expected);
   });

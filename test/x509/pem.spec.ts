@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { decodePemBlock, encodePem, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel, redactPrivateKeys } from '../../lib/x509/pem.js';
+import {
+  decodePemBlock,
+  encodePem,
+  findPemBlocks,
+  isEncryptedKeyBlock,
+  isPrivateKeyLabel,
+  redactPrivateKeys,
+} from '../../lib/x509/pem.js';
 
-const block = (label: string, body = 'AAEC', headers = ''): string => `-----BEGIN ${label}-----\n${headers}${body}\n-----END ${label}-----\n`;
+const block = (label: string, body = 'AAEC', headers = ''): string =>
+  `-----BEGIN ${label}-----\n${headers}${body}\n-----END ${label}-----\n`;
 
 describe('findPemBlocks', () => {
   it.each<[string, string, string[]]>([
@@ -16,12 +24,28 @@ describe('findPemBlocks', () => {
   });
 
   it.each<[string, string, string]>([
-    ['a truncated block', block('CERTIFICATE').slice(0, 40), 'PEM block #1 ("CERTIFICATE") has no matching END line (truncated file?)'],
-    ['a BEGIN inside a block', `-----BEGIN CERTIFICATE-----\nAA\n${block('CERTIFICATE')}`, 'PEM block #1 ("CERTIFICATE") has no matching END line (truncated file?)'],
-    ['a mismatched END label', '-----BEGIN CERTIFICATE-----\nAA\n-----END X509 CRL-----\n', 'PEM block #1 ("CERTIFICATE") has no matching END line (truncated file?)'],
+    [
+      'a truncated block',
+      block('CERTIFICATE').slice(0, 40),
+      'PEM block #1 ("CERTIFICATE") has no matching END line (truncated file?)',
+    ],
+    [
+      'a BEGIN inside a block',
+      `-----BEGIN CERTIFICATE-----\nAA\n${block('CERTIFICATE')}`,
+      'PEM block #1 ("CERTIFICATE") has no matching END line (truncated file?)',
+    ],
+    [
+      'a mismatched END label',
+      '-----BEGIN CERTIFICATE-----\nAA\n-----END X509 CRL-----\n',
+      'PEM block #1 ("CERTIFICATE") has no matching END line (truncated file?)',
+    ],
     ['a BEGIN line broken across lines', '-----BEGIN CERTIFICATE\n-----\n', 'PEM block #1 has a malformed BEGIN line'],
     ['a label with odd characters', '-----BEGIN MZ\u0000secret-----\n', 'PEM block #1 has a malformed BEGIN line'],
-    ['a second block truncated', block('CERTIFICATE') + '-----BEGIN CERTIFICATE-----\nAAAA', 'PEM block #2 ("CERTIFICATE") has no matching END line (truncated file?)'],
+    [
+      'a second block truncated',
+      block('CERTIFICATE') + '-----BEGIN CERTIFICATE-----\nAAAA',
+      'PEM block #2 ("CERTIFICATE") has no matching END line (truncated file?)',
+    ],
   ])('refuses %s without quoting the content', (_name, text, reason) => {
     expect(findPemBlocks(Buffer.from(text))).toEqual({ ok: false, reason });
   });
@@ -77,13 +101,29 @@ describe('redactPrivateKeys', () => {
   it.each<[string, string, string]>([
     ['a key before certificates', key + block('CERTIFICATE'), `${redacted}\n${block('CERTIFICATE')}`],
     ['no key at all', block('CERTIFICATE') + block('X509 CRL'), block('CERTIFICATE') + block('X509 CRL')],
-    ['an SEC1 key after EC parameters', block('EC PARAMETERS') + block('EC PRIVATE KEY', secret), `${block('EC PARAMETERS')}${redacted}\n`],
+    [
+      'an SEC1 key after EC parameters',
+      block('EC PARAMETERS') + block('EC PRIVATE KEY', secret),
+      `${block('EC PARAMETERS')}${redacted}\n`,
+    ],
     ['a one-line key', `-----BEGIN PRIVATE KEY-----${secret}-----END PRIVATE KEY-----\n`, `${redacted}\n`],
     ['a key after text on the same line', `junk ${key}`, `junk ${redacted}\n`],
     ['a truncated key', `-----BEGIN PRIVATE KEY-----\n${secret}\n`, '-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n'],
-    ['a truncated key followed by a certificate', `-----BEGIN PRIVATE KEY-----\n${secret}\n${block('CERTIFICATE')}`, `-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n${block('CERTIFICATE')}`],
-    ['a key with a mismatched END line', `-----BEGIN PRIVATE KEY-----\n${secret}\n-----END RSA PRIVATE KEY-----\n`, '-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n'],
-    ['a broken BEGIN line running into the key', `-----BEGIN PRIVATE KEY${secret}\n-----END PRIVATE KEY-----\n`, '-----BEGIN REDACTED PRIVATE KEY BLOCK\n'],
+    [
+      'a truncated key followed by a certificate',
+      `-----BEGIN PRIVATE KEY-----\n${secret}\n${block('CERTIFICATE')}`,
+      `-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n${block('CERTIFICATE')}`,
+    ],
+    [
+      'a key with a mismatched END line',
+      `-----BEGIN PRIVATE KEY-----\n${secret}\n-----END RSA PRIVATE KEY-----\n`,
+      '-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n',
+    ],
+    [
+      'a broken BEGIN line running into the key',
+      `-----BEGIN PRIVATE KEY${secret}\n-----END PRIVATE KEY-----\n`,
+      '-----BEGIN REDACTED PRIVATE KEY BLOCK\n',
+    ],
   ])('redacts %s', (_name, text, expected) => {
     const result = redactPrivateKeys(Buffer.from(text));
     expect(result).toBe(expected);
@@ -99,6 +139,8 @@ describe('redactPrivateKeys', () => {
   ])('keeps the structure findPemBlocks reports for %s', (_name, text) => {
     const shape = (scan: ReturnType<typeof findPemBlocks>) =>
       scan.ok ? scan.blocks.map((b) => (isPrivateKeyLabel(b.label) ? 'KEY' : b.label)) : scan.reason.replace(/"[A-Z ]+"/, '"…"');
-    expect(shape(findPemBlocks(Buffer.from(redactPrivateKeys(Buffer.from(text)))))).toEqual(shape(findPemBlocks(Buffer.from(text))));
+    expect(shape(findPemBlocks(Buffer.from(redactPrivateKeys(Buffer.from(text)))))).toEqual(
+      shape(findPemBlocks(Buffer.from(text))),
+    );
   });
 });
