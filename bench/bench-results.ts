@@ -29,6 +29,7 @@ export const LABELS: Readonly<Record<ServerVariant | ClientVariant, string>> = {
   naive: '(d) Nest + naive guard (getPeerCertificate + SAN split per request)',
   'any-guard': "(e) Nest + a guard that only returns true (Nest's cost of any guard)",
   rotation: 'Nest + MtlsModule, hot reload',
+  'mtls-token': '(c) + @RequireToken (ES256 user token, cached JWKS file)',
   'undici-pool': 'undici Pool.request + body.json() (bare, prebuilt SecureContext)',
   'undici-dispatch': 'undici Pool.dispatch, minimal handler (bare, prebuilt SecureContext)',
   'mtls-client': 'MtlsHttpClient.get(url, { expectPeer })',

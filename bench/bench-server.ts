@@ -23,7 +23,7 @@ import type { CredentialStore } from '../lib/credentials/credential-store.js';
 import { loadCredentials, resolveCredentialFiles } from '../lib/credentials/credentials-loader.js';
 import { CredentialsReloadService } from '../lib/credentials-reload.service.js';
 import { secureContextOptions } from '../lib/credentials/secure-context.js';
-import { AllowPeers, MTLS_IDENTITY_CREDENTIALS, MtlsModule, mtlsHttpsOptions } from '../lib/index.js';
+import { AllowPeers, MTLS_IDENTITY_CREDENTIALS, MtlsModule, mtlsHttpsOptions, RequireToken } from '../lib/index.js';
 import { writeKubernetesSecret } from '../lib/testing/index.js';
 import { report } from './child-process.js';
 import { BENCH_BODY, BENCH_PATH, type ReloadMemoryReport, type ServerCommand, type ServerConfig } from './protocol.js';
@@ -43,6 +43,17 @@ class StockController {
 @Controller('stock')
 @AllowPeers('orders')
 class GuardedStockController {
+  @Get()
+  get(): object {
+    return BENCH_BODY;
+  }
+}
+
+/** The token group: the guarded route, also requiring a user token of the bench issuer. */
+@Controller('stock')
+@AllowPeers('orders')
+@RequireToken('bench')
+class TokenStockController {
   @Get()
   get(): object {
     return BENCH_BODY;
@@ -142,6 +153,20 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
       })
       class MtlsAppModule {}
       return { module: MtlsAppModule, httpsOptions: async () => mtlsHttpsOptions() };
+    }
+    case 'mtls-token': {
+      @Module({
+        imports: [
+          MtlsModule.forRoot({
+            credentials: { dir: config.credentialsDir },
+            peers: { orders: peers.orders },
+            tokens: { issuers: { bench: { issuer: 'https://issuer.bench.test', audience: 'inventory', jwks: config.jwksFile! } } },
+          }),
+        ],
+        controllers: [TokenStockController],
+      })
+      class TokenAppModule {}
+      return { module: TokenAppModule, httpsOptions: async () => mtlsHttpsOptions() };
     }
     case 'rotation': {
       // Reload settings are the module's defaults: the rotation latency is what a user gets out of the box.

@@ -17,6 +17,10 @@ export interface BenchFixtures {
   readonly callerDir: string;
   /** The rotation server's Secret directory, rewritten by the rotation group. */
   readonly rotationDir: string;
+  /** The token group's issuer JWKS file. */
+  readonly jwksFile: string;
+  /** A token of that issuer for the load generators' route, valid for the whole run. */
+  readonly token: string;
   /** Deletes every file of the run. */
   remove(): Promise<void>;
 }
@@ -29,11 +33,16 @@ export async function createFixtures(): Promise<BenchFixtures> {
     const server = await pki.credentials(SERVER_SPIFFE_ID, join(root, 'server'));
     const caller = await pki.credentials(CALLER_SPIFFE_ID, join(root, 'caller'));
     const rotation = await pki.credentials(SERVER_SPIFFE_ID, join(root, 'rotation'));
+    const issuer = await pki.tokenIssuer({ issuer: 'https://issuer.bench.test' });
+    const jwksFile = await issuer.writeJwks(join(root, 'jwks.json'));
+    const token = await issuer.mint({ sub: 'bench-user', aud: 'inventory' }, { expiresInSec: 24 * 3600 });
     return {
       pki,
       serverDir: server.dir,
       callerDir: caller.dir,
       rotationDir: rotation.dir,
+      jwksFile,
+      token,
       remove: () => rm(root, { recursive: true, force: true }),
     };
   } catch (error) {

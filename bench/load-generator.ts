@@ -79,13 +79,15 @@ async function createClient(variant: ClientVariant): Promise<Client> {
     return new Client(resolved, store);
   };
   const expectPeer = job.serverSpiffeId;
+  // The token group's bearer token; undefined (no header at all) for every other case.
+  const headers = job.authorization === undefined ? undefined : { authorization: job.authorization };
 
   switch (variant) {
     case 'undici-pool': {
       const pool = new Pool(origin, { connections: job.concurrency, connect: tls });
       return {
         call: async () => {
-          const { statusCode, body } = await pool.request({ method: 'GET', path: job.path });
+          const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers });
           await body.json();
           expectOk(statusCode);
           return undefined;

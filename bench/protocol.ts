@@ -6,7 +6,7 @@
  * `@AllowPeers`, (d) `naive`, a per-request `getPeerCertificate()` guard for scale, (e) `any-guard`, a guard that only
  * returns true (what Nest charges for any guard); `rotation` serves the reload tests.
  */
-export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation';
+export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token';
 
 /** The outbound clients compared against server (a). */
 export type ClientVariant =
@@ -28,6 +28,8 @@ export interface ServerConfig {
   readonly callerSpiffeId: string;
   /** The server's own identity: the rotation server also calls itself through `MtlsHttpClient`. */
   readonly serverSpiffeId: string;
+  /** `mtls-token`: the JWKS file of the token issuer its route requires. */
+  readonly jwksFile?: string;
 }
 
 /** What a load generator does: requests over keep-alive connections, or one new TLS connection per request. */
@@ -58,6 +60,8 @@ export interface LoadTarget {
   readonly credentialsDir: string;
   /** The identity the server must present, for the clients that check it. */
   readonly serverSpiffeId: string;
+  /** `Authorization` header value sent with every request (the token group), if any. */
+  readonly authorization?: string;
 }
 
 /** What one window measured. */

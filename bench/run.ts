@@ -36,6 +36,7 @@ import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWo
 import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
+import { renderTokenGroup, TOKEN_SERVERS, tokenGroupResult, type TokenGroupResult } from './token-group.js';
 
 const runStart = performance.now();
 
@@ -56,7 +57,9 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'>;
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'> & {
+  token?: TokenGroupResult | undefined;
+};
 
 /** IPC carries JSON, which turns NaN (a window without a request) into null: turn it back. */
 function revive(result: LoadResult): LoadResult {
@@ -68,10 +71,17 @@ function revive(result: LoadResult): LoadResult {
 }
 
 /** Runs one case in a fresh load-generator process (on the load CPU) and returns its window. */
-async function runLoad(context: Context, server: RunningServer, work: LoadWork, concurrency: number): Promise<LoadResult> {
+async function runLoad(
+  context: Context,
+  server: RunningServer,
+  work: LoadWork,
+  concurrency: number,
+  authorization?: string,
+): Promise<LoadResult> {
   const { options } = context;
   const job: LoadJob = {
     ...work,
+    ...(authorization === undefined ? {} : { authorization }),
     port: server.port,
     path: BENCH_PATH,
     serverPid: server.pid,
@@ -136,6 +146,25 @@ async function keepAliveGroup(context: Context): Promise<NonNullable<Groups['ser
     })),
   );
   return { keepAlive };
+}
+
+/** The token group: (c) against (c) + `@RequireToken`, interleaved in the same run. */
+async function tokenGroup(context: Context): Promise<TokenGroupResult> {
+  const { concurrency } = context.options;
+  const servers = await Promise.all(TOKEN_SERVERS.map((variant) => context.servers.get(variant)));
+  const bearer = `Bearer ${context.fixtures.token}`;
+  const cases = await interleaved(
+    context,
+    'token',
+    TOKEN_SERVERS.map((variant, index) => ({
+      key: variant,
+      label: LABELS[variant],
+      run: () =>
+        runLoad(context, servers[index]!, { mode: 'keep-alive', client: 'undici-pool' }, concurrency, variant === 'mtls-token' ? bearer : undefined),
+    })),
+  );
+  await context.servers.stop('mtls-token');
+  return tokenGroupResult({ mtls: cases.mtls.rounds, 'mtls-token': cases['mtls-token'].rounds });
 }
 
 async function handshakeGroup(context: Context): Promise<NonNullable<Groups['handshake']>> {
@@ -229,6 +258,7 @@ async function runGroups(context: Context): Promise<Groups> {
     rotation: undefined,
     memory: undefined,
     admission: undefined,
+    token: selected.includes('token') ? await tokenGroup(context) : undefined,
   };
   // The throughput servers are done: the rotation server runs alone.
   await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
@@ -283,6 +313,7 @@ async function main(): Promise<void> {
     pinning,
   };
   const ratios = computeRatios(groups);
+  if (groups.token !== undefined) ratios['token.keepAlive.serverCpuUsPerRequest:mtls-token/mtls'] = groups.token.serverCpuRatio;
   const results: BenchResults = {
     schema: 1,
     startedAt: startedAt.toISOString(),
@@ -295,7 +326,7 @@ async function main(): Promise<void> {
     floors: evaluateFloors(groups, ratios),
     profiles,
   };
-  const markdown = renderMarkdown(results);
+  const markdown = renderMarkdown(results) + (groups.token === undefined ? '' : `\n${renderTokenGroup(groups.token)}`);
   await mkdir(outDir, { recursive: true });
   const base = join(outDir, `bench-${stamp}`);
   await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);

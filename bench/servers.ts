@@ -80,6 +80,7 @@ export class Servers {
       credentialsDir: variant === 'rotation' ? this.fixtures.rotationDir : this.fixtures.serverDir,
       callerSpiffeId: CALLER_SPIFFE_ID,
       serverSpiffeId: SERVER_SPIFFE_ID,
+      ...(variant === 'mtls-token' ? { jwksFile: this.fixtures.jwksFile } : {}),
     };
     const child = startChild(siblingScript('bench-server'), config, { cpus: this.pinning.serverCpus, execArgv });
     try {

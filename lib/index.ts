@@ -25,6 +25,7 @@ export {
   MtlsError,
   PeerError,
   SpiffeIdError,
+  TokenError,
   UpstreamError,
 } from './errors/mtls.errors.js';
 export type {
@@ -34,6 +35,8 @@ export type {
   CredentialsErrorDetail,
   MtlsErrorCode,
   PeerErrorCode,
+  TokenErrorCode,
+  TokenErrorDetail,
   UpstreamErrorCode,
   UpstreamErrorDetail,
 } from './errors/mtls.errors.js';
@@ -70,3 +73,18 @@ export type {
   RefusalSummary,
   ReloadOutcome,
 } from './observability/credentials-status.js';
+
+export { RequireToken, Token, MTLS_TOKEN_REQUIREMENT } from './tokens/token.decorators.js';
+export { MtlsTokenGuard } from './tokens/token.guard.js';
+export { TokenIssuers } from './tokens/token-issuers.service.js';
+export { verifiedTokenOf } from './tokens/token-request.js';
+export type { VerifiedToken } from './tokens/token-verifier.js';
+export type {
+  JwksFileOptions,
+  JwksUrlOptions,
+  MtlsTokensOptions,
+  RequireTokenOptions,
+  TokenAlgorithm,
+  TokenBinding,
+  TokenIssuerOptions,
+} from './tokens/tokens.options.js';

@@ -5,6 +5,7 @@ import type { CredentialFiles, CredentialUsage } from './credentials/credentials
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
 import { upstreamUrl } from './client/upstream-registry.js';
+import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
 
 /** Module options with every default applied and every value checked, computed once at startup. */
 export interface ResolvedMtlsOptions {
@@ -33,6 +34,8 @@ export interface ResolvedMtlsOptions {
     readonly pollIntervalMs: number;
     readonly maxRetryDelayMs: number;
   };
+  /** Bearer token issuers (empty without option `tokens`). */
+  readonly tokens: ResolvedTokenOptions;
 }
 
 /**
@@ -120,6 +123,7 @@ const MODULE_KEYS = [
   'logRateLimitPerMinute',
   'client',
   'reload',
+  'tokens',
 ] as const;
 const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
 const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes'] as const;
@@ -191,5 +195,6 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
     },
+    tokens: resolveTokenOptions(options.tokens),
   };
 }

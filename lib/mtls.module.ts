@@ -16,6 +16,9 @@ import { ConnectionIdentities } from './server/connection-identity.js';
 import { MtlsGuard } from './server/mtls.guard.js';
 import { MtlsServerBinding } from './server/mtls-server.binding.js';
 import { PeerPolicyRegistry } from './server/peer-policy.registry.js';
+import { MtlsTokenGuard } from './tokens/token.guard.js';
+import { TokenIssuers } from './tokens/token-issuers.service.js';
+import { TokenPolicyRegistry } from './tokens/token-policy.registry.js';
 
 const logger = new Logger('MtlsModule');
 
@@ -58,6 +61,11 @@ const providers: Provider[] = [
   MtlsHttpClient,
   MtlsGuard,
   { provide: APP_GUARD, useExisting: MtlsGuard },
+  TokenPolicyRegistry,
+  TokenIssuers,
+  MtlsTokenGuard,
+  // After MtlsGuard: Nest runs global guards in this order, so the peer rule is always checked before the token.
+  { provide: APP_GUARD, useExisting: MtlsTokenGuard },
 ];
 
 /**

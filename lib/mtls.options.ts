@@ -1,5 +1,6 @@
 import type { Authorizer } from './authorization/authorizer.js';
 import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
+import type { MtlsTokensOptions } from './tokens/tokens.options.js';
 
 /** TLS protocol policy applied to the server and the client, on every context rebuild. */
 export interface TlsPolicyOptions {
@@ -19,6 +20,8 @@ export interface UpstreamOptions {
   url: string;
   /** The identity the server must present: a named peer, a SPIFFE ID, or `{ hostname }` for legacy servers. */
   expectPeer: string | { hostname: string };
+  /** A bearer token (or a function returning one, called per request) sent on every call through this upstream. */
+  token?: string | (() => string | Promise<string>);
 }
 
 /** The outbound client's settings. */
@@ -96,4 +99,9 @@ export interface MtlsModuleOptions {
   client?: MtlsClientOptions;
   /** Hot reload settings. */
   reload?: MtlsReloadOptions;
+  /**
+   * Bearer token issuers that routes may require with `@RequireToken('<name>')`, on top of the peer rule.
+   * @example { issuers: { shop: { issuer: 'https://issuer.shop.test', audience: 'orders', jwks: '/etc/jwks/jwks.json' } } }
+   */
+  tokens?: MtlsTokensOptions;
 }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { callAs, type CallerCredentials } from 'nestjs-mtls/testing';
 import { describeDevCaResult, describeDevCertificateResult } from '../lib/cli/cli-format.js';
 import { ensureDevCertificates } from '../lib/cli/dev-ca.js';
+import { initDevIssuer, mintDevToken } from '../lib/cli/dev-issuer.js';
 import { devCertificatesDir, SPIFFE_IDS, TRUST_DOMAIN } from './common/sample-config.js';
 
 /**
@@ -112,6 +113,13 @@ async function main(): Promise<number> {
     if (ca.action !== 'loaded') console.log(describeDevCaResult(ca));
     for (const certificate of certificates) console.log(describeDevCertificateResult(certificate));
   }
+  // The token scenario: a dev user-token issuer, and a second certificate of the frontend's identity.
+  await initDevIssuer({ dir: certs });
+  await ensureDevCertificates({
+    dir: certs,
+    trustDomain: TRUST_DOMAIN,
+    identities: [{ name: 'frontend-2', spiffeId: SPIFFE_IDS.frontend }],
+  });
 
   const children: ChildProcess[] = [];
   const stop = () =>
@@ -185,6 +193,39 @@ async function main(): Promise<number> {
     }
     console.log(`\n${table(rows)}\n`);
     console.log(failures === 0 ? `all ${steps.length} outcomes as expected` : `${failures} unexpected outcome(s)`);
+
+    // Tokens: a user's token relayed by the frontend, bound to the frontend's certificate for refunds.
+    const frontend2 = await loadPeer(join(certs, 'frontend-2'));
+    const bound = await mintDevToken({ dir: certs, sub: 'alice', aud: ['orders'], ttlMs: 600_000, bindCert: join(certs, 'frontend', 'tls.crt') });
+    const tokenSteps: Step[] = [
+      {
+        caller: 'frontend + bound token',
+        request: 'POST orders /orders/42/refund',
+        expected: 'HTTP 201',
+        call: async () => {
+          const res = await callAs(orders, frontend, { token: bound }).post('/orders/42/refund');
+          const outcome = await outcomeOf(Promise.resolve(res));
+          return res.status === 201 ? `${outcome} (user ${(res.json() as { user: string }).user})` : outcome;
+        },
+      },
+      {
+        caller: 'frontend (2nd certificate) + same token',
+        request: 'POST orders /orders/42/refund',
+        expected: 'HTTP 401 ERR_MTLS_TOKEN_UNBOUND',
+        call: () => outcomeOf(callAs(orders, frontend2, { token: bound }).post('/orders/42/refund')),
+      },
+    ];
+    const tokenRows = [['caller', 'request', 'expected', 'outcome', '']];
+    let tokenFailures = 0;
+    for (const step of tokenSteps) {
+      const outcome = await step.call();
+      const ok = outcome.startsWith(step.expected);
+      if (!ok) tokenFailures++;
+      tokenRows.push([step.caller, step.request, step.expected, outcome, ok ? 'ok' : 'UNEXPECTED']);
+    }
+    console.log(`\n${table(tokenRows)}\n`);
+    console.log(tokenFailures === 0 ? `all ${tokenSteps.length} token outcomes as expected` : `${tokenFailures} unexpected token outcome(s)`);
+    failures += tokenFailures;
     if (serve && failures === 0) {
       console.log(`services left running (inventory :${INVENTORY_PORT}, orders :${ORDERS_PORT}); Ctrl-C stops them`);
       await new Promise(() => undefined);

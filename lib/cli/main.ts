@@ -17,6 +17,7 @@ import {
   normalizeDevCertificateRequest,
 } from './dev-ca.js';
 import { parseDuration } from '../format/duration.js';
+import { runTokenCommand, TOKEN_HELP } from './token-commands.js';
 
 /** Where the command writes: `console` when run as a program, a capture in tests. */
 export interface CliIo {
@@ -81,7 +82,9 @@ Example:
   nestjs-mtls dev-ca issue orders --spiffe-id spiffe://shop.test/ns/shop/sa/orders \\
       --dns localhost --ip 127.0.0.1
   nestjs-mtls inspect .dev-certs/orders/tls.crt --key .dev-certs/orders/tls.key
-  # then: MtlsModule.forRoot({ credentials: { dir: '.dev-certs/orders' } })`;
+  # then: MtlsModule.forRoot({ credentials: { dir: '.dev-certs/orders' } })
+
+${TOKEN_HELP}`;
 
 // The dev CA names its options as the API spells them; the command line user typed flags.
 const FLAGS: Readonly<Record<string, string>> = {
@@ -139,6 +142,9 @@ async function devCa(argv: readonly string[], io: CliIo): Promise<number> {
       return devCaInit(rest, io);
     case 'issue':
       return devCaIssue(rest, io);
+    case 'issuer':
+    case 'token':
+      return runTokenCommand(subcommand, rest, io);
     case '-h':
     case '--help':
       io.log(HELP);

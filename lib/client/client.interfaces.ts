@@ -38,6 +38,12 @@ export interface MtlsRequestOptions {
   maxResponseBytes?: number;
   /** Aborts the call; it then fails with `ERR_MTLS_UPSTREAM_ABORTED`. */
   signal?: AbortSignal;
+  /**
+   * A bearer token sent as `Authorization: Bearer …` on this request only, over the connection whose server identity
+   * was verified; a function is called per request. Never sent on a redirect (the client follows none).
+   * @default the named upstream's `token`
+   */
+  token?: string | (() => string | Promise<string>);
 }
 
 /** Options of the verbs that take the body as an argument. */

@@ -13,6 +13,7 @@ import type {
   MtlsUpstreamRequestOptions,
 } from './client.interfaces.js';
 import { HttpVerbs } from './http-verbs.js';
+import { tokenSourceProblem, withBearerToken, type BearerTokenSource } from './bearer-token.js';
 import { ClientGenerations, MAX_POOLS_PER_GENERATION } from './client-generation.js';
 import { describeRequest, notSent, sendRequest, type RequestDefaults } from './client-request.js';
 import { MtlsDispatcher } from './mtls-dispatcher.js';
@@ -39,6 +40,7 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
   readonly #defaults: RequestDefaults;
   readonly #connections: number;
   readonly #upstreams = new Map<string, MtlsUpstreamClient>();
+  readonly #upstreamTokens = new Map<string, BearerTokenSource>();
   /** Weak: an agent a caller dropped must not be kept alive by the client (one per request would leak). */
   readonly #agents = new Set<WeakRef<MtlsHttpsAgent>>();
   readonly #forgetAgent = new FinalizationRegistry<WeakRef<MtlsHttpsAgent>>((ref) => this.#agents.delete(ref));
@@ -51,6 +53,14 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
     this.#connections = connectionsPerOrigin;
     // Named upstreams are compiled now: a typo in their expectPeer fails at startup, not on the first call.
     this.#registry = new UpstreamRegistry(upstreams, options.namedPeers);
+    for (const [name, upstream] of upstreams) {
+      if (upstream.token === undefined) continue;
+      const problem = tokenSourceProblem(upstream.token);
+      if (problem !== undefined) {
+        throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "client.upstreams.${name}.token": ${problem.replace('options.token ', '')}`);
+      }
+      this.#upstreamTokens.set(name, upstream.token);
+    }
     this.#generations = new ClientGenerations(store, options.tls, {
       connections: connectionsPerOrigin,
       timeoutMs,
@@ -74,7 +84,7 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
   upstream(name: string): MtlsUpstreamClient {
     let client = this.#upstreams.get(name);
     if (client === undefined) {
-      client = new MtlsUpstreamClient(this.#registry.upstream(name), this.#generations, this.#defaults);
+      client = new MtlsUpstreamClient(this.#registry.upstream(name), this.#generations, this.#defaults, this.#upstreamTokens.get(name));
       this.#upstreams.set(name, client);
     }
     return client;
@@ -152,6 +162,12 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
     if (badOptions !== undefined) {
       return Promise.reject(invalidArgument(`${describeRequest(method, path)} to upstream ${upstream}`, badOptions));
     }
+    if (options?.token !== undefined) {
+      const { token, ...rest } = options;
+      return withBearerToken(rest, token, `${describeRequest(method, path)} to upstream ${upstream}`).then((withToken) =>
+        this.send<T>(method, target, withToken, body),
+      );
+    }
     const generation = this.#generations.current;
     if (generation === undefined) return Promise.reject(notSent(method, path, upstream, CLOSED));
     try {
@@ -187,6 +203,7 @@ export class MtlsUpstreamClient extends HttpVerbs<string, MtlsUpstreamRequestOpt
     private readonly target: NamedUpstream,
     private readonly generations: ClientGenerations,
     private readonly defaults: RequestDefaults,
+    private readonly token?: BearerTokenSource,
   ) {
     super();
   }
@@ -202,6 +219,7 @@ export class MtlsUpstreamClient extends HttpVerbs<string, MtlsUpstreamRequestOpt
     path: string,
     options: MtlsUpstreamBodyRequestOptions | undefined,
     body: unknown,
+    tokenResolved = false,
   ): Promise<MtlsResponse<T>> {
     const { name, origin, basePath, expectation } = this.target;
     const badMethod = methodProblem(method);
@@ -212,6 +230,14 @@ export class MtlsUpstreamClient extends HttpVerbs<string, MtlsUpstreamRequestOpt
     const badOptions = optionsProblem(options, true);
     if (badOptions !== undefined) {
       return Promise.reject(invalidArgument(`${describeRequest(method, path)} to upstream ${name}`, badOptions));
+    }
+    const token = options?.token ?? this.token;
+    if (token !== undefined && !tokenResolved) {
+      const { token: _token, ...rest } = options ?? {};
+      // Resolved first, then sent as a call without `token`: the header reaches this upstream's origin only.
+      return withBearerToken(rest, token, `${describeRequest(method, path)} to upstream ${name}`).then((withToken) =>
+        this.send<T>(method, path, withToken, body, true),
+      );
     }
     const generation = this.generations.current;
     if (generation === undefined) return Promise.reject(notSent(method, path, name, CLOSED, expectation.description));

@@ -1,6 +1,7 @@
 import { MtlsConfigError } from '../errors/mtls.errors.js';
 import type { HttpMethod } from './client.interfaces.js';
 import { describeValue } from '../format/describe-value.js';
+import { tokenSourceProblem } from './bearer-token.js';
 
 /** The methods the client sends; HTTP methods are case-sensitive. */
 const METHODS: ReadonlySet<string> = new Set<HttpMethod>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -111,7 +112,7 @@ export function optionsProblem(options: unknown, namedUpstream: boolean): string
   if (signal !== undefined && !isAbortSignal(signal)) {
     return `options.signal must be an AbortSignal; got ${describeValue(signal)}`;
   }
-  return undefined;
+  return tokenSourceProblem((options as Record<string, unknown>).token);
 }
 
 /** Why `headers` cannot be sent, or undefined. Values are never quoted: they may be credentials. */

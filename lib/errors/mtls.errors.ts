@@ -12,11 +12,16 @@ export type MtlsErrorCode =
   | 'ERR_MTLS_KEY_DISPOSED'
   | CredentialsErrorCode
   | PeerErrorCode
-  | UpstreamErrorCode;
+  | UpstreamErrorCode
+  | TokenErrorCode;
 
-/** Startup codes (options, wiring, peer names), and `ERR_MTLS_INVALID_ARGUMENT` for a bad argument to a call. */
+/** Startup codes (options, wiring, peer names, key sets), and `ERR_MTLS_INVALID_ARGUMENT` for a bad argument to a call. */
 export type ConfigErrorCode =
-  'ERR_MTLS_CONFIG_INVALID' | 'ERR_MTLS_NOT_HTTPS' | 'ERR_MTLS_UNKNOWN_PEER' | 'ERR_MTLS_INVALID_ARGUMENT';
+  | 'ERR_MTLS_CONFIG_INVALID'
+  | 'ERR_MTLS_NOT_HTTPS'
+  | 'ERR_MTLS_UNKNOWN_PEER'
+  | 'ERR_MTLS_JWKS_INVALID'
+  | 'ERR_MTLS_INVALID_ARGUMENT';
 
 export type CredentialsErrorCode =
   | 'ERR_MTLS_CREDENTIALS_UNREADABLE'
@@ -43,7 +48,20 @@ export type UpstreamErrorCode =
  * Every error class this package throws, as one union to `switch (error.code)` on: each case narrows to its class
  * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
  */
-export type AnyMtlsError = MtlsConfigError | SpiffeIdError | CertificateParseError | CredentialsError | PeerError | UpstreamError;
+export type AnyMtlsError =
+  | MtlsConfigError
+  | SpiffeIdError
+  | CertificateParseError
+  | CredentialsError
+  | PeerError
+  | UpstreamError
+  | TokenError;
+
+export type TokenErrorCode =
+  | 'ERR_MTLS_TOKEN_MISSING'
+  | 'ERR_MTLS_TOKEN_INVALID'
+  | 'ERR_MTLS_TOKEN_UNBOUND'
+  | 'ERR_MTLS_TOKEN_SCOPE';
 
 /** Root of every error thrown by nestjs-mtls. */
 export class MtlsError extends Error {
@@ -152,5 +170,44 @@ export class UpstreamError extends MtlsError {
     this.upstream = detail.upstream;
     this.expected = detail.expected;
     this.seen = detail.seen;
+  }
+}
+
+/** What a refused bearer token is known by in logs and metrics: never the token or any part of it. */
+export interface TokenErrorDetail {
+  /** The configured issuer name (`tokens.issuers.<name>`). */
+  readonly issuer: string;
+  /** A stable, low-cardinality reason, e.g. `expired`, `signature`, `cnf_mismatch` (the metric label). */
+  readonly reason: string;
+  /** The token's `kid` header, sanitised, when one could be read. */
+  readonly kid?: string | undefined;
+  /** The token's `sub`, sanitised, only once its signature was verified. */
+  readonly sub?: string | undefined;
+  /** For `ERR_MTLS_TOKEN_SCOPE`: the scopes the route requires, space-separated (configuration, not token data). */
+  readonly scope?: string | undefined;
+}
+
+/**
+ * A bearer token is missing, fails verification, is not bound to the connection it arrived on, or lacks a scope.
+ * The message says why in fixed words; it never contains the token or any part of it.
+ */
+export class TokenError extends MtlsError {
+  declare readonly code: TokenErrorCode;
+  readonly issuer: string;
+  readonly reason: string;
+  readonly kid: string | undefined;
+  readonly sub: string | undefined;
+  readonly scope: string | undefined;
+  /** A token was presented (RFC 6750 §3: then `error="invalid_token"`). */
+  readonly presented: boolean;
+
+  constructor(code: TokenErrorCode, message: string, detail: TokenErrorDetail, presented = code !== 'ERR_MTLS_TOKEN_MISSING') {
+    super(code, message);
+    this.issuer = detail.issuer;
+    this.reason = detail.reason;
+    this.kid = detail.kid;
+    this.sub = detail.sub;
+    this.scope = detail.scope;
+    this.presented = presented;
   }
 }

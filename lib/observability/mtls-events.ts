@@ -17,7 +17,21 @@ export type MtlsEvent =
     }
   | { readonly type: 'handshake.rejected'; readonly reason: string; readonly remoteAddress: string | undefined }
   | { readonly type: 'peer.denied'; readonly code: string; readonly route: string; readonly peer: string | undefined }
-  | { readonly type: 'connection.revoked'; readonly reason: string; readonly peer: string | undefined };
+  | { readonly type: 'connection.revoked'; readonly reason: string; readonly peer: string | undefined }
+  | {
+      /** A bearer token was refused; `reason` is a stable label, `kid` and `sub` sanitised (never the token). */
+      readonly type: 'token.rejected';
+      readonly issuer: string;
+      readonly code: string;
+      readonly reason: string;
+      readonly route: string;
+      readonly peer: string | undefined;
+      readonly kid: string | undefined;
+      readonly sub: string | undefined;
+    }
+  | { readonly type: 'jwks.rotated'; readonly issuer: string }
+  | { readonly type: 'jwks.refused'; readonly issuer: string; readonly error: Error }
+  | { readonly type: 'jwks.stale'; readonly issuer: string; readonly ageMs: number };
 
 /** The package's event bus: one per application, injectable. */
 @Injectable()

@@ -1,5 +1,5 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
-import type { MtlsError, MtlsErrorCode } from '../errors/mtls.errors.js';
+import { TokenError, type MtlsError, type MtlsErrorCode } from '../errors/mtls.errors.js';
 
 /** The JSON body of every HTTP error this package produces: fixed texts, a stable code, no certificate details. */
 export interface MtlsHttpErrorBody {
@@ -17,6 +17,8 @@ export class MtlsHttpException extends HttpException {
     error: string,
     message: string,
     cause: MtlsError,
+    /** Response headers the refusal needs (`WWW-Authenticate` for bearer tokens, RFC 6750 §3). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super({ statusCode: status, error, code: mtlsCode, message } satisfies MtlsHttpErrorBody, status, { cause });
   }
@@ -31,10 +33,26 @@ const STATUS: Partial<Record<MtlsErrorCode, readonly [status: number, error: str
   ERR_MTLS_UPSTREAM_REQUEST: [HttpStatus.BAD_GATEWAY, 'Bad Gateway', 'upstream request failed'],
   ERR_MTLS_UPSTREAM_ABORTED: [HttpStatus.BAD_GATEWAY, 'Bad Gateway', 'upstream request aborted'],
   ERR_MTLS_UPSTREAM_TIMEOUT: [HttpStatus.GATEWAY_TIMEOUT, 'Gateway Timeout', 'upstream request timed out'],
+  ERR_MTLS_TOKEN_MISSING: [HttpStatus.UNAUTHORIZED, 'Unauthorized', 'a bearer token is required'],
+  ERR_MTLS_TOKEN_INVALID: [HttpStatus.UNAUTHORIZED, 'Unauthorized', 'the bearer token is not valid'],
+  ERR_MTLS_TOKEN_UNBOUND: [HttpStatus.UNAUTHORIZED, 'Unauthorized', 'the bearer token is not bound to this caller'],
+  ERR_MTLS_TOKEN_SCOPE: [HttpStatus.FORBIDDEN, 'Forbidden', 'insufficient_scope'],
 };
 
 /**
- * The one place that maps error codes to HTTP. Peer errors become 401/403, upstream errors 502/504,
+ * The `WWW-Authenticate` challenge of a token refusal (RFC 6750 §3): a bare `Bearer` when no token was sent,
+ * `error="invalid_token"` when one was, `error="insufficient_scope"` with the scopes the route needs.
+ */
+function bearerChallenge(error: TokenError): string {
+  if (error.code === 'ERR_MTLS_TOKEN_SCOPE') {
+    return `Bearer error="insufficient_scope"${error.scope === undefined ? '' : `, scope="${error.scope}"`}`;
+  }
+  return error.presented ? 'Bearer error="invalid_token"' : 'Bearer';
+}
+
+/**
+ * The one place that maps error codes to HTTP. Peer errors become 401/403, token errors 401 (403 for a missing
+ * scope) with their `WWW-Authenticate` challenge in `headers`, upstream errors 502/504,
  * anything else (configuration, credentials) 500 — those belong to startup and should never reach a request.
  */
 export function toHttpException(error: MtlsError): MtlsHttpException {
@@ -43,5 +61,6 @@ export function toHttpException(error: MtlsError): MtlsHttpException {
     'Internal Server Error',
     'internal error',
   ];
-  return new MtlsHttpException(error.code, status, name, message, error);
+  const headers = error instanceof TokenError ? { 'WWW-Authenticate': bearerChallenge(error) } : undefined;
+  return new MtlsHttpException(error.code, status, name, message, error, headers);
 }

@@ -21,6 +21,8 @@ export interface PeerRequestOptions {
   headers?: Record<string, string>;
   /** Sent as JSON. */
   body?: unknown;
+  /** A bearer token, sent as `Authorization: Bearer <token>`. */
+  token?: string;
 }
 
 /** Makes requests to one server as one peer; every call opens a new TLS connection, so each shows its handshake's fate. */
@@ -37,6 +39,8 @@ export interface CallAsOptions {
   /** TLS protocol bounds, e.g. to test a TLS 1.2 client. */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** A bearer token sent with every call (a call's own `token` wins). */
+  token?: string;
 }
 
 function baseUrl(target: INestApplication | string): URL {
@@ -64,7 +68,7 @@ export function callAs(
   const origin = baseUrl(target);
   const ca = options.ca ?? peer?.caPem;
   if (ca === undefined) throw new Error('callAs: pass options.ca to verify the server when calling without a peer');
-  const send = (method: string, path: string, { headers = {}, body }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -80,6 +84,7 @@ export function callAs(
           ...(options.minVersion ? { minVersion: options.minVersion } : {}),
           ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
           headers: {
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
             ...headers,
             ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
           },

@@ -1,6 +1,8 @@
 export { TestPki, secretFiles, writeCredentialFiles } from './test-pki.js';
 export type { TestCredentials, TestPeer } from './test-pki.js';
 export { callAs } from './call-as.js';
+export { TestTokenIssuer, certificateThumbprint } from './test-token-issuer.js';
+export type { MintOptions, TestSigningKey, TestTokenIssuerOptions } from './test-token-issuer.js';
 export type { CallAsOptions, CallerCredentials, PeerCaller, PeerRequestOptions, PeerResponse } from './call-as.js';
 export { writeKubernetesSecret } from '../credentials/secret-layout.js';
 export { CertificateAuthority } from '../x509/certificate-authority.js';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { CredentialsSourceOptions } from '../credentials/credentials.interfaces.js';
 import { CertificateAuthority, type IssuedCertificate, type IssueOptions } from '../x509/certificate-authority.js';
 import { writeKubernetesSecret } from '../credentials/secret-layout.js';
+import { TestTokenIssuer, type TestTokenIssuerOptions } from './test-token-issuer.js';
 
 /** A minted peer: its certificate and key, and the bundle it trusts (to verify the server it calls). */
 export interface TestPeer extends IssuedCertificate {
@@ -77,6 +78,11 @@ export class TestPki {
   async foreignPeer(spiffeId: string): Promise<TestPeer> {
     const other = await TestPki.create({ trustDomain: this.trustDomain });
     return { ...(await other.peer(spiffeId)), caPem: this.bundlePem };
+  }
+
+  /** A token issuer with a real signing key; see {@link TestTokenIssuer}. */
+  tokenIssuer(options: TestTokenIssuerOptions = {}): Promise<TestTokenIssuer> {
+    return TestTokenIssuer.create(options);
   }
 
   /**

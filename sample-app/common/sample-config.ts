@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CredentialsSourceOptions } from 'nestjs-mtls';
+import type { CredentialsSourceOptions, MtlsTokensOptions } from 'nestjs-mtls';
 
 /** The sample's trust domain and the SPIFFE IDs its services and callers use. */
 export const TRUST_DOMAIN = 'shop.test';
@@ -80,4 +80,22 @@ export function listenAddressFromEnv(defaultPort: number, env: NodeJS.ProcessEnv
     throw new SampleConfigError(`PORT must be a port number (0-65535), got ${JSON.stringify(env.PORT)}`);
   }
   return { host, port };
+}
+
+/** Default `JWT_ISSUER`: the `iss` of the dev issuer `npm run sample` creates. */
+export const DEFAULT_JWT_ISSUER = 'https://issuer.shop.test';
+
+/** The dev token issuer's JWKS, created by `npm run sample` (or `nestjs-mtls dev-ca issuer init`). */
+export function devJwksFile(): string {
+  return join(devCertificatesDir(), 'issuer', 'jwks.json');
+}
+
+/**
+ * The orders service's user-token issuer: `JWT_ISSUER` (default https://issuer.shop.test), audience `orders`, keys
+ * from `JWT_JWKS_FILE` (default the dev issuer's jwks.json). Without that file, the token routes are left out.
+ */
+export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsTokensOptions | undefined {
+  const jwks = env.JWT_JWKS_FILE ? resolve(env.JWT_JWKS_FILE) : devJwksFile();
+  if (!env.JWT_JWKS_FILE && !existsSync(jwks)) return undefined;
+  return { issuers: { users: { issuer: env.JWT_ISSUER || DEFAULT_JWT_ISSUER, audience: 'orders', jwks } } };
 }

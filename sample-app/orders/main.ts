@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { mtlsHttpsOptions } from 'nestjs-mtls';
-import { credentialsFromEnv, listenAddressFromEnv, SampleConfigError } from '../common/sample-config.js';
+import { credentialsFromEnv, listenAddressFromEnv, SampleConfigError, tokensFromEnv } from '../common/sample-config.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { runService } from '../common/run-service.js';
 import { OrdersModule } from './orders.module.js';
@@ -12,7 +12,7 @@ await runService('orders', async () => {
   if (!inventoryUrl.startsWith('https://')) {
     throw new SampleConfigError(`INVENTORY_URL must be an https:// URL, got ${JSON.stringify(inventoryUrl)}`);
   }
-  const app = await NestFactory.create(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl), {
+  const app = await NestFactory.create(OrdersModule.register(credentialsFromEnv('orders'), inventoryUrl, tokensFromEnv()), {
     httpsOptions: mtlsHttpsOptions(),
     abortOnError: false,
   });

@@ -9,4 +9,6 @@ export const MTLS_METRIC_NAMES = {
   handshakeFailures: 'nestjs_mtls_handshake_failures_total',
   peerDenied: 'nestjs_mtls_peer_denied_total',
   connectionsRevoked: 'nestjs_mtls_connections_revoked_total',
+  tokenRejections: 'nestjs_mtls_token_rejections_total',
+  jwksStaleServed: 'nestjs_mtls_jwks_stale_served_total',
 } as const;

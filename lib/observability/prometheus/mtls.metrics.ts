@@ -4,7 +4,7 @@ import type { Subscription } from 'rxjs';
 import { MtlsConfigError } from '../../errors/mtls.errors.js';
 import { CredentialsStatus } from '../credentials-status.js';
 import { MtlsEvents, type CredentialSetName, type MtlsEvent } from '../mtls-events.js';
-import { BoundedLabel, deniedReasonLabel, handshakeReasonLabel } from './metric-labels.js';
+import { BoundedLabel, deniedReasonLabel, handshakeReasonLabel, tokenReasonLabel } from './metric-labels.js';
 import { MTLS_METRIC_NAMES, MTLS_METRICS_REGISTRY } from './mtls-metrics.constants.js';
 
 /** A prom-client registry in either exposition format. */
@@ -30,6 +30,8 @@ export class MtlsMetrics implements OnModuleDestroy {
   readonly #handshakeFailures: Counter<'reason'>;
   readonly #peerDenied: Counter<'reason' | 'route'>;
   readonly #revoked: Counter;
+  readonly #tokenRejections: Counter<'issuer' | 'reason'>;
+  readonly #jwksStale: Counter<'issuer'>;
   readonly #routes = new BoundedLabel(MAX_ROUTE_LABELS);
 
   constructor(
@@ -94,6 +96,19 @@ export class MtlsMetrics implements OnModuleDestroy {
       help: 'Open connections closed because their peer is no longer trusted (CRL or CA bundle change).',
       registers,
     });
+    // `issuer` is a configured issuer name, never a value from a token: the label set is fixed by configuration.
+    this.#tokenRejections = new Counter({
+      name: MTLS_METRIC_NAMES.tokenRejections,
+      help: 'Bearer tokens refused, by configured issuer name and reason (never any part of the token).',
+      labelNames: ['issuer', 'reason'],
+      registers,
+    });
+    this.#jwksStale = new Counter({
+      name: MTLS_METRIC_NAMES.jwksStaleServed,
+      help: 'Times a JWKS past its refresh time verified a token because fetching it failed (stale-if-error).',
+      labelNames: ['issuer'],
+      registers,
+    });
     this.#subscription = events.events$.subscribe((event) => this.#count(event));
   }
 
@@ -124,6 +139,12 @@ export class MtlsMetrics implements OnModuleDestroy {
         break;
       case 'connection.revoked':
         this.#revoked.inc();
+        break;
+      case 'token.rejected':
+        this.#tokenRejections.inc({ issuer: event.issuer, reason: tokenReasonLabel(event.reason) });
+        break;
+      case 'jwks.stale':
+        this.#jwksStale.inc({ issuer: event.issuer });
         break;
       default:
         break;
