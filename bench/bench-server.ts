@@ -160,7 +160,9 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
           MtlsModule.forRoot({
             credentials: { dir: config.credentialsDir },
             peers: { orders: peers.orders },
-            tokens: { issuers: { bench: { issuer: 'https://issuer.bench.test', audience: 'inventory', jwks: config.jwksFile! } } },
+            tokens: {
+              issuers: { bench: { issuer: 'https://issuer.bench.test', audience: 'inventory', jwks: config.jwksFile! } },
+            },
           }),
         ],
         controllers: [TokenStockController],

@@ -160,7 +160,13 @@ async function tokenGroup(context: Context): Promise<TokenGroupResult> {
       key: variant,
       label: LABELS[variant],
       run: () =>
-        runLoad(context, servers[index]!, { mode: 'keep-alive', client: 'undici-pool' }, concurrency, variant === 'mtls-token' ? bearer : undefined),
+        runLoad(
+          context,
+          servers[index]!,
+          { mode: 'keep-alive', client: 'undici-pool' },
+          concurrency,
+          variant === 'mtls-token' ? bearer : undefined,
+        ),
     })),
   );
   await context.servers.stop('mtls-token');

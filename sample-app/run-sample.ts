@@ -196,7 +196,13 @@ async function main(): Promise<number> {
 
     // Tokens: a user's token relayed by the frontend, bound to the frontend's certificate for refunds.
     const frontend2 = await loadPeer(join(certs, 'frontend-2'));
-    const bound = await mintDevToken({ dir: certs, sub: 'alice', aud: ['orders'], ttlMs: 600_000, bindCert: join(certs, 'frontend', 'tls.crt') });
+    const bound = await mintDevToken({
+      dir: certs,
+      sub: 'alice',
+      aud: ['orders'],
+      ttlMs: 600_000,
+      bindCert: join(certs, 'frontend', 'tls.crt'),
+    });
     const tokenSteps: Step[] = [
       {
         caller: 'frontend + bound token',
@@ -224,7 +230,11 @@ async function main(): Promise<number> {
       tokenRows.push([step.caller, step.request, step.expected, outcome, ok ? 'ok' : 'UNEXPECTED']);
     }
     console.log(`\n${table(tokenRows)}\n`);
-    console.log(tokenFailures === 0 ? `all ${tokenSteps.length} token outcomes as expected` : `${tokenFailures} unexpected token outcome(s)`);
+    console.log(
+      tokenFailures === 0
+        ? `all ${tokenSteps.length} token outcomes as expected`
+        : `${tokenFailures} unexpected token outcome(s)`,
+    );
     failures += tokenFailures;
     if (serve && failures === 0) {
       console.log(`services left running (inventory :${INVENTORY_PORT}, orders :${ORDERS_PORT}); Ctrl-C stops them`);

@@ -39,7 +39,10 @@ export async function withBearerToken<T extends Pick<MtlsRequestOptions, 'header
   const headers = options?.headers ?? {};
   for (const name of Object.keys(headers)) {
     if (name.toLowerCase() === 'authorization' && headers[name] !== undefined) {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${call}: both options.token and an Authorization header are set; keep one. Nothing was sent`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `${call}: both options.token and an Authorization header are set; keep one. Nothing was sent`,
+      );
     }
   }
   return { ...(options as T), headers: { ...headers, authorization: `Bearer ${token}` } };

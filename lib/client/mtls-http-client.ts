@@ -57,7 +57,10 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
       if (upstream.token === undefined) continue;
       const problem = tokenSourceProblem(upstream.token);
       if (problem !== undefined) {
-        throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "client.upstreams.${name}.token": ${problem.replace('options.token ', '')}`);
+        throw new MtlsConfigError(
+          'ERR_MTLS_CONFIG_INVALID',
+          `MtlsModule option "client.upstreams.${name}.token": ${problem.replace('options.token ', '')}`,
+        );
       }
       this.#upstreamTokens.set(name, upstream.token);
     }
@@ -84,7 +87,12 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
   upstream(name: string): MtlsUpstreamClient {
     let client = this.#upstreams.get(name);
     if (client === undefined) {
-      client = new MtlsUpstreamClient(this.#registry.upstream(name), this.#generations, this.#defaults, this.#upstreamTokens.get(name));
+      client = new MtlsUpstreamClient(
+        this.#registry.upstream(name),
+        this.#generations,
+        this.#defaults,
+        this.#upstreamTokens.get(name),
+      );
       this.#upstreams.set(name, client);
     }
     return client;

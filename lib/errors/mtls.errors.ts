@@ -49,19 +49,10 @@ export type UpstreamErrorCode =
  * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
  */
 export type AnyMtlsError =
-  | MtlsConfigError
-  | SpiffeIdError
-  | CertificateParseError
-  | CredentialsError
-  | PeerError
-  | UpstreamError
-  | TokenError;
+  MtlsConfigError | SpiffeIdError | CertificateParseError | CredentialsError | PeerError | UpstreamError | TokenError;
 
 export type TokenErrorCode =
-  | 'ERR_MTLS_TOKEN_MISSING'
-  | 'ERR_MTLS_TOKEN_INVALID'
-  | 'ERR_MTLS_TOKEN_UNBOUND'
-  | 'ERR_MTLS_TOKEN_SCOPE';
+  'ERR_MTLS_TOKEN_MISSING' | 'ERR_MTLS_TOKEN_INVALID' | 'ERR_MTLS_TOKEN_UNBOUND' | 'ERR_MTLS_TOKEN_SCOPE';
 
 /** Root of every error thrown by nestjs-mtls. */
 export class MtlsError extends Error {

@@ -68,7 +68,11 @@ export function callAs(
   const origin = baseUrl(target);
   const ca = options.ca ?? peer?.caPem;
   if (ca === undefined) throw new Error('callAs: pass options.ca to verify the server when calling without a peer');
-  const send = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send = (
+    method: string,
+    path: string,
+    { headers = {}, body, token = options.token }: PeerRequestOptions = {},
+  ): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(

@@ -70,7 +70,11 @@ describe('MtlsHttpClient bearer tokens (real mTLS)', () => {
 
   it.each([
     ['a token with a line break', { token: `${TOKEN}\r\nX-Evil: 1` }, 'is not a bearer token'],
-    ['a token and an Authorization header', { token: TOKEN, headers: { Authorization: 'Basic eA==' } }, 'both options.token and an Authorization header'],
+    [
+      'a token and an Authorization header',
+      { token: TOKEN, headers: { Authorization: 'Basic eA==' } },
+      'both options.token and an Authorization header',
+    ],
     ['a function returning no string', { token: () => undefined as unknown as string }, 'returned no string'],
   ])('refuses %s without sending anything or quoting the value', async (_name, options, message) => {
     const server = await upstream();
