@@ -80,7 +80,7 @@ describe('MtlsHttpClient bearer tokens (real mTLS)', () => {
     const server = await upstream();
     const http = await client();
     const error = await http.get(`${server.origin}/q`, { expectPeer: 'inventory', ...options }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
+    expect(error).toMatchObject({ code: 'ERR_MTLS_INVALID_ARGUMENT' });
     expect((error as Error).message).toContain(message);
     expect((error as Error).message).not.toContain(TOKEN);
     expect(server.requests).toEqual([]);
