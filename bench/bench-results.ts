@@ -1,4 +1,5 @@
 import type { AdmissionResult } from './admission.js';
+import type { FastifyGroupResult } from './fastify-group.js';
 import type { BenchOptions } from './bench-options.js';
 import type { Pinning } from './child-process.js';
 import type { ProfileSummary } from './profile-summary.js';
@@ -23,6 +24,9 @@ export const CLIENTS = [
 
 /** Row labels, as the issue and DESIGN.md name the cases. */
 export const LABELS: Readonly<Record<ServerVariant | ClientVariant, string>> = {
+  'http-nest': 'Nest, plain HTTP, no guard',
+  'http-xfcc': 'MtlsModule proxy mode (XFCC, loopback)',
+  'http-pool': 'undici Pool, plain HTTP',
   raw: '(a) raw node:https',
   nest: '(b) Nest + Express, no guard',
   mtls: '(c) Nest + MtlsModule, @AllowPeers',
@@ -38,6 +42,11 @@ export const LABELS: Readonly<Record<ServerVariant | ClientVariant, string>> = {
   'mtls-https-agent': 'MtlsHttpClient.httpsAgent() with node:https',
   'undici-fetch': 'undici fetch + Agent dispatcher (prebuilt SecureContext)',
   'mtls-fetch': 'undici fetch + MtlsHttpClient.dispatcher()',
+  fastify: 'Nest + Fastify, no guard',
+  'fastify-mtls': 'Nest + Fastify + MtlsModule (mtlsFastifyAdapter), @AllowPeers',
+  'fastify-mtls-h2': 'Nest + Fastify + MtlsModule, HTTP/2 + HTTP/1.1 on one port',
+  'undici-h2': 'undici Client, HTTP/2: one connection, requests multiplexed as streams',
+  'mtls-client-h2': 'MtlsHttpClient.get(url, { expectPeer }) with client.http2',
 };
 
 /** Every metric of a case over its rounds. */
@@ -120,6 +129,8 @@ export interface BenchResults {
   readonly handshake: { readonly full: HandshakeCases; readonly resumed: HandshakeCases } | undefined;
   readonly client: Cases<(typeof CLIENTS)[number]> | undefined;
   readonly rotation: RotationResult | undefined;
+  /** Push of an X509-SVID by the Workload API → new certificate served (group `workload-api`). */
+  readonly workloadApi?: RotationResult | undefined;
   readonly memory: (ReloadMemoryReport & { readonly rssGrowthBytes: number }) | undefined;
   /** Connection admission: peer certificate sources, re-checks of many connections, the expiry structure. */
   readonly admission?: AdmissionResult | undefined;
@@ -128,6 +139,8 @@ export interface BenchResults {
   readonly floors: readonly FloorResult[];
   /** With `--profile`: where each server's CPU went while it served. */
   readonly profiles: readonly ProfileSummary[] | undefined;
+  /** The Fastify and HTTP/2 group (bench/fastify-group.ts), when run. */
+  readonly fastify?: FastifyGroupResult | undefined;
 }
 
 /** Summarises the rounds of one case. */

@@ -13,6 +13,8 @@ import {
   type Type,
 } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { mtlsFastifyAdapter } from '../lib/fastify/index.js';
 import { once } from 'node:events';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -128,9 +130,13 @@ async function startRaw(): Promise<{ port: number; close: () => Promise<void> }>
   };
 }
 
-function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOptions> } {
+function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOptions | undefined> } {
+  return nestModuleOf(config.variant);
+}
+
+function nestModuleOf(variant: ServerConfig['variant']): { module: Type; httpsOptions: () => Promise<TlsServerOptions | undefined> } {
   const peers = { orders: config.callerSpiffeId, inventory: config.serverSpiffeId };
-  switch (config.variant) {
+  switch (variant) {
     case 'nest': {
       @Module({ controllers: [StockController] })
       class PlainAppModule {}
@@ -146,6 +152,11 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
       class AnyGuardAppModule {}
       return { module: AnyGuardAppModule, httpsOptions: tlsServerOptions };
     }
+    case 'fastify':
+      return nestModuleOf('nest');
+    case 'fastify-mtls':
+    case 'fastify-mtls-h2':
+      return nestModuleOf('mtls');
     case 'mtls': {
       @Module({
         imports: [MtlsModule.forRoot({ credentials: { dir: config.credentialsDir }, peers: { orders: peers.orders } })],
@@ -179,17 +190,48 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
       class RotationAppModule {}
       return { module: RotationAppModule, httpsOptions: async () => mtlsHttpsOptions() };
     }
+    case 'http-nest': {
+      @Module({ controllers: [StockController] })
+      class PlainHttpAppModule {}
+      return { module: PlainHttpAppModule, httpsOptions: async () => undefined };
+    }
+    case 'http-xfcc': {
+      // Behind a loopback sidecar: plain HTTP, identities from x-forwarded-client-cert.
+      @Module({
+        imports: [
+          MtlsModule.forRoot({
+            credentials: { dir: config.credentialsDir },
+            peers: { orders: peers.orders },
+            proxy: { header: 'xfcc', trust: 'loopback' },
+          }),
+        ],
+        controllers: [GuardedStockController],
+      })
+      class ProxyAppModule {}
+      return { module: ProxyAppModule, httpsOptions: async () => undefined };
+    }
     default:
-      throw new Error(`not a Nest variant: ${config.variant}`);
+      throw new Error(`not a Nest variant: ${variant}`);
   }
 }
 
 async function startNest(): Promise<{ port: number; app: INestApplication; close: () => Promise<void> }> {
   const { module, httpsOptions } = nestModule();
-  const app = await NestFactory.create(module, { httpsOptions: await httpsOptions(), logger: false });
+  const tls = await httpsOptions();
+  const app = config.variant.startsWith('fastify')
+    ? await NestFactory.create(module, await fastifyAdapter(tls), { logger: false })
+    : await NestFactory.create(module, { ...(tls === undefined ? {} : { httpsOptions: tls }), logger: false });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as { address(): AddressInfo };
   return { port: server.address().port, app, close: () => app.close() };
+}
+
+/** The Fastify variants: TLS goes into the adapter (Nest ignores `httpsOptions` with Fastify). */
+async function fastifyAdapter(tls: TlsServerOptions | undefined): Promise<FastifyAdapter> {
+  if (config.variant === 'fastify-mtls') return mtlsFastifyAdapter();
+  if (config.variant === 'fastify-mtls-h2') return mtlsFastifyAdapter({ http2: true });
+  if (tls === undefined) throw new Error(`${config.variant} needs TLS options`);
+  return new FastifyAdapter({ https: tls });
 }
 
 /** Memory after full collections, so that what is left is what is still referenced. */

@@ -4,7 +4,7 @@ import 'reflect-metadata';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { connect, type SecureContext } from 'node:tls';
-import { Agent, fetch, Pool, type Dispatcher } from 'undici';
+import { Agent, Client as UndiciClient, fetch, Pool, type Dispatcher } from 'undici';
 import type { MtlsHttpClient } from '../lib/client/index.js';
 import { CredentialStore } from '../lib/credentials/credential-store.js';
 import { loadCredentials } from '../lib/credentials/credentials-loader.js';
@@ -15,7 +15,8 @@ import type { ClientVariant, LoadJob, LoadResult } from './protocol.js';
 import { LatencyRecorder } from './statistics.js';
 
 const job = JSON.parse(process.argv[2] ?? 'null') as LoadJob;
-const origin = `https://127.0.0.1:${job.port}`;
+const plainHttp = job.mode === 'keep-alive' && job.client === 'http-pool';
+const origin = `${plainHttp ? 'http' : 'https'}://127.0.0.1:${job.port}`;
 
 /** One request (or one connection) that resolves when it completed with status 200. */
 type Call = () => Promise<string | undefined>;
@@ -61,9 +62,24 @@ function viaHttps(agent: HttpsAgent): Call {
 
 /** The client under test. The bare clients get the SecureContext the package builds: same TLS options, built once. */
 async function createClient(variant: ClientVariant): Promise<Client> {
+  // The proxy group's sidecar side: plain HTTP, no client certificate, the job's headers on every request.
+  if (variant === 'http-pool') {
+    const pool = new Pool(origin, { connections: job.concurrency });
+    const headers = job.headers ?? {};
+    return {
+      call: async () => {
+        const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers });
+        await body.json();
+        expectOk(statusCode);
+        return undefined;
+      },
+      close: () => pool.close(),
+    };
+  }
   const resolved = resolveMtlsOptions({
     credentials: { dir: job.credentialsDir },
     client: {
+      http2: variant === 'mtls-client-h2',
       connectionsPerOrigin: job.concurrency,
       upstreams: { inventory: { url: origin, expectPeer: job.serverSpiffeId } },
     },
@@ -125,6 +141,20 @@ async function createClient(variant: ClientVariant): Promise<Client> {
         close: () => pool.close(),
       };
     }
+    case 'undici-h2': {
+      // One connection; `pipelining` is undici's cap on its streams in flight.
+      const client = new UndiciClient(origin, { allowH2: true, pipelining: job.concurrency, connect: tls });
+      return {
+        call: async () => {
+          const { statusCode, body } = await client.request({ method: 'GET', path: job.path });
+          await body.json();
+          expectOk(statusCode);
+          return undefined;
+        },
+        close: () => client.close(),
+      };
+    }
+    case 'mtls-client-h2':
     case 'mtls-client': {
       const client = await mtls();
       return {

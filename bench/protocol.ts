@@ -6,7 +6,19 @@
  * `@AllowPeers`, (d) `naive`, a per-request `getPeerCertificate()` guard for scale, (e) `any-guard`, a guard that only
  * returns true (what Nest charges for any guard); `rotation` serves the reload tests.
  */
-export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token';
+export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token' | FastifyServerVariant | ProxyServerVariant;
+
+/**
+ * Nest on Fastify: `fastify` without a guard (TLS options in the adapter), `fastify-mtls` with `MtlsModule` through
+ * `mtlsFastifyAdapter()`, `fastify-mtls-h2` the same serving HTTP/2 and HTTP/1.1 on one port.
+ */
+export type FastifyServerVariant = 'fastify' | 'fastify-mtls' | 'fastify-mtls-h2';
+
+/**
+ * The proxy group's servers, plain HTTP on 127.0.0.1 as behind a loopback sidecar: `http-nest` without the module,
+ * `http-xfcc` with `MtlsModule` in proxy mode (`proxy: { header: 'xfcc', trust: 'loopback' }`) and `@AllowPeers`.
+ */
+export type ProxyServerVariant = 'http-nest' | 'http-xfcc';
 
 /** The outbound clients compared against server (a). */
 export type ClientVariant =
@@ -17,7 +29,13 @@ export type ClientVariant =
   | 'https-agent'
   | 'mtls-https-agent'
   | 'undici-fetch'
-  | 'mtls-fetch';
+  | 'mtls-fetch'
+  /** One HTTP/2 connection, every request a stream on it (undici Client, `allowH2`). */
+  | 'undici-h2'
+  /** `MtlsHttpClient` with `client.http2`. */
+  | 'mtls-client-h2'
+  /** A plain-HTTP undici Pool sending `LoadTarget.headers`: the sidecar's side of the proxy group. */
+  | 'http-pool';
 
 /** What a server child is told to be. */
 export interface ServerConfig {
@@ -62,6 +80,8 @@ export interface LoadTarget {
   readonly serverSpiffeId: string;
   /** `Authorization` header value sent with every request (the token group), if any. */
   readonly authorization?: string;
+  /** Headers sent with every request (the proxy group's XFCC). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** What one window measured. */

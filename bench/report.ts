@@ -9,6 +9,7 @@ import {
 } from './bench-results.js';
 import { PROFILE_AREAS } from './profile-summary.js';
 import { ratio, type Summary } from './statistics.js';
+import { workloadApiSection } from './workload-api-report.js';
 
 const MB = 1_000_000;
 
@@ -326,6 +327,7 @@ export function renderMarkdown(results: BenchResults): string {
     ...clientSection(results),
     ...rotationSection(results),
     ...admissionSection(results),
+    ...workloadApiSection(results.workloadApi, results.rotation, number, table),
     ...profileSection(results),
     '### Floors (issue 5)',
     '',

@@ -30,6 +30,7 @@ import {
   startChild,
   type Pinning,
 } from './child-process.js';
+import { FASTIFY_SERVERS, fastifyGroup, renderFastifyGroup } from './fastify-group.js';
 import { createFixtures, SERVER_SPIFFE_ID, type BenchFixtures } from './fixtures.js';
 import { summarizeProfile, type CpuProfile, type ProfileSummary } from './profile-summary.js';
 import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWork } from './protocol.js';
@@ -37,6 +38,8 @@ import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
 import { renderTokenGroup, TOKEN_SERVERS, tokenGroupResult, type TokenGroupResult } from './token-group.js';
+import { timeWorkloadApiRotations } from './workload-api-rotation.js';
+import { proxyHeaders, renderProxyMarkdown, PROXY_CASES, type ProxyGroup } from './proxy-group.js';
 
 const runStart = performance.now();
 
@@ -57,7 +60,7 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission'> & {
+type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission' | 'workloadApi' | 'fastify'> & {
   token?: TokenGroupResult | undefined;
 };
 
@@ -77,11 +80,13 @@ async function runLoad(
   work: LoadWork,
   concurrency: number,
   authorization?: string,
+  headers?: Readonly<Record<string, string>>,
 ): Promise<LoadResult> {
   const { options } = context;
   const job: LoadJob = {
     ...work,
     ...(authorization === undefined ? {} : { authorization }),
+    ...(headers === undefined ? {} : { headers }),
     port: server.port,
     path: BENCH_PATH,
     serverPid: server.pid,
@@ -171,6 +176,26 @@ async function tokenGroup(context: Context): Promise<TokenGroupResult> {
   );
   await context.servers.stop('mtls-token');
   return tokenGroupResult({ mtls: cases.mtls.rounds, 'mtls-token': cases['mtls-token'].rounds });
+}
+
+/** Proxy mode: server CPU per keep-alive request, plain HTTP behind a loopback sidecar, against Nest without a guard. */
+async function proxyGroup(context: Context): Promise<ProxyGroup> {
+  const { concurrency } = context.options;
+  const headers = await proxyHeaders(context.fixtures.callerDir);
+  const plain = await context.servers.get('http-nest');
+  const proxied = await context.servers.get('http-xfcc');
+  const keepAlive = await interleaved(
+    context,
+    'proxy',
+    PROXY_CASES.map((c) => ({
+      key: c.key,
+      label: c.label,
+      run: () =>
+        runLoad(context, c.server === 'http-nest' ? plain : proxied, { mode: 'keep-alive', client: 'http-pool' }, concurrency, undefined, headers[c.header]),
+    })),
+  );
+  await Promise.all([context.servers.stop('http-nest'), context.servers.stop('http-xfcc')]);
+  return { keepAlive };
 }
 
 async function handshakeGroup(context: Context): Promise<NonNullable<Groups['handshake']>> {
@@ -265,12 +290,25 @@ async function runGroups(context: Context): Promise<Groups> {
     memory: undefined,
     admission: undefined,
     token: selected.includes('token') ? await tokenGroup(context) : undefined,
+    fastify: selected.includes('fastify')
+      ? await fastifyGroup({
+          concurrency: context.options.concurrency,
+          handshakeConcurrency: context.options.handshakeConcurrency,
+          server: (variant) => context.servers.get(variant),
+          load: (server, work, concurrency) => runLoad(context, server, work, concurrency),
+          interleaved: (group, cases) => interleaved(context, group, cases),
+        })
+      : undefined,
   };
   // The throughput servers are done: the rotation server runs alone.
-  await Promise.all(KEEP_ALIVE_SERVERS.map((variant) => context.servers.stop(variant)));
+  await Promise.all([...KEEP_ALIVE_SERVERS, ...FASTIFY_SERVERS].map((variant) => context.servers.stop(variant)));
   const withRotation = selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
   // In this process, once the servers are gone: nothing else competes for the CPU.
-  return selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
+  const withAdmission = selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
+  if (!selected.includes('workload-api')) return withAdmission;
+  const workloadApi = await timeWorkloadApiRotations(context.fixtures.pki, context.options.rotations, log);
+  log(`[workload-api] p50 ${workloadApi.p50Ms.toFixed(1)} ms, p99 ${workloadApi.p99Ms.toFixed(1)} ms`);
+  return { ...withAdmission, workloadApi };
 }
 
 async function main(): Promise<void> {
@@ -299,8 +337,11 @@ async function main(): Promise<void> {
   const fixtures = await createFixtures();
   const servers = new Servers(fixtures, pinning, profileDir);
   let groups: Groups;
+  let proxy: ProxyGroup | undefined;
   try {
-    groups = await runGroups({ options, fixtures, pinning, servers, clockTicksPerSecond: clockTicksPerSecond() });
+    const context = { options, fixtures, pinning, servers, clockTicksPerSecond: clockTicksPerSecond() };
+    groups = await runGroups(context);
+    proxy = options.groups.includes('proxy') ? await proxyGroup(context) : undefined;
   } finally {
     await servers.stopAll();
     await fixtures.remove();
@@ -332,10 +373,14 @@ async function main(): Promise<void> {
     floors: evaluateFloors(groups, ratios),
     profiles,
   };
-  const markdown = renderMarkdown(results) + (groups.token === undefined ? '' : `\n${renderTokenGroup(groups.token)}`);
+  const markdown =
+    renderMarkdown(results) +
+    (groups.token === undefined ? '' : `\n${renderTokenGroup(groups.token)}`) +
+    (groups.fastify === undefined ? '' : `\n${renderFastifyGroup(groups.fastify)}`) +
+    (proxy === undefined ? '' : renderProxyMarkdown(proxy));
   await mkdir(outDir, { recursive: true });
   const base = join(outDir, `bench-${stamp}`);
-  await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(`${base}.json`, `${JSON.stringify(proxy === undefined ? results : { ...results, proxy }, null, 2)}\n`);
   await writeFile(`${base}.md`, markdown);
   process.stdout.write(`${markdown}\n`);
   log(`results: ${base}.json, ${base}.md${profileDir === undefined ? '' : `; server profiles: ${profileDir}`}`);

@@ -33,10 +33,10 @@ export class CredentialsReloadService implements OnApplicationBootstrap, BeforeA
       this.#logger.log('credential hot reload is off (reload.enabled: false): rotated files take effect on restart');
       return;
     }
-    const sets: Array<[CredentialSetName, CredentialStore, CredentialFiles]> = [
-      ['identity', this.identity, this.options.credentialFiles],
-    ];
-    if (this.client !== this.identity && this.options.clientCredentialFiles !== undefined) {
+    // Sets streamed from the Workload API have no files to watch: their source pushes updates itself.
+    const sets: Array<[CredentialSetName, CredentialStore, CredentialFiles]> = [];
+    if (this.options.workloadApi === undefined) sets.push(['identity', this.identity, this.options.credentialFiles]);
+    if (this.client !== this.identity && this.options.clientCredentialFiles !== undefined && this.options.clientWorkloadApi === undefined) {
       sets.push(['client', this.client, this.options.clientCredentialFiles]);
     }
     const { debounceMs, pollIntervalMs, maxRetryDelayMs } = this.options.reload;

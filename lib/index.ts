@@ -1,6 +1,6 @@
 // The Nest surface of nestjs-mtls. Building blocks have their own entries: `nestjs-mtls/spiffe` (SPIFFE IDs, trust
 // domains, authorizers), `nestjs-mtls/credentials` (credential sets without Nest), `nestjs-mtls/testing`,
-// `nestjs-mtls/terminus` and `nestjs-mtls/prometheus`. Every export is a promise: add one deliberately.
+// `nestjs-mtls/terminus`, `nestjs-mtls/prometheus`, `nestjs-mtls/fastify` and `nestjs-mtls/workload-api`. Every export is a promise: add one deliberately.
 export { MtlsModule } from './mtls.module.js';
 export type { MTLS_ASYNC_OPTIONS_TYPE, MTLS_OPTIONS_TYPE } from './mtls.module-definition.js';
 export { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
@@ -24,9 +24,11 @@ export {
   MtlsConfigError,
   MtlsError,
   PeerError,
+  ProxyHeaderError,
   SpiffeIdError,
   TokenError,
   UpstreamError,
+  WorkloadApiError,
 } from './errors/mtls.errors.js';
 export type {
   AnyMtlsError,
@@ -37,8 +39,10 @@ export type {
   PeerErrorCode,
   TokenErrorCode,
   TokenErrorDetail,
+  ProxyHeaderErrorCode,
   UpstreamErrorCode,
   UpstreamErrorDetail,
+  WorkloadApiErrorCode,
 } from './errors/mtls.errors.js';
 
 export { mtlsHttpsOptions } from './server/mtls-https.options.js';
@@ -46,10 +50,12 @@ export type { MtlsHttpsOptions } from './server/mtls-https.options.js';
 export { MtlsGuard } from './server/mtls.guard.js';
 export { AllowAnyPeer, AllowCommonNames, AllowDnsNames, AllowPeers, AllowTrustDomain, Peer } from './server/peer.decorators.js';
 export { peerOfRequest } from './server/peer-request.js';
-export type { PeerIdentity } from './identity/peer-identity.js';
+export type { PeerIdentity, PeerSource } from './identity/peer-identity.js';
 export { MtlsHttpException, toHttpException } from './server/mtls-http-errors.js';
 export { MtlsExceptionFilter } from './server/mtls-exception.filter.js';
 export type { MtlsHttpErrorBody } from './server/mtls-http-errors.js';
+
+export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api/workload-api.options.js';
 
 export { MtlsDispatcher, MtlsHttpClient, MtlsHttpsAgent, MtlsUpstreamClient } from './client/index.js';
 export type {
@@ -88,3 +94,7 @@ export type {
   TokenBinding,
   TokenIssuerOptions,
 } from './tokens/tokens.options.js';
+
+// Behind a trusted proxy (module option `proxy`): the caller's identity from its XFCC or RFC 9440 header.
+export type { MtlsProxyOptions } from './proxy/proxy.options.js';
+export { forwardedCertificateDer } from './proxy/forwarded-identity.js';

@@ -3,15 +3,27 @@ import { compileNamedPeers } from './authorization/peer-rule.js';
 import { resolveCredentialFiles } from './credentials/credentials-loader.js';
 import type { CredentialFiles, CredentialUsage } from './credentials/credentials.interfaces.js';
 import { MtlsConfigError } from './errors/mtls.errors.js';
+import { parseSpiffeId } from './identity/spiffe-id.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
 import { upstreamUrl } from './client/upstream-registry.js';
+import {
+  isWorkloadApiCredentials,
+  resolveWorkloadApiOptions,
+  type ResolvedWorkloadApiOptions,
+} from './workload-api/workload-api.options.js';
+import { workloadApiLabels } from './workload-api/x509-svid-response.js';
 import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
+import type { MtlsProxyOptions, ResolvedProxyOptions } from './proxy/proxy.options.js';
 
 /** Module options with every default applied and every value checked, computed once at startup. */
 export interface ResolvedMtlsOptions {
   readonly credentialFiles: CredentialFiles;
   /** A separate client credential set, or undefined to reuse the identity set. */
   readonly clientCredentialFiles: CredentialFiles | undefined;
+  /** The identity set streams from the Workload API (then `credentialFiles` holds labels, not paths). */
+  readonly workloadApi: ResolvedWorkloadApiOptions | undefined;
+  /** The separate client set streams from the Workload API. */
+  readonly clientWorkloadApi: ResolvedWorkloadApiOptions | undefined;
   readonly namedPeers: ReadonlyMap<string, string>;
   readonly defaultPolicy: 'deny' | 'any-peer';
   readonly mode: 'strict' | 'permissive';
@@ -27,6 +39,8 @@ export interface ResolvedMtlsOptions {
     readonly timeoutMs: number;
     /** Largest response body a call accepts, in bytes. */
     readonly maxResponseBytes: number;
+    /** Offer HTTP/2 (ALPN) to upstreams. */
+    readonly http2: boolean;
   };
   readonly reload: {
     readonly enabled: boolean;
@@ -36,6 +50,8 @@ export interface ResolvedMtlsOptions {
   };
   /** Bearer token issuers (empty without option `tokens`). */
   readonly tokens: ResolvedTokenOptions;
+  /** Identities from a trusted proxy's header; undefined: from the TLS connection. */
+  readonly proxy: ResolvedProxyOptions | undefined;
 }
 
 /**
@@ -124,10 +140,70 @@ const MODULE_KEYS = [
   'client',
   'reload',
   'tokens',
+  'proxy',
 ] as const;
 const TLS_KEYS = ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'] as const;
-const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes'] as const;
+const CLIENT_KEYS = ['credentials', 'upstreams', 'connectionsPerOrigin', 'timeoutMs', 'maxResponseBytes', 'http2'] as const;
 const RELOAD_KEYS = ['enabled', 'debounceMs', 'pollIntervalMs', 'maxRetryDelayMs'] as const;
+const PROXY_KEYS = ['header', 'trust', 'element', 'verifyChain', 'requireCertificate', 'maxHeaderBytes'] as const;
+
+function proxyTrust(trust: unknown): ResolvedProxyOptions['trust'] {
+  if (trust === 'loopback') return { kind: 'loopback' };
+  const spiffeIds = (trust as { spiffeIds?: unknown } | null)?.spiffeIds;
+  if (typeof trust !== 'object' || !Array.isArray(spiffeIds) || spiffeIds.length === 0) {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `MtlsModule option "proxy.trust" is ${JSON.stringify(trust)}; use 'loopback' (a sidecar on this host) or ` +
+        "{ spiffeIds: ['spiffe://…'] } (the proxy's own SPIFFE IDs, checked on its mTLS connection)",
+    );
+  }
+  knownKeys('proxy.trust', trust, ['spiffeIds']);
+  for (const [index, id] of spiffeIds.entries()) {
+    try {
+      if (typeof id !== 'string' || parseSpiffeId(id).path === '') throw new Error('not a workload SPIFFE ID');
+    } catch (error) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "proxy.trust.spiffeIds[${index}]" is ${JSON.stringify(id)}: ${(error as Error).message}; ` +
+          "use the proxy's SPIFFE ID, e.g. 'spiffe://example.org/ns/istio-system/sa/istio-ingressgateway-service-account'",
+      );
+    }
+  }
+  return { kind: 'spiffe-ids', spiffeIds: new Set(spiffeIds as string[]) };
+}
+
+function resolveProxy(proxy: MtlsProxyOptions | undefined, mode: unknown): ResolvedProxyOptions | undefined {
+  if (proxy === undefined) return undefined;
+  knownKeys('proxy', proxy, PROXY_KEYS);
+  if (proxy.header === undefined) {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "proxy.header" is missing; use 'xfcc' or 'rfc9440'`);
+  }
+  const trust = proxyTrust(proxy.trust);
+  if (trust.kind === 'loopback' && mode !== undefined && mode !== 'strict') {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `MtlsModule option "mode" is ${JSON.stringify(mode)}, but with proxy.trust 'loopback' the application serves plain HTTP ` +
+        'and has no TLS handshake to relax: remove "mode"',
+    );
+  }
+  const header = oneOf('proxy.header', proxy.header, ['xfcc', 'rfc9440'], 'xfcc');
+  for (const option of ['element', 'requireCertificate'] as const) {
+    if (header === 'rfc9440' && proxy[option] !== undefined) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "proxy.${option}" applies to proxy.header 'xfcc' only (RFC 9440 forwards one certificate): remove it`,
+      );
+    }
+  }
+  return {
+    header,
+    trust,
+    element: oneOf('proxy.element', proxy.element, ['last', 'first'], 'last'),
+    verifyChain: bool('proxy.verifyChain', proxy.verifyChain, true),
+    requireCertificate: bool('proxy.requireCertificate', proxy.requireCertificate, false),
+    maxHeaderBytes: wholeNumber('proxy.maxHeaderBytes', proxy.maxHeaderBytes, 65_536, 1024),
+  };
+}
 
 /** Checks module options and applies defaults. Throws {@link MtlsConfigError} naming the option and the fix. */
 export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOptions {
@@ -163,12 +239,25 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
     }
     upstreams.set(name, upstream);
   }
+  const workloadApi = isWorkloadApiCredentials(options.credentials)
+    ? resolveWorkloadApiOptions(options.credentials, 'credentials')
+    : undefined;
+  const clientCredentials = options.client?.credentials;
+  const clientWorkloadApi = isWorkloadApiCredentials(clientCredentials)
+    ? resolveWorkloadApiOptions(clientCredentials, 'client.credentials')
+    : undefined;
   return {
-    credentialFiles: resolveCredentialFiles(options.credentials),
+    credentialFiles: isWorkloadApiCredentials(options.credentials)
+      ? workloadApiLabels(workloadApi!.endpoint.address)
+      : resolveCredentialFiles(options.credentials),
     clientCredentialFiles:
-      options.client?.credentials === undefined
+      clientCredentials === undefined
         ? undefined
-        : resolveCredentialFiles(options.client.credentials, 'client.credentials'),
+        : isWorkloadApiCredentials(clientCredentials)
+          ? workloadApiLabels(clientWorkloadApi!.endpoint.address)
+          : resolveCredentialFiles(clientCredentials, 'client.credentials'),
+    workloadApi,
+    clientWorkloadApi,
     namedPeers: compileNamedPeers(options.peers),
     defaultPolicy: oneOf('defaultPolicy', options.defaultPolicy, ['deny', 'any-peer'], 'deny'),
     mode: oneOf('mode', options.mode, ['strict', 'permissive'], 'strict'),
@@ -188,6 +277,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       connectionsPerOrigin: wholeNumber('client.connectionsPerOrigin', options.client?.connectionsPerOrigin, 16, 1),
       timeoutMs: wholeNumber('client.timeoutMs', options.client?.timeoutMs, 10_000, 1),
       maxResponseBytes: wholeNumber('client.maxResponseBytes', options.client?.maxResponseBytes, 10 * 1024 * 1024, 0),
+      http2: bool('client.http2', options.client?.http2, false),
     },
     reload: {
       enabled: bool('reload.enabled', options.reload?.enabled, true),
@@ -196,5 +286,6 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
     },
     tokens: resolveTokenOptions(options.tokens),
+    proxy: resolveProxy(options.proxy, options.mode),
   };
 }

@@ -12,10 +12,16 @@ import { MTLS_MODULE_OPTIONS, MtlsConfigurableModule } from './mtls.module-defin
 import type { CredentialSetName } from './observability/mtls-events.js';
 import { CredentialsStatus } from './observability/credentials-status.js';
 import { MtlsEvents } from './observability/mtls-events.js';
+import { LoopbackListenerBinding } from './proxy/loopback-listener.js';
+import { ProxyIdentitySource } from './proxy/proxy-identity.source.js';
 import { ConnectionIdentities } from './server/connection-identity.js';
 import { MtlsGuard } from './server/mtls.guard.js';
 import { MtlsServerBinding } from './server/mtls-server.binding.js';
+import { ConnectionIdentitySource, PeerIdentitySource } from './server/peer-identity.source.js';
 import { PeerPolicyRegistry } from './server/peer-policy.registry.js';
+import { WorkloadApiSources } from './workload-api/workload-api-sources.service.js';
+import type { ResolvedWorkloadApiOptions } from './workload-api/workload-api.options.js';
+import { WorkloadX509Source } from './workload-api/x509-source.js';
 import { MtlsTokenGuard } from './tokens/token.guard.js';
 import { TokenIssuers } from './tokens/token-issuers.service.js';
 import { TokenPolicyRegistry } from './tokens/token-policy.registry.js';
@@ -27,8 +33,11 @@ async function openStore(
   files: CredentialFiles,
   options: ResolvedMtlsOptions,
   events: MtlsEvents,
+  sources: WorkloadApiSources,
 ): Promise<CredentialStore> {
   const usages = credentialUsages(set, options);
+  const workloadApi = set === 'identity' ? options.workloadApi : options.clientWorkloadApi;
+  if (workloadApi !== undefined) return openWorkloadApiStore(set, workloadApi, options, events, sources);
   const credentials = await loadCredentials(files, { usages, expiryWarningMs: options.expiryWarningMs });
   logger.log(`${set} credentials loaded from ${files.cert}: ${describeCredentials(credentials)}`);
   for (const warning of credentials.warnings) logger.warn(`${set} credentials: ${warning}`);
@@ -36,25 +45,63 @@ async function openStore(
   return new CredentialStore(credentials);
 }
 
+/** Waits for the first X509-SVID of the Workload API (the app does not start without one), then streams updates. */
+async function openWorkloadApiStore(
+  set: CredentialSetName,
+  workloadApi: ResolvedWorkloadApiOptions,
+  options: ResolvedMtlsOptions,
+  events: MtlsEvents,
+  sources: WorkloadApiSources,
+): Promise<CredentialStore> {
+  const source = new WorkloadX509Source({
+    endpoint: workloadApi.endpoint,
+    svid: workloadApi.svid,
+    set,
+    usages: credentialUsages(set, options),
+    expiryWarningMs: options.expiryWarningMs,
+    tls: options.tls,
+    events,
+  });
+  sources.add(source);
+  logger.log(`${set} credentials: waiting for the first X509-SVID from the Workload API ${workloadApi.endpoint.address}`);
+  const store = await source.start(workloadApi.startupTimeoutMs);
+  const credentials = store.current;
+  logger.log(`${set} credentials loaded from the Workload API ${workloadApi.endpoint.address}: ${describeCredentials(credentials)}`);
+  for (const warning of credentials.warnings) logger.warn(`${set} credentials: ${warning}`);
+  events.emit({ type: 'credentials.loaded', set, credentials });
+  return store;
+}
+
 const providers: Provider[] = [
   { provide: MTLS_OPTIONS, inject: [MTLS_MODULE_OPTIONS], useFactory: resolveMtlsOptions },
   MtlsEvents,
+  WorkloadApiSources,
   {
     provide: MTLS_IDENTITY_CREDENTIALS,
-    inject: [MTLS_OPTIONS, MtlsEvents],
-    useFactory: (options: ResolvedMtlsOptions, events: MtlsEvents) =>
-      openStore('identity', options.credentialFiles, options, events),
+    inject: [MTLS_OPTIONS, MtlsEvents, WorkloadApiSources],
+    useFactory: (options: ResolvedMtlsOptions, events: MtlsEvents, sources: WorkloadApiSources) =>
+      openStore('identity', options.credentialFiles, options, events, sources),
   },
   {
     provide: MTLS_CLIENT_CREDENTIALS,
-    inject: [MTLS_OPTIONS, MtlsEvents, MTLS_IDENTITY_CREDENTIALS],
-    useFactory: (options: ResolvedMtlsOptions, events: MtlsEvents, identity: CredentialStore) =>
+    inject: [MTLS_OPTIONS, MtlsEvents, MTLS_IDENTITY_CREDENTIALS, WorkloadApiSources],
+    useFactory: (options: ResolvedMtlsOptions, events: MtlsEvents, identity: CredentialStore, sources: WorkloadApiSources) =>
       options.clientCredentialFiles === undefined
         ? identity
-        : openStore('client', options.clientCredentialFiles, options, events),
+        : openStore('client', options.clientCredentialFiles, options, events, sources),
   },
   CredentialsStatus,
   ConnectionIdentities,
+  {
+    // Where the guard reads identities, decided once: the TLS connection, or a trusted proxy's header.
+    provide: PeerIdentitySource,
+    inject: [MTLS_OPTIONS, ConnectionIdentities, MTLS_IDENTITY_CREDENTIALS],
+    useFactory: (options: ResolvedMtlsOptions, connections: ConnectionIdentities, store: CredentialStore) =>
+      options.proxy === undefined
+        ? new ConnectionIdentitySource(connections)
+        : new ProxyIdentitySource(options.proxy, connections, store, options.logRateLimitPerMinute),
+  },
+  LoopbackListenerBinding,
   PeerPolicyRegistry,
   MtlsServerBinding,
   CredentialsReloadService,

@@ -1,6 +1,8 @@
 import type { Authorizer } from './authorization/authorizer.js';
 import type { CredentialsSourceOptions } from './credentials/credentials.interfaces.js';
+import type { WorkloadApiCredentialsOptions } from './workload-api/workload-api.options.js';
 import type { MtlsTokensOptions } from './tokens/tokens.options.js';
+import type { MtlsProxyOptions } from './proxy/proxy.options.js';
 
 /** TLS protocol policy applied to the server and the client, on every context rebuild. */
 export interface TlsPolicyOptions {
@@ -26,8 +28,8 @@ export interface UpstreamOptions {
 
 /** The outbound client's settings. */
 export interface MtlsClientOptions {
-  /** A separate credential set for outbound calls. @default the module's `credentials` */
-  credentials?: CredentialsSourceOptions;
+  /** A separate credential set for outbound calls (files, or `{ workloadApi }`). @default the module's `credentials` */
+  credentials?: CredentialsSourceOptions | WorkloadApiCredentialsOptions;
   /** Named upstreams. */
   upstreams?: Record<string, UpstreamOptions>;
   /** Connections kept per origin. @default 16 */
@@ -39,6 +41,12 @@ export interface MtlsClientOptions {
    * connection is closed. A call may set its own `maxResponseBytes`. @default 10_485_760 (10 MiB)
    */
   maxResponseBytes?: number;
+  /**
+   * Offer HTTP/2 as well as HTTP/1.1 (ALPN; the server chooses): one connection per origin then carries many
+   * concurrent requests (a burst before the first connection is up may still open up to `connectionsPerOrigin`).
+   * The server's identity is checked in the handshake either way, before any request byte. @default false
+   */
+  http2?: boolean;
 }
 
 /** Hot reload of the credential files. */
@@ -55,8 +63,11 @@ export interface MtlsReloadOptions {
 
 /** Options of {@link MtlsModule.forRoot}. */
 export interface MtlsModuleOptions {
-  /** Where the service's certificate, key, CA bundle and optional CRLs are. */
-  credentials: CredentialsSourceOptions;
+  /**
+   * Where the service's certificate, key, CA bundle and optional CRLs are: files, or `{ workloadApi: { socket?, svid? } }`
+   * to stream X509-SVIDs and bundles from the SPIFFE Workload API (a SPIRE agent).
+   */
+  credentials: CredentialsSourceOptions | WorkloadApiCredentialsOptions;
   /**
    * Named peers usable in `@AllowPeers('orders')`: name → SPIFFE ID.
    * @example { orders: 'spiffe://shop.test/ns/shop/sa/orders' }
@@ -104,4 +115,9 @@ export interface MtlsModuleOptions {
    * @example { issuers: { shop: { issuer: 'https://issuer.shop.test', audience: 'orders', jwks: '/etc/jwks/jwks.json' } } }
    */
   tokens?: MtlsTokensOptions;
+  /**
+   * Behind a sidecar or front proxy that terminates mTLS: read the caller's identity from its header (XFCC or RFC 9440),
+   * accepted only from the trusted proxy. Unset: identities come from the TLS connection.
+   */
+  proxy?: MtlsProxyOptions;
 }

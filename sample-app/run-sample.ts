@@ -2,16 +2,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callAs, type CallerCredentials } from 'nestjs-mtls/testing';
+import { callAs, WorkloadApiTestServer, type CallerCredentials } from 'nestjs-mtls/testing';
 import { describeDevCaResult, describeDevCertificateResult } from '../lib/cli/cli-format.js';
 import { ensureDevCertificates } from '../lib/cli/dev-ca.js';
 import { initDevIssuer, mintDevToken } from '../lib/cli/dev-issuer.js';
+import { servingFromEnv } from './common/http-adapter.js';
+import { LinePrefixer } from './common/log-prefix.js';
 import { devCertificatesDir, SPIFFE_IDS, TRUST_DOMAIN } from './common/sample-config.js';
 
 /**
  * `npm run sample`: makes the dev CA and certificates if missing, starts inventory and orders on loopback, plays the
  * scenario, prints each call and its outcome, and exits 0 only if every outcome is the expected one.
- * `npm run sample -- --serve` leaves both services running afterwards.
+ * `npm run sample -- --serve` leaves both services running afterwards. `npm run sample -- --workload-api` gives each
+ * service its credentials through the SPIFFE Workload API instead of files: the testing kit's Workload API server
+ * stands in for a SPIRE agent (one socket per workload, as the agent's attestation would pick each one's SVID).
  */
 
 const HOST = '127.0.0.1';
@@ -19,6 +23,7 @@ const INVENTORY_PORT = 8443;
 const ORDERS_PORT = 8444;
 const here = dirname(fileURLToPath(import.meta.url));
 const serve = process.argv.includes('--serve');
+const workloadApi = process.argv.includes('--workload-api');
 
 interface Step {
   caller: string;
@@ -36,15 +41,17 @@ async function loadPeer(dir: string): Promise<CallerCredentials> {
 
 function start(name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST, ...env };
-  for (const key of Object.keys(childEnv)) if (key.startsWith('MTLS_')) delete childEnv[key];
+  for (const key of Object.keys(childEnv)) if (key.startsWith('MTLS_') || key === 'SPIFFE_ENDPOINT_SOCKET') delete childEnv[key];
+  Object.assign(childEnv, env);
   const child = spawn(process.execPath, [join(here, script)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
+    const prefixer = new LinePrefixer(name);
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s:\n${output}`)), 30_000);
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       output += text;
-      if (serve) process.stdout.write(text.replace(/^/gm, `[${name}] `));
+      if (serve) process.stdout.write(prefixer.push(text));
       if (text.includes('listening on https://')) {
         if (!serve)
           process.stdout.write(
@@ -91,6 +98,8 @@ function table(rows: string[][]): string {
 }
 
 async function main(): Promise<number> {
+  // ADAPTER and HTTP2 reach the services through the environment; with HTTP2=1 the scenario's calls speak HTTP/2 too.
+  const { http2 } = servingFromEnv();
   const certs = devCertificatesDir();
   const local = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
   const shop = await ensureDevCertificates({
@@ -121,6 +130,15 @@ async function main(): Promise<number> {
     identities: [{ name: 'frontend-2', spiffeId: SPIFFE_IDS.frontend }],
   });
 
+  const agents: WorkloadApiTestServer[] = [];
+  /** With --workload-api: an agent serving `service`'s dev SVID, and the env that points the service at it. */
+  const credentialsEnv = async (service: 'inventory' | 'orders'): Promise<Record<string, string>> => {
+    if (!workloadApi) return {};
+    const agent = await WorkloadApiTestServer.start();
+    agents.push(agent);
+    agent.setSvids([{ peer: { ...(await loadPeer(join(certs, service))), spiffeId: SPIFFE_IDS[service] } }]);
+    return { SPIFFE_ENDPOINT_SOCKET: agent.address };
+  };
   const children: ChildProcess[] = [];
   const stop = () =>
     Promise.all(
@@ -139,11 +157,12 @@ async function main(): Promise<number> {
     );
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    children.push(await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT) }));
+    children.push(await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT), ...(await credentialsEnv('inventory')) }));
     children.push(
       await start('orders', 'orders/main.js', {
         PORT: String(ORDERS_PORT),
         INVENTORY_URL: `https://${HOST}:${INVENTORY_PORT}`,
+        ...(await credentialsEnv('orders')),
       }),
     );
 
@@ -157,7 +176,7 @@ async function main(): Promise<number> {
         request: 'GET orders /orders/42/availability',
         expected: 'HTTP 200',
         call: async () => {
-          const res = await callAs(orders, frontend).get('/orders/42/availability');
+          const res = await callAs(orders, frontend, { http2 }).get('/orders/42/availability');
           const outcome = await outcomeOf(Promise.resolve(res));
           const body = res.status === 200 ? (res.json() as { available: number; caller: string }) : undefined;
           return body ? `${outcome} (available ${body.available}, inventory saw ${body.caller})` : outcome;
@@ -167,19 +186,19 @@ async function main(): Promise<number> {
         caller: 'stranger (elsewhere.test)',
         request: 'GET orders /orders/42/availability',
         expected: 'refused at handshake',
-        call: () => outcomeOf(callAs(orders, stranger).get('/orders/42/availability')),
+        call: () => outcomeOf(callAs(orders, stranger, { http2 }).get('/orders/42/availability')),
       },
       {
         caller: '(no certificate)',
         request: 'GET orders /orders/42/availability',
         expected: 'refused at handshake',
-        call: () => outcomeOf(callAs(orders, undefined, { ca: frontend.caPem }).get('/orders/42/availability')),
+        call: () => outcomeOf(callAs(orders, undefined, { ca: frontend.caPem, http2 }).get('/orders/42/availability')),
       },
       {
         caller: 'inventory',
         request: 'GET orders /orders/42/availability',
         expected: 'HTTP 403 ERR_MTLS_PEER_DENIED',
-        call: () => outcomeOf(callAs(orders, inventory).get('/orders/42/availability')),
+        call: () => outcomeOf(callAs(orders, inventory, { http2 }).get('/orders/42/availability')),
       },
     ];
 
@@ -209,7 +228,7 @@ async function main(): Promise<number> {
         request: 'POST orders /orders/42/refund',
         expected: 'HTTP 201',
         call: async () => {
-          const res = await callAs(orders, frontend, { token: bound }).post('/orders/42/refund');
+          const res = await callAs(orders, frontend, { http2, token: bound }).post('/orders/42/refund');
           const outcome = await outcomeOf(Promise.resolve(res));
           return res.status === 201 ? `${outcome} (user ${(res.json() as { user: string }).user})` : outcome;
         },
@@ -218,7 +237,7 @@ async function main(): Promise<number> {
         caller: 'frontend (2nd certificate) + same token',
         request: 'POST orders /orders/42/refund',
         expected: 'HTTP 401 ERR_MTLS_TOKEN_UNBOUND',
-        call: () => outcomeOf(callAs(orders, frontend2, { token: bound }).post('/orders/42/refund')),
+        call: () => outcomeOf(callAs(orders, frontend2, { http2, token: bound }).post('/orders/42/refund')),
       },
     ];
     const tokenRows = [['caller', 'request', 'expected', 'outcome', '']];
@@ -242,7 +261,10 @@ async function main(): Promise<number> {
     }
     return failures === 0 ? 0 : 1;
   } finally {
-    if (!serve) await stop();
+    if (!serve) {
+      await stop();
+      await Promise.all(agents.map((agent) => agent.close()));
+    }
   }
 }
 

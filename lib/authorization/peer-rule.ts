@@ -1,3 +1,4 @@
+import { didYouMean } from '../errors/did-you-mean.js';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
 import {
   authorizeAny,
@@ -95,10 +96,7 @@ function compilePeers(entries: readonly string[], namedPeers: ReadonlyMap<string
     }
     const value = entry.startsWith(SPIFFE_SCHEME) ? entry : namedPeers.get(entry);
     if (value === undefined) {
-      throw new MtlsConfigError(
-        'ERR_MTLS_UNKNOWN_PEER',
-        `unknown peer ${JSON.stringify(entry)}: declare it in MtlsModule options \`peers\`, or use a SPIFFE ID`,
-      );
+      throw new MtlsConfigError('ERR_MTLS_UNKNOWN_PEER', unknownPeerMessage(entry, namedPeers));
     }
     (isSpiffePattern(value) ? patterns : ids).push(value);
   }
@@ -107,4 +105,15 @@ function compilePeers(entries: readonly string[], namedPeers: ReadonlyMap<string
   }
   // IDs share one set; each pattern is its own matcher. authorizeAnyOf folds identical denials into one reason.
   return authorizeAnyOf(...(ids.length > 0 ? [authorizeOneOf(...ids)] : []), ...patterns.map(authorizeMatch));
+}
+
+/** Names the undeclared peer, the declared name it is probably a typo of, and the two ways to fix it. */
+function unknownPeerMessage(entry: string, namedPeers: ReadonlyMap<string, string>): string {
+  const names = [...namedPeers.keys()];
+  const shown = names.length > 10 ? `${names.slice(0, 10).join(', ')}, … (${names.length} in all)` : names.join(', ');
+  const declared = names.length === 0 ? 'none is declared' : `declared: ${shown}`;
+  return (
+    `unknown peer ${JSON.stringify(entry)}:${didYouMean(entry, namedPeers.keys())} declare it in MtlsModule options ` +
+    `\`peers\` (${declared}), or use a SPIFFE ID`
+  );
 }

@@ -23,6 +23,7 @@ import {
   type CaFiles,
 } from './dev-ca-store.js';
 import {
+  CLOCK_SKEW_MS,
   evaluateExisting,
   readExistingSet,
   SECRET_FILES,
@@ -42,8 +43,6 @@ export const DEFAULT_DEV_CA_VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
 /** The key algorithms the dev CA can issue; `ECDSA-P256` by default. */
 export const DEV_KEY_ALGORITHMS: readonly KeyAlgorithm[] = ['ECDSA-P256', 'ECDSA-P384', 'RSA-2048', 'Ed25519'];
 
-// Backdated like the CA's own default, so a peer whose clock runs a little behind accepts a fresh certificate.
-const CLOCK_SKEW_MS = 60_000;
 // A folder name that is safe on every file system and cannot climb out of the dev CA directory.
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
 
@@ -259,6 +258,7 @@ export function normalizeDevCertificateRequest(
     dnsNames: unique(listOf(options.dnsNames, 'dnsNames').map(checkDnsName)),
     ipAddresses: unique(listOf(options.ipAddresses, 'ipAddresses').map(checkIp)),
     validityMs: checkValidity(options.validityMs ?? DEFAULT_DEV_CERTIFICATE_VALIDITY_MS, 'validityMs'),
+    validityRequested: options.validityMs !== undefined,
     keyAlgorithm,
   };
 }

@@ -15,6 +15,8 @@ import { formatDuration } from '../format/duration.js';
 export const SECRET_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
 // Renew at two thirds of the lifetime, as cert-manager does by default: a third is left to notice a failed renewal.
 export const RENEW_FRACTION = 1 / 3;
+// Backdated like the CA's own default, so a peer whose clock runs a little behind accepts a fresh certificate.
+export const CLOCK_SKEW_MS = 60_000;
 
 /** Why {@link issueDevCertificate} issued a certificate, or `valid` when it kept the existing one. */
 export type DevCertificateReason =
@@ -27,6 +29,7 @@ export type DevCertificateReason =
   | 'spiffe-id-changed'
   | 'sans-changed'
   | 'key-algorithm-changed'
+  | 'validity-changed'
   | 'ca-changed'
   | 'key-mismatch'
   | 'unreadable';
@@ -41,6 +44,8 @@ export interface DevCertificateRequest {
   /** Canonical text (IPv6 compressed), without duplicates, in the order given. */
   readonly ipAddresses: readonly string[];
   readonly validityMs: number;
+  /** Whether `validityMs` was asked for: a kept certificate of another lifetime is then re-issued. */
+  readonly validityRequested: boolean;
   readonly keyAlgorithm: KeyAlgorithm;
 }
 
@@ -151,6 +156,8 @@ export function evaluateExisting(
   }
   const notBefore = leaf.notBefore.getTime();
   const notAfter = leaf.notAfter.getTime();
+  const validityChange = validityChangeOf(request, notBefore, notAfter, ca, now);
+  if (validityChange !== undefined) return { keep: false, reason: 'validity-changed', detail: validityChange };
   if (now < notBefore) {
     return { keep: false, reason: 'not-yet-valid', detail: `not valid until ${leaf.notBefore.toISOString()}` };
   }
@@ -175,6 +182,26 @@ export function evaluateExisting(
     detail: `still valid for ${formatDuration(left)}`,
     leaf,
   };
+}
+
+/**
+ * Why a certificate's lifetime does not match an explicitly requested `--validity`, or undefined when it does (within
+ * a minute or 1 %), when none was requested, or when the dev CA's own expiry caps both alike.
+ */
+function validityChangeOf(
+  request: DevCertificateRequest,
+  notBefore: number,
+  notAfter: number,
+  ca: CertificateAuthority,
+  now: number,
+): string | undefined {
+  if (!request.validityRequested) return undefined;
+  // Issued certificates start CLOCK_SKEW_MS early; the requested validity counts from the moment of issue.
+  const lifetime = notAfter - notBefore - CLOCK_SKEW_MS;
+  const caNotAfter = ca.notAfter.getTime();
+  if (notAfter >= caNotAfter - CLOCK_SKEW_MS && now + request.validityMs >= caNotAfter) return undefined;
+  if (Math.abs(lifetime - request.validityMs) <= Math.max(CLOCK_SKEW_MS, request.validityMs / 100)) return undefined;
+  return `valid for ${formatDuration(Math.max(lifetime, 0))}, requested --validity ${formatDuration(request.validityMs)}`;
 }
 
 export function describeSans(dnsNames: readonly string[], ipAddresses: readonly string[]): string {

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The `nestjs-mtls` command: a development CA and a certificate inspector. Not for production certificates.
 import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { MtlsConfigError, MtlsError } from '../errors/mtls.errors.js';
 import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { inspectCertificate } from './certificate-inspection.js';
-import { describeDevCaResult, describeDevCertificateResult, formatInspection } from './cli-format.js';
+import { describeDevCaResult, describeDevCertificateResult, displayPath, formatInspection } from './cli-format.js';
 import { printable } from '../format/describe-value.js';
+import { describeDevCertificatesIgnore, ignoreDevCertificates } from './dev-certs-gitignore.js';
 import {
   DEV_KEY_ALGORITHMS,
   initDevCa,
@@ -175,6 +177,7 @@ async function devCaInit(argv: readonly string[], io: CliIo): Promise<number> {
   const result = await initDevCa(options);
   io.log(describeDevCaResult(result));
   warn(io, result.warnings);
+  io.log(await devCertificatesIgnoreLine(values.dir));
   if (result.action !== 'loaded') {
     io.log('This CA is for development and tests only; production certificates come from cert-manager, Vault PKI or SPIRE.');
   }
@@ -222,10 +225,17 @@ async function devCaIssue(argv: readonly string[], io: CliIo): Promise<number> {
   const result = await issueDevCertificate(options);
   if (result.createdCa !== undefined) {
     io.log(describeDevCaResult(result.createdCa));
+    io.log(await devCertificatesIgnoreLine(values.dir));
   }
   io.log(describeDevCertificateResult(result));
   warn(io, result.warnings);
   return EXIT_OK;
+}
+
+/** Says that the folder holds a CA key, adding it to the .gitignore beside it when there is one. */
+async function devCertificatesIgnoreLine(dir: string): Promise<string> {
+  const result = await ignoreDevCertificates(dir);
+  return describeDevCertificatesIgnore(result, `${displayPath(resolve(dir))}/`, displayPath(result.gitignore));
 }
 
 async function inspect(argv: readonly string[], io: CliIo): Promise<number> {

@@ -1,5 +1,5 @@
 import type { SecureContext } from 'node:tls';
-import { buildConnector, Pool } from 'undici';
+import { buildConnector, Client, Pool } from 'undici';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { createSecureContext } from '../credentials/secure-context.js';
 import { TrustAnchors } from '../identity/trust-anchors.js';
@@ -9,6 +9,9 @@ import type { UpstreamExpectation } from './upstream-identity.js';
 
 /** Pools a generation keeps open at most, unless configured otherwise: beyond it, the least recently used one drains. */
 export const MAX_POOLS_PER_GENERATION = 256;
+
+/** Streams one HTTP/2 connection carries at once: undici's default `maxConcurrentStreams`. */
+const HTTP2_STREAMS_PER_CONNECTION = 100;
 
 /** How pools are built and drained. */
 export interface PoolSettings {
@@ -20,6 +23,8 @@ export interface PoolSettings {
   readonly drainTimeoutMs: number;
   /** Most pools one generation keeps; opening one more drains the least recently used. */
   readonly maxPools: number;
+  /** Offer HTTP/2 in ALPN (undici's `allowH2`); the server picks. @default false */
+  readonly http2?: boolean;
 }
 
 /** The connections to one origin whose server proved one expectation, and what errors need to name them. */
@@ -143,12 +148,17 @@ export class ClientGeneration {
       rejectUnauthorized: true,
       checkServerIdentity: expectation.verifier(upstream, origin, this.trustAnchors),
       timeout: this.settings.timeoutMs,
+      allowH2: this.settings.http2 === true,
     });
     const servername = expectation.servername;
     const pool = new Pool(origin, {
       connections: this.settings.connections,
       headersTimeout: this.settings.timeoutMs,
       bodyTimeout: this.settings.timeoutMs,
+      allowH2: this.settings.http2 === true,
+      // undici caps every client at `pipelining` requests in flight (default 1), HTTP/2 included: a connection that
+      // ALPN made HTTP/2 gets as many as its streams; one that stayed HTTP/1.1 keeps 1 (no HTTP/1.1 pipelining).
+      ...(this.settings.http2 === true ? { factory: multiplexingClient } : {}),
       connect: (options, callback) => {
         // undici derives SNI from the request's Host; an expected host name must win over it.
         connect(servername === undefined ? options : { ...options, servername }, (error, socket) => {
@@ -163,6 +173,22 @@ export class ClientGeneration {
     });
     return { pool, upstream, expected: expectation.description, lastUsed: 0 };
   }
+}
+
+/** A pool's client that lifts its in-flight limit once its connection turns out to be HTTP/2. */
+function multiplexingClient(origin: URL | string, options: Pool.Options): Client {
+  const connect = options.connect as buildConnector.connector;
+  const client: Client = new Client(origin, {
+    ...options,
+    connect: (connectOptions, callback) =>
+      connect(connectOptions, (error, socket) => {
+        callback(error as Error, socket as never);
+        if (error === null && (socket as { alpnProtocol?: string | false }).alpnProtocol === 'h2') {
+          client.pipelining = HTTP2_STREAMS_PER_CONNECTION;
+        }
+      }),
+  });
+  return client;
 }
 
 async function drain(pool: Pool, timeoutMs: number): Promise<void> {

@@ -69,6 +69,7 @@ export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> 
       timeoutMs,
       drainTimeoutMs: timeoutMs,
       maxPools: MAX_POOLS_PER_GENERATION,
+      http2: options.client.http2,
     });
     this.#generations.onRotate(() => {
       for (const ref of this.#agents) ref.deref()?.retireIdle();

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { didYouMean } from '../errors/did-you-mean.js';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
 import { normalizeDnsName } from '../identity/dns-name.js';
 import type { UpstreamOptions } from '../mtls.options.js';
@@ -76,7 +77,8 @@ export class UpstreamRegistry {
       const known = [...this.#byName.keys()].map((known) => `"${known}"`).join(', ') || 'none';
       throw new MtlsConfigError(
         'ERR_MTLS_INVALID_ARGUMENT',
-        `no upstream named ${describeValue(name)} in MtlsModule option "client.upstreams" (configured: ${known})`,
+        `no upstream named ${describeValue(name)} in MtlsModule option "client.upstreams" (configured: ${known})` +
+          (typeof name === 'string' && didYouMean(name, this.#byName.keys()) !== '' ? `;${didYouMean(name, this.#byName.keys())}` : ''),
       );
     }
     return upstream;

@@ -1,23 +1,15 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
-import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
+import type { CredentialsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { CredentialStore } from './credential-store.js';
-import { formatDuration } from '../format/duration.js';
-import { readCredentials, validateCredentials } from './credentials-loader.js';
+import { asCredentialsError, CrlRollbackGuard, installCredentials, type CredentialsReloadEvent } from './credentials-installer.js';
+import { readCredentials } from './credentials-loader.js';
 import { SECRET_DATA_LINK } from './secret-layout.js';
-import type {
-  CredentialFiles,
-  CredentialSetName,
-  CredentialUsage,
-  Credentials,
-  RawCredentials,
-} from './credentials.interfaces.js';
-import { revocationListsOf } from './revocation-lists.js';
-import { advanceCrlHighWaterMarks, crlPosition, findCrlRegression } from './crl-freshness.js';
-import type { CrlHighWaterMarks, CrlInFile } from './crl-freshness.js';
-import { createSecureContext } from './secure-context.js';
+import type { CredentialFiles, CredentialSetName, CredentialUsage, RawCredentials } from './credentials.interfaces.js';
+
+export type { CredentialsReloadEvent } from './credentials-installer.js';
 
 /** What the reloader logs through: Nest's `Logger` by default. */
 export type ReloadLogger = Pick<LoggerService, 'log' | 'warn' | 'error'>;
@@ -46,16 +38,6 @@ export interface CredentialsReloaderOptions {
   /** @default new Logger('MtlsCredentials') */
   readonly logger?: ReloadLogger | undefined;
 }
-
-/** What a reloader reports about its set; `MtlsEvents` carries these among its events. */
-export type CredentialsReloadEvent =
-  | {
-      readonly type: 'credentials.rotated';
-      readonly set: CredentialSetName;
-      readonly previous: Credentials;
-      readonly current: Credentials;
-    }
-  | { readonly type: 'credentials.refused'; readonly set: CredentialSetName; readonly error: CredentialsError };
 
 /** What one read of the files led to. */
 export type ReloadResult = 'rotated' | 'unchanged' | 'refused' | 'stopped';
@@ -97,15 +79,14 @@ export class CredentialsReloader {
   /** Why the files on disk are refused, while they are. */
   #pendingError: CredentialsError | undefined;
   /** The newest CRL seen per issuer since startup: no rotation may install an older one. */
-  #crlMarks: CrlHighWaterMarks;
+  readonly #crls: CrlRollbackGuard;
 
   constructor(options: CredentialsReloaderOptions) {
     this.#options = options;
     this.#logger = options.logger ?? new Logger('MtlsCredentials');
     this.#targets = watchTargets(options.files);
     this.#retryDelayMs = this.#firstRetryDelay();
-    const { current } = options.store;
-    this.#crlMarks = advanceCrlHighWaterMarks(new Map(), crlsInFiles(current, current.files.crl.join(', ')));
+    this.#crls = new CrlRollbackGuard(options.store.current);
   }
 
   /** The directories watched, each with the entry names that belong to the set. */
@@ -228,63 +209,30 @@ export class CredentialsReloader {
     try {
       raw = await readCredentials(this.#options.files);
     } catch (error) {
-      const refusal = asCredentialsError(error, this.#options.files);
+      const refusal = asCredentialsError(error, this.#options);
       return this.#refuse(refusal, `unreadable\0${refusal.code}\0${refusal.file}\0${refusal.reason}`);
     }
-    const result = await this.#apply(raw);
+    const result = this.#apply(raw);
     // A set read but not installed (unchanged, refused, stopped) is dropped here: its key bytes go with it.
     if (result !== 'rotated') raw.key.dispose();
     return result;
   }
 
-  async #apply(raw: RawCredentials): Promise<ReloadResult> {
-    const { set, files, store, usages, expiryWarningMs, tls } = this.#options;
+  #apply(raw: RawCredentials): ReloadResult {
+    const { set, store, usages, expiryWarningMs, tls } = this.#options;
     if (this.#stopped) return 'stopped';
-    if (raw.contentHash === store.current.contentHash) {
-      if (this.#pendingError !== undefined) {
-        this.#logger.log(`${set} credentials: the files are back to the set being served; nothing to reload`);
-      }
-      this.#settle();
-      return 'unchanged';
+    const outcome = installCredentials(
+      raw,
+      { set, store, usages, expiryWarningMs, tls, events: this.#options.events, logger: this.#logger },
+      (candidate) => this.#crls.check(candidate, raw.crlFiles),
+    );
+    if (outcome.result === 'refused') return this.#refuse(outcome.error, `content\0${raw.contentHash}`);
+    if (outcome.result === 'unchanged' && this.#pendingError !== undefined) {
+      this.#logger.log(`${set} credentials: the files are back to the set being served; nothing to reload`);
     }
-    let next: Credentials;
-    try {
-      next = validateCredentials(raw, { usages, ...(expiryWarningMs === undefined ? {} : { expiryWarningMs }) });
-      // The final gate of startup too: OpenSSL may refuse what the checks above accept.
-      createSecureContext(next, tls);
-    } catch (error) {
-      return this.#refuse(asCredentialsError(error, files), `content\0${raw.contentHash}`);
-    }
-    const crls = crlsInFiles(next, raw.crlFiles);
-    const regression = findCrlRegression(this.#crlMarks, crls);
-    if (regression !== undefined) {
-      const { candidate, inForce } = regression;
-      const error = new CredentialsError('ERR_MTLS_CRL_ROLLBACK', regression.reason, {
-        file: candidate.file,
-        field: 'crl',
-        fix:
-          `write the current CRL of "${candidate.crl.issuer}" (${crlPosition(inForce.crl)}, or later) to ${candidate.file} ` +
-          'and check what wrote this one (a stale cache or mirror, a replayed download); if the CA was rebuilt and restarted its numbering, restart the service to accept its new CRLs',
-      });
-      return this.#refuse(error, `content\0${raw.contentHash}`);
-    }
-    if (this.#stopped) return 'stopped';
-    const previous = store.current;
-    try {
-      store.replace(next);
-    } catch (error) {
-      // The store has swapped; a consumer that failed to follow keeps its previous state and says why.
-      const failures = error instanceof AggregateError ? error.errors : [error];
-      for (const failure of failures) {
-        this.#logger.error(`${set} credentials rotated, but a consumer failed to apply them: ${errorText(failure)}`);
-      }
-    }
-    this.#crlMarks = advanceCrlHighWaterMarks(this.#crlMarks, crls);
+    if (outcome.result === 'rotated') this.#crls.installed(store.current, raw.crlFiles);
     this.#settle();
-    this.#logger.log(`${set} credentials rotated (version ${store.version}): ${describeRotation(previous, next)}`);
-    for (const warning of next.warnings) this.#logger.warn(`${set} credentials: ${warning}`);
-    this.#options.events?.emit({ type: 'credentials.rotated', set, previous, current: next });
-    return 'rotated';
+    return outcome.result;
   }
 
   #refuse(error: CredentialsError, key: string): ReloadResult {
@@ -353,47 +301,6 @@ export function watchTargets(files: CredentialFiles): ReadonlyMap<string, Readon
     }
   }
   return targets;
-}
-
-/** The CRLs of a validated set, each with the file it came from. */
-function crlsInFiles(credentials: Credentials, files: readonly string[] | string): CrlInFile[] {
-  return revocationListsOf(credentials).map((crl, i) => ({
-    crl,
-    file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')),
-  }));
-}
-
-function describeRotation(previous: Credentials, next: Credentials): string {
-  const validity = (c: Credentials): string => `${c.leaf.notBefore.toISOString()} to ${c.leaf.notAfter.toISOString()}`;
-  const parts = [
-    `certificate sha256 ${previous.leaf.fingerprint256} (valid ${validity(previous)}) → ` +
-      `sha256 ${next.leaf.fingerprint256} (valid ${validity(next)}, ${formatDuration(next.leaf.notAfter.getTime() - Date.now())} left)`,
-  ];
-  if (next.identity.spiffeId !== previous.identity.spiffeId) {
-    parts.push(`identity ${previous.identity.spiffeId ?? '(none)'} → ${next.identity.spiffeId ?? '(none)'}`);
-  }
-  const bundle = (c: Credentials): string => c.caCertificates.map((ca) => ca.fingerprint256).join(',');
-  if (bundle(previous) !== bundle(next)) {
-    parts.push(
-      `CA bundle changed (${previous.caCertificates.length} → ${next.caCertificates.length} certificate(s), earliest expiry ${next.caNotAfter.toISOString()})`,
-    );
-  }
-  if (previous.crlPems.join('') !== next.crlPems.join('')) {
-    parts.push(`CRLs changed (${previous.crlPems.length} → ${next.crlPems.length})`);
-  }
-  return parts.join('; ');
-}
-
-function asCredentialsError(error: unknown, files: CredentialFiles): CredentialsError {
-  if (error instanceof CredentialsError) return error;
-  // Not expected from the reader or validator; still refused, and reported with the code of whatever threw.
-  const reason = error instanceof MtlsError ? `${error.code}: ${error.message}` : `unexpected error: ${errorText(error)}`;
-  return new CredentialsError(
-    'ERR_MTLS_CREDENTIALS_UNREADABLE',
-    reason,
-    { file: files.cert, field: 'certificate', fix: 'the reload retries; if this persists, report it with this message' },
-    { cause: error },
-  );
 }
 
 function errorText(error: unknown): string {

@@ -15,6 +15,7 @@ import { rememberRevocationLists } from './revocation-lists.js';
 import type { RevocationList } from '../x509/crl.js';
 import { crlIssuerKey, crlPosition } from './crl-freshness.js';
 import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
+import { bindTrustDomainBundles } from '../identity/trust-domain-bundles.js';
 import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from '../x509/pem.js';
 import type { PemBlock } from '../x509/pem.js';
 import type { PrivateKeyMaterial } from './private-key.js';
@@ -89,6 +90,8 @@ export function validateCredentials(raw: RawCredentials, options: ValidateOption
   checkExtendedKeyUsage(leaf, usages, files);
   checkLeafProfile(leaf, intermediates, files);
   const identity = identityOf(leaf, files);
+  const federation = trustDomainBundles(raw, identity, caCertificates);
+  const trusted = federation === undefined ? caCertificates : federation.all;
 
   const lifetime = leaf.notAfter.getTime() - leaf.notBefore.getTime();
   const remaining = leaf.notAfter.getTime() - now.getTime();
@@ -103,14 +106,18 @@ export function validateCredentials(raw: RawCredentials, options: ValidateOption
     chain: Object.freeze([...chain]),
     leaf,
     identity,
-    caCertificates: Object.freeze([...caCertificates]),
-    caNotAfter: new Date(Math.min(...caCertificates.map((ca) => ca.notAfter.getTime()))),
+    caCertificates: Object.freeze([...trusted]),
+    caNotAfter: new Date(Math.min(...trusted.map((ca) => ca.notAfter.getTime()))),
+    ...(federation === undefined ? {} : { trustDomainBundles: federation.byTrustDomain }),
     crlPems: raw.crlPems,
     key: raw.key,
     contentHash: raw.contentHash,
     warnings: Object.freeze(warnings),
   };
   rememberRevocationLists(credentials, crls);
+  if (federation !== undefined) {
+    bindTrustDomainBundles(credentials.caCertificates, { home: identity.trustDomain!, bundles: federation.byTrustDomain });
+  }
   return credentials;
 }
 
@@ -530,6 +537,47 @@ function checkLeafProfile(leaf: CertificateInfo, intermediates: readonly Certifi
       detail,
     );
   }
+}
+
+/**
+ * Federation: the bundle of each trust domain, own one first, and their union (what OpenSSL is given). A federated
+ * bundle keyed by our own trust domain is refused: it would let another party's CA mint identities in ours.
+ */
+function trustDomainBundles(
+  raw: RawCredentials,
+  identity: PeerIdentity,
+  own: readonly CertificateInfo[],
+): { byTrustDomain: ReadonlyMap<string, readonly CertificateInfo[]>; all: readonly CertificateInfo[] } | undefined {
+  if (raw.federatedBundlePems === undefined) return undefined;
+  const home = identity.trustDomain;
+  if (home === undefined) {
+    throw fail('ERR_MTLS_SVID_INVALID', 'federated bundles need an X509-SVID: the certificate has no SPIFFE ID', {
+      file: raw.files.cert,
+      field: 'certificate',
+      fix: SVID_FIX,
+    });
+  }
+  const byTrustDomain = new Map<string, readonly CertificateInfo[]>([[home, Object.freeze([...own])]]);
+  const all = [...own];
+  const seen = new Set(own.map((ca) => ca.fingerprint256));
+  for (const [trustDomain, pem] of raw.federatedBundlePems) {
+    const file = `${raw.files.ca} [federated trust domain ${trustDomain}]`;
+    if (trustDomain === home) {
+      throw fail('ERR_MTLS_CHAIN_UNTRUSTED', `a federated bundle is keyed by our own trust domain ${home}`, {
+        file,
+        field: 'ca',
+        fix: 'the Workload API must send our own bundle only with the SVID; check the federation relationships of the SPIRE server',
+      });
+    }
+    const bundle = parseTrustBundle(pem, { ...raw.files, ca: file });
+    byTrustDomain.set(trustDomain, Object.freeze(bundle));
+    for (const ca of bundle) {
+      if (seen.has(ca.fingerprint256)) continue;
+      seen.add(ca.fingerprint256);
+      all.push(ca);
+    }
+  }
+  return { byTrustDomain, all };
 }
 
 function identityOf(leaf: CertificateInfo, files: CredentialFiles): PeerIdentity {

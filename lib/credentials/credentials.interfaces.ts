@@ -58,6 +58,11 @@ export interface RawCredentials {
   readonly crlFiles: readonly string[];
   /** SHA-256 over every file's bytes: equal hashes mean nothing changed. */
   readonly contentHash: string;
+  /**
+   * Federation (Workload API): the bundles of *other* trust domains, trust domain name → PEM. When present, `caPem`
+   * is the bundle of the leaf's own trust domain, and every peer is verified against its own trust domain's bundle only.
+   */
+  readonly federatedBundlePems?: ReadonlyMap<string, string> | undefined;
 }
 
 /** Which credential set: the server's identity, or a separate client set. */
@@ -78,6 +83,12 @@ export interface Credentials {
   readonly caCertificates: readonly CertificateInfo[];
   /** Earliest NotAfter among the trust bundle's certificates. */
   readonly caNotAfter: Date;
+  /**
+   * Explicit per-trust-domain bundles (Workload API, federation): trust domain name → its CA certificates, own trust
+   * domain included. `caCertificates` is then their union, and a peer is admitted only when its chain reaches a root of
+   * its own SPIFFE ID's trust domain. Undefined for file sources, whose roots bind trust domains by their URI SAN.
+   */
+  readonly trustDomainBundles?: ReadonlyMap<string, readonly CertificateInfo[]> | undefined;
   readonly crlPems: readonly string[];
   readonly key: PrivateKeyMaterial;
   readonly contentHash: string;

@@ -4,6 +4,8 @@
  * Only `server/mtls-http-errors.ts` maps codes to HTTP statuses.
  */
 
+import { inspect } from 'node:util';
+
 /** All error codes, one union; each subclass narrows it. */
 export type MtlsErrorCode =
   | ConfigErrorCode
@@ -13,6 +15,7 @@ export type MtlsErrorCode =
   | CredentialsErrorCode
   | PeerErrorCode
   | UpstreamErrorCode
+  | WorkloadApiErrorCode
   | TokenErrorCode;
 
 /** Startup codes (options, wiring, peer names, key sets), and `ERR_MTLS_INVALID_ARGUMENT` for a bad argument to a call. */
@@ -35,7 +38,18 @@ export type CredentialsErrorCode =
   | 'ERR_MTLS_CRL_INVALID'
   | 'ERR_MTLS_CRL_ROLLBACK';
 
-export type PeerErrorCode = 'ERR_MTLS_PEER_UNAUTHENTICATED' | 'ERR_MTLS_PEER_INVALID' | 'ERR_MTLS_PEER_DENIED';
+export type PeerErrorCode =
+  | 'ERR_MTLS_PEER_UNAUTHENTICATED'
+  | 'ERR_MTLS_PEER_INVALID'
+  | 'ERR_MTLS_PEER_DENIED'
+  | ProxyHeaderErrorCode;
+
+/** A trusted proxy's identity header could not be read; the request is refused, never partly read. */
+export type ProxyHeaderErrorCode =
+  | 'ERR_MTLS_PROXY_HEADER_MALFORMED'
+  | 'ERR_MTLS_PROXY_HEADER_TOO_LARGE'
+  | 'ERR_MTLS_PROXY_HEADER_REPEATED'
+  | 'ERR_MTLS_PROXY_HEADER_MISMATCH';
 
 export type UpstreamErrorCode =
   | 'ERR_MTLS_UPSTREAM_IDENTITY'
@@ -44,12 +58,22 @@ export type UpstreamErrorCode =
   | 'ERR_MTLS_UPSTREAM_TIMEOUT'
   | 'ERR_MTLS_UPSTREAM_ABORTED';
 
+export type WorkloadApiErrorCode =
+  | 'ERR_MTLS_WORKLOAD_API_ENDPOINT_INVALID'
+  | 'ERR_MTLS_WORKLOAD_API_UNAVAILABLE'
+  | 'ERR_MTLS_WORKLOAD_API_TIMEOUT'
+  | 'ERR_MTLS_WORKLOAD_API_INVALID_ARGUMENT'
+  | 'ERR_MTLS_WORKLOAD_API_PERMISSION_DENIED'
+  | 'ERR_MTLS_WORKLOAD_API_RESPONSE_INVALID'
+  | 'ERR_MTLS_WORKLOAD_API_NO_SVID'
+  | 'ERR_MTLS_WORKLOAD_API_CLOSED';
+
 /**
  * Every error class this package throws, as one union to `switch (error.code)` on: each case narrows to its class
  * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
  */
 export type AnyMtlsError =
-  MtlsConfigError | SpiffeIdError | CertificateParseError | CredentialsError | PeerError | UpstreamError | TokenError;
+  MtlsConfigError | SpiffeIdError | CertificateParseError | CredentialsError | PeerError | ProxyHeaderError | UpstreamError | WorkloadApiError | TokenError;
 
 export type TokenErrorCode =
   'ERR_MTLS_TOKEN_MISSING' | 'ERR_MTLS_TOKEN_INVALID' | 'ERR_MTLS_TOKEN_UNBOUND' | 'ERR_MTLS_TOKEN_SCOPE';
@@ -66,6 +90,15 @@ export class MtlsError extends Error {
 }
 
 /**
+ * How a startup error prints through `util.inspect` — which Node's report of an uncaught error and Nest's logger
+ * both use: one paragraph with the name, code and message (which name the file or option and the fix), not a stack
+ * trace into the framework. `error.stack` keeps the trace for whoever wants it.
+ */
+function startupErrorParagraph(error: MtlsError): string {
+  return `${error.name} [${error.code}]: ${error.message}`;
+}
+
+/**
  * Something the application wrote is wrong. At startup: module options or wiring (`ERR_MTLS_CONFIG_INVALID`,
  * `ERR_MTLS_NOT_HTTPS`, `ERR_MTLS_UNKNOWN_PEER`). At run time: an argument of a client call or factory
  * (`ERR_MTLS_INVALID_ARGUMENT`, rejected before anything is sent; an unknown peer name stays `ERR_MTLS_UNKNOWN_PEER`).
@@ -75,6 +108,11 @@ export class MtlsConfigError extends MtlsError {
 
   constructor(code: ConfigErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+
+  /** Prints as one readable paragraph when uncaught or logged at bootstrap. */
+  [inspect.custom](): string {
+    return startupErrorParagraph(this);
   }
 }
 
@@ -125,6 +163,11 @@ export class CredentialsError extends MtlsError {
     this.fix = detail.fix;
     this.reason = reason;
   }
+
+  /** Prints as one readable paragraph when uncaught or logged at bootstrap. */
+  [inspect.custom](): string {
+    return startupErrorParagraph(this);
+  }
 }
 
 /** An inbound peer is not authenticated, not an acceptable identity, or not allowed on a route. */
@@ -136,6 +179,18 @@ export class PeerError extends MtlsError {
   constructor(code: PeerErrorCode, message: string, rule?: string) {
     super(code, message);
     this.rule = rule;
+  }
+}
+
+/**
+ * A proxy identity header (XFCC, RFC 9440) is malformed, too large, sent on several lines, or contradicts the
+ * certificate it forwards. The message names the field and the position, never the header's content.
+ */
+export class ProxyHeaderError extends PeerError {
+  declare readonly code: ProxyHeaderErrorCode;
+
+  constructor(code: ProxyHeaderErrorCode, message: string) {
+    super(code, message);
   }
 }
 
@@ -161,6 +216,18 @@ export class UpstreamError extends MtlsError {
     this.upstream = detail.upstream;
     this.expected = detail.expected;
     this.seen = detail.seen;
+  }
+}
+
+/** A SPIFFE Workload API call failed or answered something unusable; `endpoint` names the socket. */
+export class WorkloadApiError extends MtlsError {
+  declare readonly code: WorkloadApiErrorCode;
+  /** The Workload API endpoint, as configured (`unix:///…` or `tcp://…`). */
+  readonly endpoint: string;
+
+  constructor(code: WorkloadApiErrorCode, message: string, endpoint: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.endpoint = endpoint;
   }
 }
 

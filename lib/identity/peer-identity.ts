@@ -45,7 +45,16 @@ export interface PeerIdentity {
   readonly notBefore: Date;
   /** End of the leaf's validity. */
   readonly notAfter: Date;
+  /**
+   * Where the identity was read: `'tls'` from the peer's own TLS connection; `'xfcc'` or `'rfc9440'` from the header
+   * of a trusted proxy that terminated the caller's mTLS (module option `proxy`). Always set by this package; optional
+   * in the type only so that identities built by hand (test fixtures) stay valid, where undefined reads as `'tls'`.
+   */
+  readonly source?: PeerSource;
 }
+
+/** Where a {@link PeerIdentity} was read: the TLS connection, or a trusted proxy's XFCC or RFC 9440 header. */
+export type PeerSource = 'tls' | 'xfcc' | 'rfc9440';
 
 /** Why a leaf with a given kind of problem is refused whatever the route's rule; appended to go-spiffe's text. */
 const REFUSAL: Readonly<Record<SvidProblem['kind'], string>> = {
@@ -81,7 +90,7 @@ function normalizedDnsNames(dnsNames: readonly string[]): readonly string[] {
  * X509-SVID — two URI SANs, a malformed ID, a root ID. A leaf without a spiffe URI SAN is a legacy peer: no SPIFFE ID,
  * its DNS, IP and other SANs usable by DNS and CN rules.
  */
-export function peerIdentityFromCertificate(leaf: CertificateInfo): PeerIdentity {
+export function peerIdentityFromCertificate(leaf: CertificateInfo, source: PeerSource = 'tls'): PeerIdentity {
   const [problem] = svidProblems(leaf, 'peer');
   if (problem !== undefined) {
     throw new PeerError(
@@ -109,6 +118,7 @@ export function peerIdentityFromCertificate(leaf: CertificateInfo): PeerIdentity
     // Copies: a Date is mutable even inside a frozen object.
     notBefore: new Date(leaf.notBefore.getTime()),
     notAfter: new Date(leaf.notAfter.getTime()),
+    source,
   });
 }
 

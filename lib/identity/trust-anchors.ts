@@ -2,6 +2,7 @@ import { certificateLabel } from '../x509/certificate-checks.js';
 import { verifyChain } from '../x509/chain-verifier.js';
 import type { CertificateInfo } from '../x509/certificate.js';
 import type { PeerIdentity } from './peer-identity.js';
+import { trustDomainBindingOf, type TrustDomainBinding } from './trust-domain-bundles.js';
 import { parseSpiffeId, spiffeIdError } from './spiffe-id.js';
 import { hasSpiffeScheme } from './svid-rules.js';
 
@@ -105,6 +106,7 @@ interface Anchor {
 
 /** How the bundle binds trust domains, decided once per bundle. */
 type Binding =
+  | { readonly kind: 'explicit'; readonly binding: TrustDomainBinding }
   | { readonly kind: 'unbound' }
   | { readonly kind: 'uniform'; readonly trustDomain: string; readonly anchor: CertificateInfo | undefined }
   | { readonly kind: 'mixed' };
@@ -147,7 +149,8 @@ export class TrustAnchors {
         rootsFor((d) => undeclared(d) || (d.ok && d.trustDomain === trustDomain)),
       );
     }
-    this.#binding = bindingOf(this.#anchors);
+    const explicit = trustDomainBindingOf(bundle);
+    this.#binding = explicit === undefined ? bindingOf(this.#anchors) : { kind: 'explicit', binding: explicit };
   }
 
   /** The anchors of `bundle` (the CA certificates given to TLS as `ca`); built once per bundle array. */
@@ -172,9 +175,10 @@ export class TrustAnchors {
     presented: () => readonly CertificateInfo[],
     now?: Date,
   ): string | undefined {
+    const binding = this.#binding;
+    if (binding.kind === 'explicit') return this.#explicitProblem(binding.binding, peer, leaf, presented, now);
     const { spiffeId, trustDomain } = peer;
     if (spiffeId === undefined || trustDomain === undefined) return undefined;
-    const binding = this.#binding;
     if (binding.kind === 'unbound') return undefined;
     if (binding.kind === 'uniform') {
       if (binding.trustDomain === trustDomain) return undefined;
@@ -202,6 +206,33 @@ export class TrustAnchors {
       // Unreachable unless the bundle holds two paths and only a disallowed one verifies now: refuse all the same.
       `SPIFFE ID ${JSON.stringify(spiffeId)}: no path from the certificate to a trust anchor of trust domain ${trustDomain}`
     );
+  }
+
+  /**
+   * Explicit bundles (federation, go-spiffe's `x509svid.Verify`): the peer's chain must reach a root of its own trust
+   * domain's bundle; a peer without a SPIFFE ID is held to our own trust domain's bundle. With a single trust domain,
+   * OpenSSL already verified the chain against exactly that bundle, so only the name is compared.
+   */
+  #explicitProblem(
+    binding: TrustDomainBinding,
+    peer: PeerIdentity,
+    leaf: CertificateInfo,
+    presented: () => readonly CertificateInfo[],
+    now: Date | undefined,
+  ): string | undefined {
+    const trustDomain = peer.trustDomain ?? binding.home;
+    const who = peer.spiffeId === undefined ? 'a peer without a SPIFFE ID' : `SPIFFE ID ${JSON.stringify(peer.spiffeId)}`;
+    const roots = binding.bundles.get(trustDomain);
+    if (roots === undefined) {
+      return `${who}: no bundle for trust domain ${trustDomain} (trusted: ${[...binding.bundles.keys()].join(', ')})`;
+    }
+    if (binding.bundles.size === 1) return undefined;
+    const key = `${trustDomain}\0${leaf.fingerprint256}`;
+    if (this.#verified.has(key)) return undefined;
+    const result = verifyChain(leaf, presented(), roots, { now: now ?? new Date() });
+    if (!result.ok) return `${who}: the certificate does not chain to the bundle of trust domain ${trustDomain}: ${result.reason}`;
+    remember(this.#verified, key);
+    return undefined;
   }
 }
 

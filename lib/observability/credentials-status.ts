@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { Subscription } from 'rxjs';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { formatDuration } from '../format/duration.js';
+import { credentialSourceStatus, type CredentialSourceStatus } from '../credentials/credential-source.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
 import type { CredentialsErrorCode, CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
@@ -53,6 +54,13 @@ export interface CredentialSetStatus {
   readonly lastReload: ReloadOutcome;
   /** Outcomes since startup (the initial load counts as `loaded`). */
   readonly counts: { readonly loaded: number; readonly rotated: number; readonly refused: number };
+  /** The streaming source feeding the set (the Workload API), if any: whether updates arrive, and why not. */
+  readonly source?: CredentialSourceStatus | undefined;
+}
+
+function sourceOf(store: CredentialStore): { source?: CredentialSourceStatus } {
+  const source = credentialSourceStatus(store);
+  return source === undefined ? {} : { source };
 }
 
 /** The expiry warning window of a certificate: the configured one, or a third of its lifetime by default. */
@@ -151,6 +159,7 @@ export class CredentialsStatus implements OnModuleInit, OnModuleDestroy {
       expiring: remainingMs < expiryWarningMs,
       lastReload: state.lastReload,
       counts: { ...state.counts },
+      ...sourceOf(store),
     };
   }
 

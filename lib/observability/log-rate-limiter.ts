@@ -51,9 +51,17 @@ export class RateLimitedLogger {
 
   /** Logs `line()` as a warning unless over the limit; `line` is not even built then (a flood costs no strings). */
   warn(line: () => string): void {
+    this.admit()?.(line());
+  }
+
+  /**
+   * Takes one line's place under the limit before its text is known (for a line whose inputs must be read early):
+   * a function that logs it, or undefined when over the limit.
+   */
+  admit(): ((line: string) => void) | undefined {
     const suppressed = this.#limiter.admit();
-    if (suppressed === undefined) return;
+    if (suppressed === undefined) return undefined;
     const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-    this.logger.warn(`${line()}${more}`);
+    return (line) => this.logger.warn(`${line}${more}`);
   }
 }

@@ -28,6 +28,11 @@ const STATUS: Partial<Record<MtlsErrorCode, readonly [status: number, error: str
   ERR_MTLS_PEER_UNAUTHENTICATED: [HttpStatus.UNAUTHORIZED, 'Unauthorized', 'a valid client certificate is required'],
   ERR_MTLS_PEER_INVALID: [HttpStatus.FORBIDDEN, 'Forbidden', 'peer not allowed'],
   ERR_MTLS_PEER_DENIED: [HttpStatus.FORBIDDEN, 'Forbidden', 'peer not allowed'],
+  // A trusted proxy's identity header that cannot be read: the request is malformed, never half-authenticated.
+  ERR_MTLS_PROXY_HEADER_MALFORMED: [HttpStatus.BAD_REQUEST, 'Bad Request', 'malformed client certificate header'],
+  ERR_MTLS_PROXY_HEADER_TOO_LARGE: [HttpStatus.BAD_REQUEST, 'Bad Request', 'client certificate header too large'],
+  ERR_MTLS_PROXY_HEADER_REPEATED: [HttpStatus.BAD_REQUEST, 'Bad Request', 'client certificate header sent more than once'],
+  ERR_MTLS_PROXY_HEADER_MISMATCH: [HttpStatus.BAD_REQUEST, 'Bad Request', 'client certificate header contradicts itself'],
   ERR_MTLS_UPSTREAM_IDENTITY: [HttpStatus.BAD_GATEWAY, 'Bad Gateway', 'upstream identity mismatch'],
   ERR_MTLS_UPSTREAM_TLS: [HttpStatus.BAD_GATEWAY, 'Bad Gateway', 'upstream TLS handshake failed'],
   ERR_MTLS_UPSTREAM_REQUEST: [HttpStatus.BAD_GATEWAY, 'Bad Gateway', 'upstream request failed'],
@@ -52,7 +57,7 @@ function bearerChallenge(error: TokenError): string {
 
 /**
  * The one place that maps error codes to HTTP. Peer errors become 401/403, token errors 401 (403 for a missing
- * scope) with their `WWW-Authenticate` challenge in `headers`, upstream errors 502/504,
+ * scope) with their `WWW-Authenticate` challenge in `headers`, proxy header errors 400, upstream errors 502/504,
  * anything else (configuration, credentials) 500 — those belong to startup and should never reach a request.
  */
 export function toHttpException(error: MtlsError): MtlsHttpException {

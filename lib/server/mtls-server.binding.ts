@@ -11,16 +11,13 @@ import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
+import { notHttpsMessage, watchAdditionalServers } from './adapters/http-servers.js';
 import { decideAdmission, PeerCertificates, type Admission, type PeerChain } from './connection-admission.js';
 import { answerRequest, answerTakeover, interceptServerEvents, rawSocketOf, readPeerChain } from './connection-gate.js';
 import { admissionOf, recordAdmission } from './connection-identity.js';
 import { ConnectionTracker, type AdmittedConnection } from './connection-tracker.js';
+import { describeRejectedPeer, rejectedPeerOf, rememberPeerAddress } from './rejected-peer.js';
 import { nextTrustGeneration, type TrustGeneration } from './trust-generation.js';
-
-const NOT_HTTPS =
-  'MtlsModule needs the application to be served over HTTPS. In main.ts, create the app with:\n' +
-  "  import { mtlsHttpsOptions } from 'nestjs-mtls';\n" +
-  '  const app = await NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() });';
 
 /**
  * TLS settings given to `https.createServer` that `setSecureContext` would silently replace on the first install:
@@ -105,15 +102,29 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     return this.#generation;
   }
 
-  /** The application's mTLS server, once bound. */
+  /** The application's mTLS server (`getHttpServer()`'s), once bound. */
   get server(): TlsServer | undefined {
     return this.#servers.keys().next().value;
   }
 
+  /** Every server bound so far: the application's, and those Fastify added to listen on more addresses. */
+  get servers(): readonly TlsServer[] {
+    return [...this.#servers.keys()];
+  }
+
   onModuleInit(): void {
-    const server: unknown = this.adapterHost.httpAdapter?.getHttpServer();
-    if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', NOT_HTTPS);
+    // Behind a loopback sidecar the application serves plain HTTP: LoopbackListenerBinding (lib/proxy) owns the server.
+    if (this.options.proxy?.trust.kind === 'loopback') return;
+    const adapter = this.adapterHost.httpAdapter;
+    const server: unknown = adapter?.getHttpServer();
+    if (!(server instanceof TlsServer)) throw new MtlsConfigError('ERR_MTLS_NOT_HTTPS', notHttpsMessage(adapter));
     this.bind(server);
+    // Fastify's servers for the other addresses of a name like `localhost`, bound as they start listening.
+    watchAdditionalServers(
+      adapter,
+      (additional) => this.bind(additional),
+      (message) => this.#logger.error(message),
+    );
     this.#unsubscribe = this.store.subscribe((current) => this.#rotate(current));
     if (this.options.mode === 'permissive') {
       this.#logger.warn(
@@ -178,6 +189,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   // with the server's current SecureContext: the generation stamped here is the one OpenSSL verifies the peer under.
   readonly #accepted = (rawSocket: object): void => {
     (rawSocket as { [ACCEPTED_UNDER]?: number })[ACCEPTED_UNDER] = this.#generation.id;
+    rememberPeerAddress(rawSocket);
   };
 
   readonly #admit = (socket: TLSSocket): boolean => {
@@ -272,22 +284,24 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   }
 
   #reject(socket: TLSSocket, reason: string, error: PeerError): void {
-    const remoteAddress = socket.remoteAddress;
+    const logLine = this.#rejections.admit();
+    // Read before the teardown, and the certificate only for a line that is logged.
+    const peer = rejectedPeerOf(socket, logLine !== undefined);
     socket.destroy();
-    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
-    this.#rejections.warn(() => {
+    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
+    if (logLine !== undefined) {
       const rule = error.rule === undefined ? '' : `; rule: ${error.rule}`;
-      return `TLS connection from ${remoteAddress ?? 'unknown address'} closed after its handshake: ${error.code}: ${error.message}${rule}`;
-    });
+      logLine(`TLS connection from ${describeRejectedPeer(peer)} closed after its handshake: ${error.code}: ${error.message}${rule}`);
+    }
   }
 
   readonly #onHandshakeRejected = (error: Error & { code?: string }, socket: TLSSocket): void => {
     // With rejectUnauthorized, Node destroys the socket after verification and reports a bare ECONNRESET;
     // the verification result is on the socket.
     const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
-    const remoteAddress = socket.remoteAddress;
-    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress });
-    this.#rejections.warn(() => `TLS handshake rejected from ${remoteAddress ?? 'unknown address'}: ${reason}`);
+    const peer = rejectedPeerOf(socket, false);
+    this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
+    this.#rejections.warn(() => `TLS handshake rejected from ${describeRejectedPeer(peer)}: ${reason}`);
   };
 }
 

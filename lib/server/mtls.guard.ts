@@ -5,15 +5,15 @@ import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
-import { ConnectionIdentities } from './connection-identity.js';
 import { toHttpException } from './mtls-http-errors.js';
 import { attachPeer, requestOf } from './peer-request.js';
+import { PeerIdentitySource } from './peer-identity.source.js';
 import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
 
 /**
  * Admits a request only when its TLS peer satisfies the route's rule (deny by default), then hands the
- * peer to the handler. Registered globally by `MtlsModule`. Reads only `request.socket`, which Express
- * and Fastify requests both expose, so it does not depend on the HTTP adapter. Handlers of other transports
+ * peer to the handler. Registered globally by `MtlsModule`. Reads only the request's TLS connection
+ * ({@link connectionOf}: `request.socket`, or the HTTP/2 session's socket), so it does not depend on the HTTP adapter. Handlers of other transports
  * (microservices, websockets) are denied unless `nonHttpContexts: 'allow'`: they are not served by the mTLS server.
  */
 @Injectable()
@@ -23,7 +23,7 @@ export class MtlsGuard implements CanActivate {
 
   constructor(
     private readonly policies: PeerPolicyRegistry,
-    private readonly connections: ConnectionIdentities,
+    private readonly identities: PeerIdentitySource,
     private readonly events: MtlsEvents,
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
   ) {
@@ -38,13 +38,13 @@ export class MtlsGuard implements CanActivate {
       const reason = `a ${context.getType()} handler carries no TLS connection to authenticate (option nonHttpContexts)`;
       return this.#deny(new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', reason), policy, undefined);
     }
-    const peer = this.connections.identify(request.socket);
+    const peer = this.identities.identify(request);
     if (peer instanceof PeerError) return this.#deny(peer, policy, undefined);
     const reason = policy.authorizer(peer);
     if (reason !== undefined) {
-      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.authorizer.description), policy, peer);
+      return this.#deny(new PeerError('ERR_MTLS_PEER_DENIED', reason, policy.rule), policy, peer);
     }
-    attachPeer(request, peer);
+    attachPeer(request, peer, this.identities.scope);
     return true;
   }
 
@@ -52,7 +52,7 @@ export class MtlsGuard implements CanActivate {
     const who = peer === undefined ? undefined : (peer.spiffeId ?? peer.subject);
     this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
     this.#denials.warn(() => {
-      const rule = error.rule ?? policy.authorizer.description;
+      const rule = error.rule ?? policy.rule;
       return `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}`;
     });
     throw toHttpException(error);

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
+import { connect as connectHttp2, constants as http2Constants, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TestPeer } from './test-pki.js';
@@ -39,6 +40,8 @@ export interface CallAsOptions {
   /** TLS protocol bounds, e.g. to test a TLS 1.2 client. */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Speak HTTP/2 (ALPN `h2` only): one new session per call, like the HTTP/1.1 calls' one connection each. */
+  http2?: boolean;
   /** A bearer token sent with every call (a call's own `token` wins). */
   token?: string;
 }
@@ -68,11 +71,7 @@ export function callAs(
   const origin = baseUrl(target);
   const ca = options.ca ?? peer?.caPem;
   if (ca === undefined) throw new Error('callAs: pass options.ca to verify the server when calling without a peer');
-  const send = (
-    method: string,
-    path: string,
-    { headers = {}, body, token = options.token }: PeerRequestOptions = {},
-  ): Promise<PeerResponse> =>
+  const send1 = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -106,6 +105,57 @@ export function callAs(
       req.on('error', reject);
       req.end(payload);
     });
+  const send2 = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const session = connectHttp2(origin.origin, {
+        ca,
+        ...(peer ? { cert: peer.chainPem, key: peer.keyPem } : {}),
+        ...(options.minVersion ? { minVersion: options.minVersion } : {}),
+        ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
+        ALPNProtocols: ['h2'],
+      });
+      let sessionError: Error | undefined;
+      const fail = (error: Error) => {
+        session.destroy();
+        reject(error);
+      };
+      // A server that closes the session (revocation, a refused peer) before answering fails the call, with the
+      // session's error when it has one (it may surface just after its streams end).
+      const closedEarly = () =>
+        setImmediate(() =>
+          fail(sessionError ?? Object.assign(new Error('the server closed the HTTP/2 session before answering'), { code: 'ERR_HTTP2_NO_RESPONSE' })),
+        );
+      session.on('error', (error: Error) => {
+        sessionError = error;
+        fail(error);
+      });
+      session.on('close', closedEarly);
+      const stream = session.request({
+        ...headers,
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+        [http2Constants.HTTP2_HEADER_METHOD]: method,
+        [http2Constants.HTTP2_HEADER_PATH]: path,
+      });
+      let responseHeaders: Http2Headers = {};
+      const chunks: Buffer[] = [];
+      stream.on('response', (received) => (responseHeaders = received));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('error', fail);
+      stream.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const { [http2Constants.HTTP2_HEADER_STATUS]: status, ...rest } = responseHeaders;
+        if (status === undefined) {
+          closedEarly();
+          return;
+        }
+        resolve({ status: Number(status ?? 0), headers: rest as IncomingHttpHeaders, body: text, json: () => JSON.parse(text) });
+        session.close();
+      });
+      stream.end(payload);
+    });
+  const send = options.http2 === true ? send2 : send1;
   return {
     get: (path, opts) => send('GET', path, opts),
     post: (path, body, opts) => send('POST', path, { ...opts, body }),

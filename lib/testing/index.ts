@@ -12,3 +12,7 @@ export type {
   IssueOptions,
   KeyAlgorithm,
 } from '../x509/certificate-authority.js';
+export { WorkloadApiTestServer } from './workload-api-server.js';
+export type { TestX509Svid, WorkloadApiRefusal } from './workload-api-server.js';
+export { rfc9440Fields, xfccElement } from './proxy-headers.js';
+export type { XfccElementOptions } from './proxy-headers.js';

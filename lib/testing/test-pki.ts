@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CredentialsSourceOptions } from '../credentials/credentials.interfaces.js';
@@ -31,9 +31,14 @@ const HOUR = 3_600_000;
  * const pki = await TestPki.create({ trustDomain: 'shop.test' });
  * const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
  * const orders = await pki.peer('spiffe://shop.test/ns/shop/sa/orders');
+ * // …
+ * await pki.dispose(); // or: await using pki = await TestPki.create()
  * ```
  */
-export class TestPki {
+export class TestPki implements AsyncDisposable {
+  /** Directories {@link credentials} created, removed by {@link dispose}. */
+  readonly #temporaryDirs = new Set<string>();
+
   private constructor(
     /** The CA that signs this PKI's peers. */
     readonly ca: CertificateAuthority,
@@ -92,9 +97,28 @@ export class TestPki {
   async credentials(spiffeIdOrOptions: string | IssueOptions, dir?: string): Promise<TestCredentials> {
     const options = typeof spiffeIdOrOptions === 'string' ? { spiffeId: spiffeIdOrOptions } : spiffeIdOrOptions;
     const peer = await this.peer({ ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], ...options });
-    const target = dir ?? (await mkdtemp(join(tmpdir(), 'nestjs-mtls-test-')));
+    let target = dir;
+    if (target === undefined) {
+      target = await mkdtemp(join(tmpdir(), 'nestjs-mtls-test-'));
+      this.#temporaryDirs.add(target);
+    }
     await writeKubernetesSecret(target, secretFiles(peer));
     return { peer, credentials: { dir: target }, dir: target };
+  }
+
+  /**
+   * Removes the temporary directories {@link credentials} created (never a `dir` it was given). Close the apps that
+   * read them first. Safe to call twice; the PKI can still mint certificates afterwards.
+   */
+  async dispose(): Promise<void> {
+    const dirs = [...this.#temporaryDirs];
+    this.#temporaryDirs.clear();
+    await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  }
+
+  /** `await using pki = await TestPki.create()` disposes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
   }
 }
 

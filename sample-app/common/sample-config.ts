@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CredentialsSourceOptions, MtlsTokensOptions } from 'nestjs-mtls';
+import type { MtlsModuleOptions, MtlsProxyOptions, MtlsTokensOptions } from 'nestjs-mtls';
 
 /** The sample's trust domain and the SPIFFE IDs its services and callers use. */
 export const TRUST_DOMAIN = 'shop.test';
@@ -33,10 +33,19 @@ export function devCertificatesDir(): string {
 export class SampleConfigError extends Error {}
 
 /**
- * Credentials from the environment: `MTLS_DIR` (Kubernetes Secret layout), or `MTLS_CERT_FILE` + `MTLS_KEY_FILE` +
- * `MTLS_CA_FILE`; `MTLS_CRL_FILE` optional. With no `MTLS_*` variable at all, the service's dev certificates.
+ * Credentials from the environment: `SPIFFE_ENDPOINT_SOCKET` (the SPIFFE Workload API, e.g. a SPIRE agent), or
+ * `MTLS_DIR` (Kubernetes Secret layout), or `MTLS_CERT_FILE` + `MTLS_KEY_FILE` + `MTLS_CA_FILE`; `MTLS_CRL_FILE`
+ * optional. With none of them, the service's dev certificates.
  */
-export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = process.env): CredentialsSourceOptions {
+export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = process.env): MtlsModuleOptions['credentials'] {
+  if (env.SPIFFE_ENDPOINT_SOCKET) {
+    const files = Object.keys(env).filter((name) => name.startsWith('MTLS_') && env[name]);
+    if (files.length > 0) {
+      throw new SampleConfigError(`set either SPIFFE_ENDPOINT_SOCKET or ${files.join(', ')}, not both`);
+    }
+    // The socket comes from SPIFFE_ENDPOINT_SOCKET itself; the agent picks this workload's SVID by attesting it.
+    return { workloadApi: {} };
+  }
   const crl = env.MTLS_CRL_FILE ? [resolve(env.MTLS_CRL_FILE)] : undefined;
   if (env.MTLS_DIR && (env.MTLS_CERT_FILE || env.MTLS_KEY_FILE || env.MTLS_CA_FILE)) {
     throw new SampleConfigError('set either MTLS_DIR or MTLS_CERT_FILE/MTLS_KEY_FILE/MTLS_CA_FILE, not both');
@@ -98,4 +107,35 @@ export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsTokensO
   const jwks = env.JWT_JWKS_FILE ? resolve(env.JWT_JWKS_FILE) : devJwksFile();
   if (!env.JWT_JWKS_FILE && !existsSync(jwks)) return undefined;
   return { issuers: { users: { issuer: env.JWT_ISSUER || DEFAULT_JWT_ISSUER, audience: 'orders', jwks } } };
+}
+
+/**
+ * `MTLS_PROXY` (`xfcc` or `rfc9440`; unset: the service is the mTLS server itself) and `MTLS_PROXY_TRUST` (`loopback`,
+ * the default: a sidecar on this host, plain HTTP on a loopback `HOST`; or the proxy's `spiffe://…` ID: the service
+ * keeps its mTLS server). In loopback mode a forwarded certificate must chain to the bundle of `MTLS_DIR` /
+ * `MTLS_CA_FILE` when one is set; with the dev certificates the proxy's word is taken.
+ */
+export function proxyFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsProxyOptions | undefined {
+  const header = env.MTLS_PROXY;
+  if (header === undefined || header === '') {
+    if (env.MTLS_PROXY_TRUST) throw new SampleConfigError('MTLS_PROXY_TRUST is set but MTLS_PROXY is not: set MTLS_PROXY=xfcc or MTLS_PROXY=rfc9440');
+    return undefined;
+  }
+  if (header !== 'xfcc' && header !== 'rfc9440') {
+    throw new SampleConfigError(`MTLS_PROXY must be xfcc or rfc9440, got ${JSON.stringify(header)}`);
+  }
+  const trust = env.MTLS_PROXY_TRUST || 'loopback';
+  // A HOST that is not loopback is refused by MtlsModule when the service starts listening (ERR_MTLS_CONFIG_INVALID).
+  if (trust === 'loopback') {
+    return { header, trust: 'loopback', verifyChain: Boolean(env.MTLS_DIR || env.MTLS_CA_FILE) };
+  }
+  if (!trust.startsWith('spiffe://')) {
+    throw new SampleConfigError(`MTLS_PROXY_TRUST must be loopback or the proxy's spiffe:// ID, got ${JSON.stringify(trust)}`);
+  }
+  return { header, trust: { spiffeIds: [trust] } };
+}
+
+/** True when the service serves plain HTTP to a loopback sidecar instead of being an mTLS server. */
+export function servesPlainHttp(proxy: MtlsProxyOptions | undefined): boolean {
+  return proxy?.trust === 'loopback';
 }

@@ -43,12 +43,15 @@ const ENTRIES: ReadonlyArray<readonly [entry: string, module: object, values: re
       'MtlsUpstreamClient',
       'Peer',
       'PeerError',
+      'ProxyHeaderError',
       'RequireToken',
       'SpiffeIdError',
       'Token',
       'TokenError',
       'TokenIssuers',
       'UpstreamError',
+      'WorkloadApiError',
+      'forwardedCertificateDer',
       'mtlsHttpsOptions',
       'peerOfRequest',
       'toHttpException',
@@ -114,11 +117,14 @@ const ENTRIES: ReadonlyArray<readonly [entry: string, module: object, values: re
       'CertificateAuthority',
       'TestPki',
       'TestTokenIssuer',
+      'WorkloadApiTestServer',
       'callAs',
       'certificateThumbprint',
       'secretFiles',
+      'rfc9440Fields',
       'writeCredentialFiles',
       'writeKubernetesSecret',
+      'xfccElement',
     ],
   ],
 ];
@@ -133,7 +139,7 @@ describe('the package entry points', () => {
       exports: Record<string, { import?: string } | string>;
     };
     expect(Object.keys(exports).sort()).toEqual(
-      ['.', './credentials', './package.json', './prometheus', './spiffe', './terminus', './testing'].sort(),
+      ['.', './credentials', './fastify', './package.json', './prometheus', './spiffe', './terminus', './testing', './workload-api'].sort(),
     );
     expect(exports['./spiffe']).toEqual({ types: './dist/lib/spiffe/index.d.ts', import: './dist/lib/spiffe/index.js' });
     expect(exports['./credentials']).toEqual({

@@ -33,15 +33,21 @@ const folderOf = (path: string): string =>
 
 /** Folders a folder must never import from (besides itself). */
 const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
-  names: ['x509', 'identity', 'authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.'],
-  errors: ['x509', 'identity', 'authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.'],
-  x509: ['identity', 'authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.'],
-  identity: ['authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.'],
-  authorization: ['credentials', 'server', 'client', 'observability', 'cli', 'testing', '.'],
-  credentials: ['server', 'client', 'observability', 'cli', 'testing'],
-  observability: ['server', 'client', 'cli', 'testing'],
-  cli: ['testing', 'server', 'client', 'observability'],
-};
+  names: ['x509', 'identity', 'authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  errors: ['x509', 'identity', 'authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  x509: ['identity', 'authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  identity: ['authorization', 'credentials', 'server', 'client', 'observability', 'cli', 'testing', '.', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  authorization: ['credentials', 'server', 'client', 'observability', 'cli', 'testing', '.', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  credentials: ['server', 'client', 'observability', 'cli', 'testing', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  observability: ['server', 'client', 'cli', 'testing', 'tokens', 'proxy', 'workload-api', 'fastify'],
+  cli: ['testing', 'server', 'client', 'observability', 'tokens', 'proxy', 'workload-api', 'fastify'],
+
+  // A credentials source (SPIFFE Workload API) over credentials/: the module and the servers consume what it installs.
+  'workload-api': ['server', 'client', 'observability', 'cli', 'testing', 'tokens', 'proxy', 'fastify', '.'],
+  // Nest features over server/ and client/: tokens bound to the peer, identities from a proxy, the Fastify adapter.
+  tokens: ['cli', 'testing', 'proxy', 'workload-api', 'fastify'],
+  proxy: ['client', 'cli', 'testing', 'tokens', 'workload-api', 'fastify'],
+  fastify: ['client', 'cli', 'testing', 'tokens', 'proxy', 'workload-api', '.'],};
 
 describe('the import graph of lib/', () => {
   it('finds the files it checks', () => {

@@ -120,7 +120,13 @@ describe('compileRule', () => {
       'an undeclared name',
       { kind: 'peers', peers: ['inventory'] },
       'ERR_MTLS_UNKNOWN_PEER',
-      'unknown peer "inventory": declare it in MtlsModule options `peers`, or use a SPIFFE ID',
+      'unknown peer "inventory": declare it in MtlsModule options `peers` (declared: orders, payments, shop-any), or use a SPIFFE ID',
+    ],
+    [
+      'a misspelt name, naming the declared one it is closest to',
+      { kind: 'peers', peers: ['ordres'] },
+      'ERR_MTLS_UNKNOWN_PEER',
+      'unknown peer "ordres": did you mean "orders"? declare it in MtlsModule options `peers` (declared: orders, payments, shop-any), or use a SPIFFE ID',
     ],
     [
       'an upper-case SPIFFE ID',

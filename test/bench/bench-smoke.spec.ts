@@ -134,15 +134,18 @@ describe('npm run bench, in a tiny configuration', () => {
   // Two halves side by side: each run is mostly one process at a time, and this machine has two cores.
   let servers: SmokeRun;
   let clients: SmokeRun;
+  let fastify: SmokeRun;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'nestjs-mtls-bench-smoke-'));
     const script = await buildBench(work);
-    [servers, clients] = await Promise.all([
+    [servers, clients, fastify] = await Promise.all([
       smokeRun(script, join(work, 'servers'), 'server,handshake'),
       smokeRun(script, join(work, 'clients'), 'client,rotation'),
+      smokeRun(script, join(work, 'fastify'), 'fastify'),
     ]);
-  }, 120_000);
+    // Generous: three tiny runs on a shared 2-core machine.
+  }, 240_000);
 
   afterAll(async () => {
     if (work !== undefined) await rm(work, { recursive: true, force: true });
@@ -168,6 +171,23 @@ describe('npm run bench, in a tiny configuration', () => {
     expectCases(clients.results.client, CLIENT_CASES);
     expect(servers.results.client).toBeUndefined();
     expect(clients.results.server).toBeUndefined();
+  });
+
+  it('runs the Fastify and HTTP/2 group: every case served, its ratios and checks computed, its section printed', () => {
+    const group = fastify.results.fastify;
+    expect(fastify.results.options.groups).toEqual(['fastify']);
+    expectCases(group?.keepAlive, ['raw', 'fastify', 'fastify-mtls']);
+    expectCases(group?.handshake, ['fastify', 'fastify-mtls']);
+    expectCases(group?.protocol, ['h1-keep-alive', 'h2-multiplexed']);
+    expectCases(group?.client, ['mtls-client', 'mtls-client-h2']);
+    expect(Object.keys(group?.ratios ?? {})).toEqual(
+      expect.arrayContaining(['serverCpu:fastify-mtls/fastify', 'handshakesPerSecond:fastify-mtls/fastify', 'serverCpu:fastify-mtls/raw']),
+    );
+    expect(group?.checks.map((check) => check.bound)).toEqual(['≤ 1.05 (floor)', '≥ 0.95 (floor)', '≤ 1.2 (goal)']);
+    expect(fastify.markdown).toContain('## Fastify and HTTP/2');
+    expect(fastify.finished.stdout).toBe(`${fastify.markdown}\n`);
+    expect(servers.results.fastify).toBeUndefined();
+    expect(clients.results.fastify).toBeUndefined();
   });
 
   it('times the rotations and measures memory around the reloads', () => {

@@ -251,6 +251,25 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
     expect(credentials.leaf.fingerprint256).toBe(again.fingerprint256);
   });
 
+  it('re-issues a certificate whose lifetime is not the --validity asked for, and keeps it when none is asked', async () => {
+    const dir = freshDir();
+    const day = await orders(dir);
+    expect((await orders(dir)).action).toBe('kept');
+    expect((await orders(dir, { validityMs: 24 * HOUR_MS })).action).toBe('kept');
+    const week = await orders(dir, { validityMs: 7 * 24 * HOUR_MS });
+    expect([week.action, week.reason, week.detail]).toEqual(['issued', 'validity-changed', 'valid for 1d, requested --validity 7d']);
+    expect(week.notAfter.getTime() - day.notAfter.getTime()).toBeGreaterThan(6 * 24 * HOUR_MS - 60_000);
+    expect((await orders(dir, { validityMs: 7 * 24 * HOUR_MS })).action).toBe('kept');
+    expect((await orders(dir)).action).toBe('kept'); // no --validity: the week-long certificate is still good
+  });
+
+  it('keeps a certificate the dev CA expiry capped when the request would be capped alike', async () => {
+    const dir = freshDir();
+    await initDevCa({ dir, trustDomain: TD, validityMs: 10 * HOUR_MS });
+    expect((await orders(dir, { validityMs: 24 * HOUR_MS })).action).toBe('issued');
+    expect((await orders(dir, { validityMs: 48 * HOUR_MS })).action).toBe('kept');
+  });
+
   it('re-issues an expired certificate in one ..data swap, removing the old payload', async () => {
     const dir = freshDir();
     await orders(dir);
@@ -521,6 +540,7 @@ describe('normalizeDevCertificateRequest', () => {
       dnsNames: ['orders.shop.svc', '*.shop.svc'],
       ipAddresses: ['::1', '10.0.0.1'],
       validityMs: 24 * HOUR_MS,
+      validityRequested: false,
       keyAlgorithm: 'ECDSA-P256',
     });
   });

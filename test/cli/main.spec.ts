@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,7 +138,7 @@ describe('nestjs-mtls dev-ca', () => {
 
     const reused = await cli('dev-ca', 'init', '--dir', dir);
     expect(reused.status).toBe(EXIT_OK);
-    expect(reused.out).toMatch(/^using the dev CA in .*\/ca \(trust domain shop\.test, valid until .*, 364d23h left\)$/);
+    expect(reused.out.split('\n')[0]).toMatch(/^using the dev CA in .*\/ca \(trust domain shop\.test, valid until .*, 364d23h left\)$/);
 
     const keyBefore = await readFile(join(dir, 'ca', 'ca.key'), 'utf8');
     const refused = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'other.test');
@@ -152,6 +152,36 @@ describe('nestjs-mtls dev-ca', () => {
     expect(forced.status).toBe(EXIT_OK);
     expect(forced.out).toMatch(/^replaced the dev CA in .* with a new one for trust domain other\.test/);
     expect(await readFile(join(dir, 'ca', 'ca.key'), 'utf8')).not.toBe(keyBefore);
+  });
+
+  it('init says the folder holds a CA key, and adds it to the .gitignore beside it once', async () => {
+    const project = freshDir();
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, '.gitignore'), 'node_modules/\ndist/');
+    const dir = join(project, '.dev-certs');
+    const first = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'shop.test');
+    expect(first.status).toBe(EXIT_OK);
+    expect(first.out).toMatch(/\n.*\.dev-certs\/ holds the dev CA's private key: added "\/\.dev-certs\/" to .*\.gitignore so that it is never committed/);
+    expect(await readFile(join(project, '.gitignore'), 'utf8')).toBe('node_modules/\ndist/\n# nestjs-mtls dev CA: holds a CA private key\n/.dev-certs/\n');
+    const again = await cli('dev-ca', 'init', '--dir', dir);
+    expect(again.out).toMatch(/\.dev-certs\/ holds the dev CA's private key; .*\.gitignore already keeps it out of git$/);
+    expect((await readFile(join(project, '.gitignore'), 'utf8')).match(/\/\.dev-certs\//g)).toHaveLength(1);
+  });
+
+  it('init without a .gitignore beside the folder says to ignore it, and creates none', async () => {
+    const project = freshDir();
+    const dir = join(project, '.dev-certs');
+    const { out } = await cli('dev-ca', 'issue', 'orders', '--dir', dir, '--spiffe-id', 'spiffe://shop.test/ns/shop/sa/orders');
+    expect(out).toContain(`.dev-certs/ holds the dev CA's private key: keep it out of version control (add "/.dev-certs/" to your .gitignore)`);
+    await expect(stat(join(project, '.gitignore'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('issue re-issues on another --validity and says why', async () => {
+    const dir = freshDir();
+    const spiffe = ['--dir', dir, '--spiffe-id', 'spiffe://shop.test/ns/shop/sa/orders'];
+    await cli('dev-ca', 'issue', 'orders', ...spiffe);
+    const week = await cli('dev-ca', 'issue', 'orders', ...spiffe, '--validity', '7d');
+    expect(week.out).toMatch(/^issued orders: .* \(validity-changed: valid for 1d, requested --validity 7d\)$/m);
   });
 
   it('init without a CA or --trust-domain fails and says what to pass', async () => {
@@ -170,9 +200,8 @@ describe('nestjs-mtls dev-ca', () => {
     expect(first.status).toBe(EXIT_OK);
     const lines = first.out.split('\n');
     expect(lines[0]).toMatch(/^created the dev CA for trust domain shop\.test in /);
-    expect(lines[1]).toMatch(
-      new RegExp(`^issued orders: ${ORDERS} in .*orders, valid until \\d{4}-.*Z \\(new: no certificate yet\\)$`),
-    );
+    expect(lines[1]).toMatch(/ holds the dev CA's private key: keep it out of version control/);
+    expect(lines[2]).toMatch(new RegExp(`^issued orders: ${ORDERS} in .*orders, valid until \\d{4}-.*Z \\(new: no certificate yet\\)$`));
     const credentials = await loadCredentials(resolveCredentialFiles({ dir: join(dir, 'orders') }));
     expect(credentials.identity.spiffeId).toBe(ORDERS);
     expect(credentials.identity.dnsNames).toEqual(['localhost']);

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -12,6 +11,7 @@ import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader
 import { MtlsError } from '../../lib/errors/mtls.errors.js';
 import { TestPki, secretFiles, writeKubernetesSecret, type KeyAlgorithm, type TestPeer } from '../../lib/testing/index.js';
 import { get, keepAliveAgent, startLifecycleApp, waitFor, type LifecycleApp } from '../lifecycle/lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -74,7 +74,7 @@ describe('private key bytes in memory', () => {
 
   it.each(algorithms)('a %s key lives in a buffer of its own, never in the shared pool', async (keyAlgorithm) => {
     const peer = peers.get(keyAlgorithm)!;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const dir = await temporaryDir('nestjs-mtls-key-memory-');
     const files = resolveCredentialFiles(await writePeerFiles(dir, peer));
     const raw = await readCredentials(files);
     // Small buffers made right after the read come from the pool: serialised, they carry the whole slab, and no key byte.
@@ -92,7 +92,7 @@ describe('private key bytes in memory', () => {
 
   it('leaves no key bytes in the pool when the key shares a file with the certificate (cert-manager tls-combined.pem)', async () => {
     const peer = peers.get('ECDSA-P256')!;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const dir = await temporaryDir('nestjs-mtls-key-memory-');
     const combined = join(dir, 'tls-combined.pem');
     await writeSecretFile(combined, `${peer.keyPem}${peer.chainPem}`);
     await writeSecretFile(join(dir, 'ca.pem'), peer.caPem);
@@ -150,7 +150,7 @@ describe('a replaced credential set on a running app', () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     first = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     orders = await pki.peer(ORDERS);
-    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-zero-'));
+    dir = await temporaryDir('nestjs-mtls-key-zero-');
     await writeKubernetesSecret(dir, secretFiles(first));
     server = await startLifecycleApp({ credentials: { dir }, reload: { debounceMs: 20 } });
   });
@@ -226,7 +226,7 @@ describe('key bytes of a set that is read but never installed', () => {
   }
 
   it('erases the files read when another file of the set cannot be read', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const dir = await temporaryDir('nestjs-mtls-key-memory-');
     const files = await writePeerFiles(dir, peer);
     const resolved = resolveCredentialFiles({ ...files, caFile: join(dir, 'missing-ca.pem') });
     recordAllocations();
@@ -236,7 +236,7 @@ describe('key bytes of a set that is read but never installed', () => {
   });
 
   it('erases the key of a set that fails validation at startup', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const dir = await temporaryDir('nestjs-mtls-key-memory-');
     const files = await writePeerFiles(dir, { ...peer, keyPem: (await pki.peer(SERVER)).keyPem });
     const other = await readCredentials(resolveCredentialFiles(files));
     const keyPem = other.key.pem().toString('latin1');
@@ -247,7 +247,7 @@ describe('key bytes of a set that is read but never installed', () => {
   });
 
   it('erases the key of a reloaded set that is refused, or identical to the one served', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-key-memory-'));
+    const dir = await temporaryDir('nestjs-mtls-key-memory-');
     const files = resolveCredentialFiles(await writePeerFiles(dir, peer));
     const store = new CredentialStore(await loadCredentials(files));
     const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Controller, Get, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -11,13 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AllowAnyPeer,
   MtlsEvents,
-  mtlsHttpsOptions,
   MtlsModule,
   type MtlsEvent,
   type MtlsModuleOptions,
 } from '../../lib/index.js';
 import { authorizeMemberOf } from 'nestjs-mtls/spiffe';
 import { TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
+import { createCellApp, SERVER_CELLS, type ServerCell } from '../support/cells.js';
 import { rawRequest } from '../support/raw-tls.js';
 
 /*
@@ -38,23 +39,30 @@ class GuardedController {
 }
 
 interface RunningApp {
-  readonly app: NestExpressApplication;
+  readonly app: INestApplication;
   readonly port: number;
   readonly events: MtlsEvent[];
   /** Upgrade and CONNECT requests that reached the application's listeners. */
   readonly reached: string[];
 }
 
-async function startApp(options: MtlsModuleOptions, staticDir: string): Promise<RunningApp> {
+/**
+ * Static files need @fastify/static on Fastify, which the package does not depend on: the Fastify cells serve
+ * middleware and adapter routes outside the controllers, Express also static files.
+ */
+const pathsOf = (cell: ServerCell) => PATHS.filter((path) => cell.adapter === 'express' || path !== '/static/file.txt');
+
+async function startApp(options: MtlsModuleOptions, staticDir: string, cell: ServerCell): Promise<RunningApp> {
   @Module({ imports: [MtlsModule.forRoot(options)], controllers: [GuardedController] })
   class AdmissionTestModule {}
   const moduleRef = await Test.createTestingModule({ imports: [AdmissionTestModule] }).compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ httpsOptions: mtlsHttpsOptions(), logger: false });
+  const app = createCellApp(moduleRef, cell);
   const events: MtlsEvent[] = [];
   app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
   // Three ways to serve outside the controllers, none of which runs a guard.
   app.use('/raw', (_request: IncomingMessage, response: { end(body: string): void }) => response.end('raw'));
-  app.useStaticAssets(staticDir, { prefix: '/static' });
+  if (cell.adapter === 'express') (app as NestExpressApplication).useStaticAssets(staticDir, { prefix: '/static' });
+  // Express's response and Fastify's reply both have send().
   app.getHttpAdapter().get('/adapter', (_request: unknown, response: { send(body: string): void }) => response.send('adapter'));
   const reached: string[] = [];
   const server = app.getHttpServer();
@@ -77,7 +85,7 @@ const UPGRADE =
 const CONNECT = 'CONNECT internal.example:443 HTTP/1.1\r\nhost: internal.example:443\r\n\r\n';
 const PATHS = ['/raw', '/adapter', '/static/file.txt', '/guarded'] as const;
 
-describe('routes outside the controllers, against hostile certificates', () => {
+describe.each(SERVER_CELLS)('routes outside the controllers, against hostile certificates ($name)', (cell) => {
   let shop: TestPki;
   let elsewhere: TestPki;
   let dir: string;
@@ -100,8 +108,8 @@ describe('routes outside the controllers, against hostile certificates', () => {
       'ca.crt': shop.bundlePem + elsewhere.bundlePem,
     });
     const options: MtlsModuleOptions = { credentials: { dir }, reload: { enabled: false } };
-    strict = await startApp(options, staticDir);
-    gated = await startApp({ ...options, connectionAuthorizer: authorizeMemberOf('shop.test') }, staticDir);
+    strict = await startApp(options, staticDir, cell);
+    gated = await startApp({ ...options, connectionAuthorizer: authorizeMemberOf('shop.test') }, staticDir, cell);
     peers['two URI SANs'] = await shop.peer({ spiffeId: ORDERS, uris: ['spiffe://shop.test/ns/shop/sa/attacker'] });
     peers['a CA:TRUE leaf'] = await shop.peer({ spiffeId: ORDERS, isCa: true });
     peers['a shop.test ID from the elsewhere.test root'] = await elsewhere.peer({ spiffeId: ORDERS });
@@ -119,7 +127,7 @@ describe('routes outside the controllers, against hostile certificates', () => {
   const as = (peer: TestPeer) => ({ ca: shop.bundlePem, cert: peer.chainPem, key: peer.keyPem });
 
   describe.each(['two URI SANs', 'a CA:TRUE leaf', 'a shop.test ID from the elsewhere.test root'])('%s', (name) => {
-    it.each(PATHS)('gets no answer on %s: the connection is closed before HTTP', async (path) => {
+    it.each(pathsOf(cell))('gets no answer on %s: the connection is closed before HTTP', async (path) => {
       strict.events.length = 0;
       const answer = await rawRequest(strict.port, get(path), as(peers[name]!));
       expect(answer.status).toBeUndefined();
@@ -139,13 +147,13 @@ describe('routes outside the controllers, against hostile certificates', () => {
     });
   });
 
-  it.each(PATHS)('control: a valid peer is served on %s', async (path) => {
+  it.each(pathsOf(cell))('control: a valid peer is served on %s', async (path) => {
     const answer = await rawRequest(strict.port, get(path), as(peers['orders']!));
     expect(answer.status).toBe(200);
   });
 
   describe('with connectionAuthorizer: authorizeMemberOf("shop.test")', () => {
-    it.each(PATHS)('refuses a valid workload of another trust domain on %s', async (path) => {
+    it.each(pathsOf(cell))('refuses a valid workload of another trust domain on %s', async (path) => {
       gated.events.length = 0;
       const answer = await rawRequest(gated.port, get(path), as(peers['a workload of elsewhere.test']!));
       expect(answer.status).toBeUndefined();
@@ -162,7 +170,7 @@ describe('routes outside the controllers, against hostile certificates', () => {
   });
 });
 
-describe('permissive mode without a client certificate', () => {
+describe.each(SERVER_CELLS)('permissive mode without a client certificate ($name)', (cell) => {
   let pki: TestPki;
   let dir: string;
   let staticDir: string;
@@ -174,7 +182,7 @@ describe('permissive mode without a client certificate', () => {
     dir = server.dir;
     staticDir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-static-'));
     await writeFile(join(staticDir, 'file.txt'), 'static');
-    permissive = await startApp({ credentials: server.credentials, mode: 'permissive', reload: { enabled: false } }, staticDir);
+    permissive = await startApp({ credentials: server.credentials, mode: 'permissive', reload: { enabled: false } }, staticDir, cell);
   });
 
   afterAll(async () => {
@@ -185,7 +193,7 @@ describe('permissive mode without a client certificate', () => {
 
   const anonymous = () => ({ ca: pki.bundlePem });
 
-  it.each(PATHS)('answers 401 on %s', async (path) => {
+  it.each(pathsOf(cell))('answers 401 on %s', async (path) => {
     const answer = await rawRequest(permissive.port, get(path), anonymous());
     expect(answer.status).toBe(401);
     expect(answer.text).toContain('"code":"ERR_MTLS_PEER_UNAUTHENTICATED"');

@@ -19,6 +19,7 @@ import {
 import { callAs, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import type { IssueOptions } from '../../lib/x509/certificate-authority.js';
 import { startMtlsApp } from '../support/app.js';
+import { SERVER_CELLS } from '../support/cells.js';
 
 /*
  * Every hostile certificate against every kind of rule, through a real Nest app and real TLS. The server trusts two
@@ -213,7 +214,7 @@ const controls: Record<string, Case> = {
   },
 };
 
-describe('hostile peers against every rule', () => {
+describe.each(SERVER_CELLS)('hostile peers against every rule ($name)', (cell) => {
   let shop: TestPki;
   let elsewhere: TestPki;
   let dir: string;
@@ -238,8 +239,8 @@ describe('hostile peers against every rule', () => {
       'ca.crt': shop.bundlePem + elsewhere.bundlePem,
     });
     const options: MtlsModuleOptions = { credentials: { dir }, peers: { orders: ORDERS }, reload: { enabled: false } };
-    app = await startMtlsApp(options, [RulesController]);
-    anyPeerApp = await startMtlsApp({ ...options, defaultPolicy: 'any-peer' }, [UndecoratedController]);
+    app = await startMtlsApp(options, [RulesController], { cell });
+    anyPeerApp = await startMtlsApp({ ...options, defaultPolicy: 'any-peer' }, [UndecoratedController], { cell });
     for (const target of [app, anyPeerApp]) target.get(MtlsEvents).events$.subscribe((event) => events.push(event));
     for (const [name, { issuer, options: issue }] of Object.entries({ ...hostile, ...controls })) {
       peers.set(name, await (issuer === 'shop' ? shop : elsewhere).peer(issue));
@@ -261,7 +262,7 @@ describe('hostile peers against every rule', () => {
     const target = rule === 'default any-peer' ? anyPeerApp : app;
     const path = rule === 'default any-peer' ? '/open' : `/rules/${rule}`;
     try {
-      const res = await callAs(target, peers.get(name), { ca: shop.bundlePem }).get(path);
+      const res = await callAs(target, peers.get(name), { ca: shop.bundlePem, http2: cell.http2 }).get(path);
       const denial = events.find((event) => event.type === 'peer.denied');
       return {
         status: res.status,

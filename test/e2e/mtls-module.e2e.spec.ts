@@ -2,9 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, Module, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,6 +19,8 @@ import {
 } from '../../lib/index.js';
 import { callAs, TestPki, writeCredentialFiles, type TestPeer } from '../../lib/testing/index.js';
 import { startMtlsApp } from '../support/app.js';
+import { SERVER_CELLS } from '../support/cells.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const ADMIN = 'spiffe://shop.test/ns/ops/sa/admin';
@@ -79,7 +79,7 @@ class UndecoratedController {
   }
 }
 
-describe('MtlsModule guard and decorators', () => {
+describe.each(SERVER_CELLS)('MtlsModule guard and decorators ($name)', (cell) => {
   let pki: TestPki;
   let app: INestApplication;
   let peers: Record<string, TestPeer>;
@@ -87,7 +87,7 @@ describe('MtlsModule guard and decorators', () => {
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS }, [RulesController, UndecoratedController]);
+    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS }, [RulesController, UndecoratedController], { cell });
     peers = {
       orders: await pki.peer(ORDERS),
       admin: await pki.peer(ADMIN),
@@ -128,20 +128,20 @@ describe('MtlsModule guard and decorators', () => {
   ];
 
   it.each(table)('GET %s as %s → %i', async (route, peer, status) => {
-    const res = await callAs(app, peers[peer]).get(route);
+    const res = await callAs(app, peers[peer], { http2: cell.http2 }).get(route);
     expect(res.status).toBe(status);
   });
 
   it('hands the handler the identity read from the certificate', async () => {
-    const res = await callAs(app, peers.orders).get('/rules/class');
+    const res = await callAs(app, peers.orders, { http2: cell.http2 }).get('/rules/class');
     expect(res.json()).toEqual({ spiffeId: ORDERS, fingerprint: peers.orders!.fingerprint256 });
   });
 
   it('admits any peer on undecorated routes when defaultPolicy is any-peer', async () => {
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    const open = await startMtlsApp({ credentials: server.credentials, defaultPolicy: 'any-peer' }, [UndecoratedController]);
+    const open = await startMtlsApp({ credentials: server.credentials, defaultPolicy: 'any-peer' }, [UndecoratedController], { cell });
     try {
-      expect((await callAs(open, peers.legacyDns).get('/open')).status).toBe(200);
+      expect((await callAs(open, peers.legacyDns, { http2: cell.http2 }).get('/open')).status).toBe(200);
     } finally {
       await open.close();
     }
@@ -172,10 +172,15 @@ describe('startup', () => {
     });
   });
 
-  it('fails on a plain HTTP app and shows the line to add to main.ts', async () => {
-    await expect(startMtlsApp({ credentials: good }, [UndecoratedController], { https: false })).rejects.toMatchObject({
+  const mainTsLine = {
+    express: 'NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() })',
+    fastify: 'NestFactory.create(AppModule, mtlsFastifyAdapter())',
+  };
+
+  it.each(SERVER_CELLS)('fails on a plain HTTP app and shows the line to add to main.ts ($name)', async (cell) => {
+    await expect(startMtlsApp({ credentials: good }, [UndecoratedController], { https: false, cell })).rejects.toMatchObject({
       code: 'ERR_MTLS_NOT_HTTPS',
-      message: expect.stringContaining('NestFactory.create(AppModule, { httpsOptions: mtlsHttpsOptions() })'),
+      message: expect.stringContaining(mainTsLine[cell.adapter]),
     });
   });
 
@@ -196,8 +201,8 @@ describe('startup', () => {
     }
   });
 
-  it('leaves no key material on the server object', async () => {
-    const app = await startMtlsApp({ credentials: good }, [UndecoratedController]);
+  it.each(SERVER_CELLS)('leaves no key material on the server object ($name)', async (cell) => {
+    const app = await startMtlsApp({ credentials: good }, [UndecoratedController], { cell });
     try {
       const server = app.getHttpServer() as Record<string, unknown>;
       expect(server.key).toBeUndefined();
@@ -218,7 +223,7 @@ describe('startup', () => {
 
   describe('refuses bad credentials, naming the file and the reason', () => {
     async function filesFor(peer: TestPeer, patch: Partial<Record<'cert' | 'key' | 'ca', string>> = {}) {
-      const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-startup-'));
+      const dir = await temporaryDir('nestjs-mtls-startup-');
       const files = (await writeCredentialFiles(dir, peer)) as { certFile: string; keyFile: string; caFile: string };
       if (patch.cert !== undefined) await writeFile(files.certFile, patch.cert);
       if (patch.key !== undefined) await writeFile(files.keyFile, patch.key);
@@ -349,14 +354,14 @@ describe('startup', () => {
   });
 });
 
-describe('permissive mode', () => {
+describe.each(SERVER_CELLS)('permissive mode ($name)', (cell) => {
   let pki: TestPki;
   let app: INestApplication;
 
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS, mode: 'permissive' }, [RulesController]);
+    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS, mode: 'permissive' }, [RulesController], { cell });
   });
 
   afterAll(async () => {
@@ -364,22 +369,22 @@ describe('permissive mode', () => {
   });
 
   it('completes the handshake without a certificate and answers 401', async () => {
-    const res = await callAs(app, undefined, { ca: pki.bundlePem }).get('/rules/class');
+    const res = await callAs(app, undefined, { ca: pki.bundlePem, http2: cell.http2 }).get('/rules/class');
     expect(res.status).toBe(401);
     expect(res.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
   });
 
   it('answers 401 before middleware and routing: unknown routes are not reachable either', async () => {
-    const res = await callAs(app, undefined, { ca: pki.bundlePem }).get('/no/such/route');
+    const res = await callAs(app, undefined, { ca: pki.bundlePem, http2: cell.http2 }).get('/no/such/route');
     expect(res.status).toBe(401);
     expect(res.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
-    expect((await callAs(app, await pki.peer(ORDERS)).get('/no/such/route')).status).toBe(404);
+    expect((await callAs(app, await pki.peer(ORDERS), { http2: cell.http2 }).get('/no/such/route')).status).toBe(404);
   });
 
   it('answers 401 to an untrusted certificate and 200 to a good one', async () => {
-    expect((await callAs(app, await pki.foreignPeer(ORDERS)).get('/rules/class')).status).toBe(401);
-    expect((await callAs(app, await pki.expiredPeer(ORDERS)).get('/rules/class')).status).toBe(401);
-    expect((await callAs(app, await pki.peer(ORDERS)).get('/rules/class')).status).toBe(200);
+    expect((await callAs(app, await pki.foreignPeer(ORDERS), { http2: cell.http2 }).get('/rules/class')).status).toBe(401);
+    expect((await callAs(app, await pki.expiredPeer(ORDERS), { http2: cell.http2 }).get('/rules/class')).status).toBe(401);
+    expect((await callAs(app, await pki.peer(ORDERS), { http2: cell.http2 }).get('/rules/class')).status).toBe(200);
   });
 
   it('does not authorize a resumed TLS 1.3 session that carried no certificate (nodejs/node#35317)', async () => {

@@ -1,14 +1,12 @@
 import 'reflect-metadata';
-import { mkdtemp } from 'node:fs/promises';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MtlsHttpClient } from '../../lib/client/index.js';
 import { MTLS_CLIENT_CREDENTIALS } from 'nestjs-mtls';
 import type { CredentialStore } from 'nestjs-mtls/credentials';
 import { secretFiles, TestPki, writeKubernetesSecret } from '../../lib/testing/index.js';
 import { startLifecycleApp, waitFor, type LifecycleApp } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -34,7 +32,7 @@ describe('client certificate rotation', () => {
     inventory = await startLifecycleApp({ credentials: (await pki.credentials(INVENTORY)).credentials });
     url = `https://127.0.0.1:${inventory.port}`;
     // The calling service: its own server identity, and a separate client set that rotates on its own.
-    clientDir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-client-'));
+    clientDir = await temporaryDir('nestjs-mtls-client-');
     await writeKubernetesSecret(clientDir, secretFiles(await clientCertificate()));
     orders = await startLifecycleApp({
       credentials: (await pki.credentials(ORDERS)).credentials,

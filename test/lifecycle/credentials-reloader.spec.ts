@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
@@ -14,6 +13,7 @@ import {
 import type { CredentialsSourceOptions, MtlsEvent } from '../../lib/index.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { serverFingerprint, sleep, startLifecycleApp, waitFor, writeByRename } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 
@@ -97,7 +97,7 @@ describe('CredentialsReloader', () => {
 
   it('picks up a change no watcher sees with the periodic re-read', async () => {
     // `current` is a link to a release directory; switching it happens in a directory nobody watches.
-    const root = await mkdtemp(join(tmpdir(), 'nestjs-mtls-releases-'));
+    const root = await temporaryDir('nestjs-mtls-releases-');
     const release = async (name: string, peer: TestPeer) => {
       await mkdir(join(root, name));
       await writeFile(join(root, name, 'cert.pem'), peer.chainPem);
@@ -123,7 +123,7 @@ describe('CredentialsReloader', () => {
   });
 
   it('refuses a missing file, keeps the set, and takes the file back when it returns', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-missing-'));
+    const dir = await temporaryDir('nestjs-mtls-missing-');
     const peer = await issue();
     const files = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') };
     await writeFile(files.certFile, peer.chainPem);

@@ -1,20 +1,11 @@
 import 'reflect-metadata';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CredentialFilesOptions } from '../../lib/index.js';
 import { TestPki, type TestPeer } from '../../lib/testing/index.js';
-import {
-  serverFingerprint,
-  sleep,
-  startLifecycleApp,
-  startLoad,
-  waitFor,
-  writeByRename,
-  writeInPlace,
-  type LifecycleApp,
-} from './lifecycle-support.js';
+import { serverFingerprint, sleep, startLifecycleApp, startLoad, waitFor, writeByRename, writeInPlace, type LifecycleApp } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -63,7 +54,7 @@ describe.each([
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     orders = await pki.peer(ORDERS);
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-writer-'));
+    const dir = await temporaryDir('nestjs-mtls-writer-');
     const initial = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     files = { certFile: join(dir, certName), keyFile: join(dir, keyName), caFile: join(dir, caName) };
     await writeFile(files.certFile, initial.chainPem);

@@ -5,6 +5,7 @@ import { createHook } from 'node:async_hooks';
 import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import { open, rename, writeFile } from 'node:fs/promises';
+import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2';
 import { Agent, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -18,7 +19,6 @@ import {
   AllowAnyPeer,
   MTLS_IDENTITY_CREDENTIALS,
   MtlsEvents,
-  mtlsHttpsOptions,
   MtlsModule,
   Peer,
   type MtlsEvent,
@@ -28,6 +28,7 @@ import {
 import type { CredentialStore } from 'nestjs-mtls/credentials';
 import { MtlsServerBinding } from '../../lib/server/mtls-server.binding.js';
 import type { TestPeer } from '../../lib/testing/index.js';
+import { createCellApp, EXPRESS_H1, type ServerCell } from '../support/cells.js';
 
 export { sleep };
 
@@ -70,10 +71,19 @@ export interface LifecycleApp {
   close(): Promise<void>;
 }
 
+/** Where and how {@link startLifecycleApp} serves. */
+export interface LifecycleAppOptions {
+  /** @default Express over HTTP/1.1 */
+  readonly cell?: ServerCell;
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+}
+
 /** Starts a Nest app with MtlsModule and the probe routes on 127.0.0.1, capturing logs and events. */
 export async function startLifecycleApp(
   options: MtlsModuleOptions,
   controllers: Type[] = [ProbeController],
+  { cell = EXPRESS_H1, host = '127.0.0.1' }: LifecycleAppOptions = {},
 ): Promise<LifecycleApp> {
   const logs: LogLine[] = [];
   const capture = (level: LogLine['level']) => (message: unknown, context?: unknown) =>
@@ -81,13 +91,11 @@ export async function startLifecycleApp(
   const logger: LoggerService = { log: capture('log'), warn: capture('warn'), error: capture('error') };
   @Module({ imports: [MtlsModule.forRoot(options)], controllers })
   class LifecycleTestModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] })
-    .setLogger(logger)
-    .compile();
-  const app = moduleRef.createNestApplication({ httpsOptions: mtlsHttpsOptions(), logger });
+  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] }).setLogger(logger).compile();
+  const app = createCellApp(moduleRef, cell, { logger });
   const events: MtlsEvent[] = [];
   const subscription: Subscription = app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
-  await app.listen(0, '127.0.0.1');
+  await app.listen(0, host);
   const port = (app.getHttpServer().address() as AddressInfo).port;
   return {
     app,
@@ -112,13 +120,86 @@ export interface ProbeResult {
   readonly socket: TLSSocket;
 }
 
-/** GET `path` as `peer`, over `agent` (keep-alive) or a connection of its own (`agent: false`). */
+/**
+ * One HTTP/2 connection (session) presenting a peer, opened on first use and reused by every {@link get} through it:
+ * the HTTP/2 counterpart of a keep-alive agent with one socket.
+ */
+export class Http2Connection {
+  #session: ClientHttp2Session | undefined;
+
+  constructor(
+    private readonly peer: TestPeer,
+    private readonly ca: string,
+  ) {}
+
+  /** The open session to `port`, connecting when there is none (or it closed). */
+  session(port: number): ClientHttp2Session {
+    if (this.#session === undefined || this.#session.closed || this.#session.destroyed) {
+      this.#session = connectHttp2(`https://127.0.0.1:${port}`, { ca: this.ca, cert: this.peer.chainPem, key: this.peer.keyPem });
+      this.#session.on('error', () => undefined);
+    }
+    return this.#session;
+  }
+
+  destroy(): void {
+    this.#session?.destroy();
+  }
+}
+
+/** What {@link get} sends through: an HTTPS keep-alive agent, one HTTP/2 connection, or `false` for a new connection. */
+export type PeerAgent = Agent | Http2Connection | false;
+
+function getHttp2(port: number, path: string, connection: Http2Connection, once: boolean): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    const session = connection.session(port);
+    const done = () => {
+      session.off('error', fail);
+      session.off('close', closed);
+    };
+    const fail = (error: Error) => {
+      done();
+      if (once) session.destroy();
+      reject(error);
+    };
+    // A session the server destroys (revocation) ends its streams without an error of their own.
+    const closed = () => fail(new Error('HTTP/2 session closed'));
+    session.on('error', fail);
+    session.on('close', closed);
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    let body = '';
+    stream.setEncoding('utf8');
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (chunk: string) => (body += chunk));
+    stream.on('error', fail);
+    stream.on('end', () => {
+      const socket = session.socket as TLSSocket | undefined;
+      // A stream of a session the server destroyed ends without a response.
+      if (status === 0 || socket === undefined || session.destroyed) {
+        fail(new Error(`HTTP/2 stream ended without a response (${stream.rstCode ?? 'no RST_STREAM code'})`));
+        return;
+      }
+      done();
+      const serverFingerprint = socket.getPeerCertificate().fingerprint256;
+      resolve({ status, body, serverFingerprint, socket });
+      if (once) session.close();
+    });
+    stream.end();
+  });
+}
+
+/**
+ * GET `path` as `peer`, over `agent` (keep-alive, or one HTTP/2 connection) or a connection of its own
+ * (`agent: false`; over HTTP/2 with `http2: true`).
+ */
 export function get(
   port: number,
   peer: TestPeer,
   path: string,
-  { agent = false, ca = peer.caPem }: { agent?: Agent | false; ca?: string } = {},
+  { agent = false, ca = peer.caPem, http2 = false }: { agent?: PeerAgent; ca?: string; http2?: boolean } = {},
 ): Promise<ProbeResult> {
+  if (agent instanceof Http2Connection) return getHttp2(port, path, agent, false);
+  if (agent === false && http2) return getHttp2(port, path, new Http2Connection(peer, ca), true);
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -144,11 +225,14 @@ export function get(
   });
 }
 
-/** A keep-alive agent presenting `peer`. */
+/** A keep-alive agent presenting `peer`; with `http2`, one HTTP/2 connection. */
+export function keepAliveAgent(peer: TestPeer, options?: { ca?: string; maxSockets?: number }): Agent;
+export function keepAliveAgent(peer: TestPeer, options: { ca?: string; maxSockets?: number; http2: boolean }): Agent | Http2Connection;
 export function keepAliveAgent(
   peer: TestPeer,
-  { ca = peer.caPem, maxSockets = 1 }: { ca?: string; maxSockets?: number } = {},
-): Agent {
+  { ca = peer.caPem, maxSockets = 1, http2 = false }: { ca?: string; maxSockets?: number; http2?: boolean } = {},
+): Agent | Http2Connection {
+  if (http2) return new Http2Connection(peer, ca);
   return new Agent({ keepAlive: true, maxSockets, ca, cert: peer.chainPem, key: peer.keyPem });
 }
 
@@ -172,6 +256,8 @@ export interface LoadOptions {
   readonly path?: string;
   /** Bundle the client verifies the server with. @default the peer's */
   readonly ca?: string;
+  /** Speak HTTP/2: keep-alive loops share one session (streams multiplexed), the others open one per request. */
+  readonly http2?: boolean;
 }
 
 /**
@@ -189,6 +275,7 @@ export async function startLoad(port: number, peer: TestPeer, options: LoadOptio
       keepAlive: options.keepAlive,
       concurrency: options.concurrency ?? 1,
       pauseMs: options.pauseMs ?? 0,
+      http2: options.http2 ?? false,
     },
   });
   await once(worker, 'message');

@@ -1,14 +1,12 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { get, keepAliveAgent, sleep, startLifecycleApp, waitFor } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -32,7 +30,7 @@ describe('a peer issued by an intermediate sent in its handshake', () => {
     const orders = { ...(await intermediate.issue({ spiffeId: ORDERS })), caPem: root.rootPem };
     const crls = async (revoked: string[]) =>
       `${await root.createCrl([])}${await serverIssuer.createCrl([])}${await intermediate.createCrl(revoked)}`;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-chain-'));
+    const dir = await temporaryDir('nestjs-mtls-chain-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
     const agent = keepAliveAgent(orders);
@@ -107,23 +105,31 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
     // One set of junk for all: each (certificate, junk) pair is a signature check of its own.
     const junk = await junkRootLookalikes(pki.ca, 40);
     const attackers: TestPeer[] = [];
-    for (let i = 0; i < 80; i++) {
-      const peer =
-        i % 2 === 0
-          ? await pki.peer(`${ORDERS}-${i}`)
-          : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
+    for (let i = 0; i < 100; i++) {
+      const peer = i % 2 === 0 ? await pki.peer(`${ORDERS}-${i}`) : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
       attackers.push({ ...peer, chainPem: peer.chainPem + junk });
     }
     const crls = async (revoked: string[]) => `${await pki.ca.createCrl(revoked)}${await intermediate.createCrl(revoked)}`;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-junk-'));
+    const dir = await temporaryDir('nestjs-mtls-junk-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
+    // Connecting everyone takes seconds on a shared machine: Node's 5 s keep-alive timeout must not close anyone first.
+    (server.app.getHttpServer() as { keepAliveTimeout: number }).keepAliveTimeout = 120_000;
     const agents = [...attackers, payments].map((peer) => keepAliveAgent(peer));
     try {
-      const sockets = await Promise.all(
-        [...attackers, payments].map(async (peer, i) => (await get(server.port, peer, '/ping', { agent: agents[i] })).socket),
-      );
-      const attackersClosed = Promise.all(sockets.slice(0, -1).map(closedAt));
+      // A few handshakes at a time: 41-certificate chains, on a shared machine.
+      const sockets: TLSSocket[] = [];
+      const closes: Promise<number>[] = [];
+      const everyone = [...attackers, payments];
+      for (let i = 0; i < everyone.length; i += 8) {
+        const batch = everyone.slice(i, i + 8).map(async (peer, j) => (await get(server.port, peer, '/ping', { agent: agents[i + j] })).socket);
+        for (const socket of await Promise.all(batch)) {
+          sockets.push(socket);
+          closes.push(closedAt(socket));
+        }
+      }
+      expect(sockets.every((socket) => !socket.destroyed)).toBe(true);
+      const attackersClosed = Promise.all(closes.slice(0, -1));
       let paymentsClosed = false;
       sockets.at(-1)!.once('close', () => (paymentsClosed = true));
 
@@ -141,8 +147,8 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
         `event-loop delay during the re-check: max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`,
       );
       // Generous (slices stay under ~10 ms; the machine is shared and descheduling counts too): checking every junk
-      // certificate against every peer in one go blocks the loop for seconds.
-      expect(maxMs).toBeLessThan(500);
+      // certificate against every revoked peer in one go blocked the loop for 160–240 ms here (this code: 44–73 ms).
+      expect(maxMs).toBeLessThan(150);
       expect(paymentsClosed).toBe(false);
       expect((await get(server.port, payments, '/ping', { agent: agents.at(-1) })).status).toBe(200);
       expect(server.events.filter((event) => event.type === 'connection.revoked')).toHaveLength(attackers.length);

@@ -1,11 +1,10 @@
 import 'reflect-metadata';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
+import { SERVER_CELLS } from '../support/cells.js';
 import { get, keepAliveAgent, sleep, startLifecycleApp, startLoad, waitFor, type LifecycleApp } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -16,7 +15,7 @@ function closedAt(socket: TLSSocket): Promise<number> {
   return new Promise((resolve) => socket.once('close', () => resolve(performance.now())));
 }
 
-describe('a CRL update that revokes a connected peer', () => {
+describe.each(SERVER_CELLS)('a CRL update that revokes a connected peer ($name)', (cell) => {
   let pki: TestPki;
   let dir: string;
   let serverPeer: TestPeer;
@@ -29,10 +28,10 @@ describe('a CRL update that revokes a connected peer', () => {
     serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     orders = await pki.peer(ORDERS);
     payments = await pki.peer(PAYMENTS);
-    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-'));
+    dir = await temporaryDir('nestjs-mtls-crl-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
     // Default reload settings: the 2 s bound holds with what ships.
-    server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] } });
+    server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] } }, undefined, { cell });
   });
 
   afterAll(async () => {
@@ -40,13 +39,16 @@ describe('a CRL update that revokes a connected peer', () => {
   });
 
   it('closes the revoked peer’s keep-alive connection within 2 s and lets the others finish', async () => {
-    const ordersAgent = keepAliveAgent(orders);
-    const paymentsAgent = keepAliveAgent(payments);
+    // Over HTTP/2, one session per peer: revoking orders must destroy its whole session, every stream on it.
+    const ordersAgent = keepAliveAgent(orders, { http2: cell.http2 });
+    const paymentsAgent = keepAliveAgent(payments, { http2: cell.http2 });
     try {
       const ordersSocket = (await get(server.port, orders, '/ping', { agent: ordersAgent })).socket;
       const paymentsSocket = (await get(server.port, payments, '/ping', { agent: paymentsAgent })).socket;
       expect(server.binding.connections.size).toBe(2);
       const ordersClosed = closedAt(ordersSocket);
+      // In flight on the revoked connection: over HTTP/2 another stream of the same session, cut off with it.
+      const revokedInFlight = cell.http2 ? get(server.port, orders, '/slow?ms=3000', { agent: ordersAgent }) : undefined;
       let paymentsClosed = false;
       paymentsSocket.once('close', () => (paymentsClosed = true));
       // In flight across the trust change, on the connection that must survive it.
@@ -59,6 +61,7 @@ describe('a CRL update that revokes a connected peer', () => {
       const latency = closed - writtenAt;
       console.info(`revoked peer's keep-alive connection closed ${latency.toFixed(0)} ms after the CRL write`);
       expect(latency).toBeLessThan(2_000);
+      if (revokedInFlight !== undefined) await expect(revokedInFlight).rejects.toThrow();
 
       const inFlight = await slow;
       expect(inFlight).toMatchObject({ status: 200, body: 'done' });
@@ -69,8 +72,8 @@ describe('a CRL update that revokes a connected peer', () => {
       expect(paymentsClosed).toBe(false);
 
       // New handshakes use the new CRL at once.
-      await expect(get(server.port, orders, '/ping')).rejects.toThrow();
-      expect((await get(server.port, payments, '/ping')).status).toBe(200);
+      await expect(get(server.port, orders, '/ping', { http2: cell.http2 })).rejects.toThrow();
+      expect((await get(server.port, payments, '/ping', { http2: cell.http2 })).status).toBe(200);
 
       expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
         { type: 'connection.revoked', reason: 'revoked', peer: ORDERS },
@@ -101,7 +104,7 @@ describe('a CRL update with an intermediate CA', () => {
     const payments = await issue(PAYMENTS);
     // With any CRL configured every CA of a chain needs one: the root's for the intermediate, the intermediate's for leaves.
     const crls = async (revoked: string[]) => `${await root.createCrl([])}${await intermediate.createCrl(revoked)}`;
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-crl-chain-'));
+    const dir = await temporaryDir('nestjs-mtls-crl-chain-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
     const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } });
     const ordersAgent = keepAliveAgent(orders);
@@ -134,7 +137,7 @@ describe('a CRL update with an intermediate CA', () => {
   });
 });
 
-describe('CA rotation by overlap', () => {
+describe.each(SERVER_CELLS)('CA rotation by overlap ($name)', (cell) => {
   it('fails no request from peers that already rotated, and cuts off those that did not once the old CA goes', async () => {
     const oldPki = await TestPki.create({ trustDomain: 'shop.test' });
     const newPki = await TestPki.create({ trustDomain: 'shop.test' });
@@ -151,11 +154,11 @@ describe('CA rotation by overlap', () => {
     const rotated = { ...(await newPki.peer(ORDERS)), caPem: both };
     const stale = { ...(await oldPki.peer(PAYMENTS)), caPem: both };
 
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-ca-rotation-'));
+    const dir = await temporaryDir('nestjs-mtls-ca-rotation-');
     await writeKubernetesSecret(dir, secret(serverOld, oldPki.bundlePem));
-    const server = await startLifecycleApp({ credentials: { dir }, reload: { debounceMs: 50 } });
-    const staleAgent = keepAliveAgent(stale);
-    const rotatedAgent = keepAliveAgent(rotated);
+    const server = await startLifecycleApp({ credentials: { dir }, reload: { debounceMs: 50 } }, undefined, { cell });
+    const staleAgent = keepAliveAgent(stale, { http2: cell.http2 });
+    const rotatedAgent = keepAliveAgent(rotated, { http2: cell.http2 });
     const step = async (serving: TestPeer, bundle: string) => {
       const version = server.store.version;
       await writeKubernetesSecret(dir, secret(serving, bundle));
@@ -165,8 +168,8 @@ describe('CA rotation by overlap', () => {
       // 1. Both CAs trusted; the server still presents its old-CA certificate.
       await step(serverOld, both);
       const load = await Promise.all([
-        startLoad(server.port, rotated, { keepAlive: true, pauseMs: 5 }),
-        startLoad(server.port, rotated, { keepAlive: false, pauseMs: 5 }),
+        startLoad(server.port, rotated, { keepAlive: true, pauseMs: 5, http2: cell.http2 }),
+        startLoad(server.port, rotated, { keepAlive: false, pauseMs: 5, http2: cell.http2 }),
       ]);
       const rotatedSocket = (await get(server.port, rotated, '/ping', { agent: rotatedAgent })).socket;
       const staleSocket = (await get(server.port, stale, '/ping', { agent: staleAgent })).socket;
@@ -192,7 +195,7 @@ describe('CA rotation by overlap', () => {
       expect(freshStats!.fingerprints).toEqual([serverOld.fingerprint256, serverNew.fingerprint256]);
       expect((await get(server.port, rotated, '/ping', { agent: rotatedAgent })).socket).toBe(rotatedSocket);
       expect(rotatedClosed).toBe(false);
-      await expect(get(server.port, stale, '/ping')).rejects.toThrow();
+      await expect(get(server.port, stale, '/ping', { http2: cell.http2 })).rejects.toThrow();
       expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
         { type: 'connection.revoked', reason: 'no-path', peer: PAYMENTS },
       ]);
@@ -204,15 +207,15 @@ describe('CA rotation by overlap', () => {
   });
 });
 
-describe('a peer certificate that expires on an open connection', () => {
+describe.each(SERVER_CELLS)('a peer certificate that expires on an open connection ($name)', (cell) => {
   it('loses its keep-alive connection at its notAfter', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const initial = await pki.credentials(SERVER);
-    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } });
+    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } }, undefined, { cell });
     // Whole seconds are encoded: at least two seconds of validity left for the handshake.
     const notAfter = new Date(Math.ceil((Date.now() + 2_000) / 1000) * 1000);
     const shortLived = await pki.peer({ spiffeId: ORDERS, notAfter });
-    const agent = keepAliveAgent(shortLived);
+    const agent = keepAliveAgent(shortLived, { http2: cell.http2 });
     try {
       const socket = (await get(server.port, shortLived, '/ping', { agent })).socket;
       const closed = await closedAt(socket);

@@ -1,7 +1,4 @@
 import 'reflect-metadata';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { Module } from '@nestjs/common';
 import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface.js';
@@ -10,6 +7,7 @@ import { MtlsModule, mtlsHttpsOptions } from '../../lib/index.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { rawRequest, sessionFrom, startRelay } from '../support/raw-tls.js';
 import { ProbeController, startLifecycleApp, waitFor, type LifecycleApp } from './lifecycle-support.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
@@ -31,7 +29,7 @@ describe.each(['TLSv1.2', 'TLSv1.3'] as const)('a handshake that straddles a CRL
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
     orders = await pki.peer(ORDERS);
-    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-straddle-'));
+    dir = await temporaryDir('nestjs-mtls-straddle-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
     server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
   });

@@ -14,7 +14,7 @@ describe('resolveMtlsOptions', () => {
       nonHttpContexts: 'deny',
       tls: { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' },
       logRateLimitPerMinute: 60,
-      client: { connectionsPerOrigin: 16, timeoutMs: 10_000, maxResponseBytes: 10 * 1024 * 1024 },
+      client: { connectionsPerOrigin: 16, timeoutMs: 10_000, maxResponseBytes: 10 * 1024 * 1024, http2: false },
       reload: { enabled: true, debounceMs: 250, pollIntervalMs: 60_000, maxRetryDelayMs: 5_000 },
     });
     expect(resolved.credentialFiles.cert).toBe('/var/run/secrets/tls/tls.crt');

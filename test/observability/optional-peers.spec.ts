@@ -9,7 +9,7 @@ import { TestPki } from '../../lib/testing/index.js';
 import { INVENTORY } from './fixtures.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const OPTIONAL_PEERS = /^(?:@nestjs\/terminus|prom-client)(?:\/|$)/;
+const OPTIONAL_PEERS = /^(?:@nestjs\/terminus|prom-client|@nestjs\/platform-fastify|fastify)(?:\/|$)/;
 
 /** Every module reachable from `entry` by static and dynamic imports and re-exports: package specifiers by importer. */
 function importGraph(entry: string): Map<string, string[]> {
@@ -40,7 +40,7 @@ function optionalPeerImports(entry: string): string[] {
   );
 }
 
-describe('optional peer dependencies (@nestjs/terminus, prom-client)', () => {
+describe('optional peer dependencies (@nestjs/terminus, prom-client, @nestjs/platform-fastify, fastify)', () => {
   it('are imported by nothing reachable from the main entry', () => {
     expect(optionalPeerImports('lib/index.ts')).toEqual([]);
   });
@@ -48,11 +48,12 @@ describe('optional peer dependencies (@nestjs/terminus, prom-client)', () => {
   it.each([
     ['lib/observability/terminus/index.ts', '@nestjs/terminus'],
     ['lib/observability/prometheus/index.ts', 'prom-client'],
+    ['lib/fastify/index.ts', '@nestjs/platform-fastify'],
   ])('are imported by their own subpath entry: %s → %s', (entry, peer) => {
     expect(optionalPeerImports(entry).some((line) => line.endsWith(`: ${peer}`))).toBe(true);
   });
 
-  describe('with both uninstalled (a child Node process that cannot resolve them)', () => {
+  describe('with all uninstalled (a child Node process that cannot resolve them)', () => {
     const hooks = pathToFileURL(resolve(root, 'test/observability/fixtures/without-optional-peers.hooks.mjs')).href;
     const url = (path: string): string => JSON.stringify(pathToFileURL(resolve(root, path)).href);
     let result: {
@@ -78,6 +79,7 @@ describe('optional peer dependencies (@nestjs/terminus, prom-client)', () => {
         const entries = {
           terminus: ${url('lib/observability/terminus/index.ts')},
           prometheus: ${url('lib/observability/prometheus/index.ts')},
+          fastify: ${url('lib/fastify/index.ts')},
         };
         for (const [name, entry] of Object.entries(entries)) {
           try {
@@ -108,6 +110,7 @@ describe('optional peer dependencies (@nestjs/terminus, prom-client)', () => {
     it.each([
       ['terminus', '@nestjs/terminus'],
       ['prometheus', 'prom-client'],
+      ['fastify', '@nestjs/platform-fastify'],
     ])('the %s subpath entry fails to load, naming %s', (subpath, peer) => {
       expect(result.subpaths[subpath]).toEqual({
         code: 'ERR_MODULE_NOT_FOUND',

@@ -1,9 +1,9 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestTokenIssuer, writeKubernetesSecret } from '../../lib/testing/index.js';
 import { JwksFileSource } from '../../lib/tokens/jwks-file-source.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 /* The JWKS file source against real files changed the way Kubernetes (ConfigMap/Secret `..data` swap) and editors do. */
 
@@ -51,7 +51,7 @@ async function open(
 describe('JwksFileSource', () => {
   it("follows a Kubernetes volume's ..data swap", async () => {
     const issuer = await TestTokenIssuer.create();
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-jwks-k8s-'));
+    const dir = await temporaryDir('nestjs-mtls-jwks-k8s-');
     await writeKubernetesSecret(dir, { 'jwks.json': JSON.stringify(issuer.jwks()) });
     const { logger, lines } = recorder();
     const source = await open(join(dir, 'jwks.json'), logger);
@@ -64,7 +64,7 @@ describe('JwksFileSource', () => {
 
   it('refuses a broken document once per content, keeps serving, and recovers when the file is fixed', async () => {
     const issuer = await TestTokenIssuer.create();
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-jwks-'));
+    const dir = await temporaryDir('nestjs-mtls-jwks-');
     const file = join(dir, 'jwks.json');
     await writeFile(file, JSON.stringify(issuer.jwks()));
     const { logger, lines } = recorder();

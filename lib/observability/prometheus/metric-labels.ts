@@ -56,6 +56,10 @@ const DENIED_REASONS: Readonly<Record<PeerErrorCode, true>> = {
   ERR_MTLS_PEER_UNAUTHENTICATED: true,
   ERR_MTLS_PEER_INVALID: true,
   ERR_MTLS_PEER_DENIED: true,
+  ERR_MTLS_PROXY_HEADER_MALFORMED: true,
+  ERR_MTLS_PROXY_HEADER_TOO_LARGE: true,
+  ERR_MTLS_PROXY_HEADER_REPEATED: true,
+  ERR_MTLS_PROXY_HEADER_MISMATCH: true,
 };
 
 /** The `reason` label of a rejected handshake: a known OpenSSL/Node code, else `other`. */

@@ -33,6 +33,8 @@ export type MtlsHealthSetDetails = {
     readonly reason?: string;
   };
   readonly reloads: { readonly rotated: number; readonly refused: number };
+  /** The Workload API stream feeding the set, when it is one. */
+  readonly source?: { readonly endpoint: string; readonly state: string; readonly since: string; readonly problem?: string };
 };
 
 /** The data of the indicator's result: the identity set, the client set when separate, and why it is down. */
@@ -58,6 +60,16 @@ function setDetails(status: CredentialSetStatus, minRemainingMs: number): MtlsHe
         ? { result: 'refused', at: lastReload.at.toISOString(), ...lastReload.refusal }
         : { result: lastReload.result, at: lastReload.at.toISOString() },
     reloads: { rotated: counts.rotated, refused: counts.refused },
+    ...(status.source === undefined
+      ? {}
+      : {
+          source: {
+            endpoint: status.source.endpoint,
+            state: status.source.state,
+            since: status.source.since.toISOString(),
+            ...(status.source.problem === undefined ? {} : { problem: status.source.problem }),
+          },
+        }),
   };
 }
 
@@ -97,6 +109,10 @@ export class MtlsHealthIndicator {
     for (const status of this.credentials.all(now)) {
       const threshold = minRemainingMs ?? status.expiryWarningMs;
       sets[status.set] = setDetails(status, threshold);
+      // An agent that is away is not a problem while the last SVID has time left; one that refused us for good is.
+      if (status.source?.state === 'failed') {
+        problems.push(`${status.set} credentials: the Workload API ${status.source.endpoint} stopped serving (${status.source.problem ?? 'failed'}); no rotation will come`);
+      }
       if (status.remainingMs < threshold) {
         const { current } = status;
         const name = `${status.set} certificate ${current.spiffeId ?? current.subject}`;

@@ -1,0 +1,14 @@
+export { WorkloadJwtSource } from './jwt-source.js';
+export type { JwtBundle, JwtBundleKey, WorkloadJwtSourceOptions } from './jwt-source.js';
+export { WorkloadX509Source, describeCallEnd } from './x509-source.js';
+export type { WorkloadX509SourceOptions } from './x509-source.js';
+export { SPIFFE_ENDPOINT_SOCKET, parseWorkloadApiEndpoint, resolveWorkloadApiEndpoint } from './workload-api.endpoint.js';
+export type { WorkloadApiEndpoint } from './workload-api.endpoint.js';
+export { Backoff } from './workload-api.backoff.js';
+export type { BackoffOptions } from './workload-api.backoff.js';
+export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api.options.js';
+export type { CredentialSourceStatus } from '../credentials/credential-source.js';
+export { WorkloadApiError } from '../errors/mtls.errors.js';
+export type { WorkloadApiErrorCode } from '../errors/mtls.errors.js';
+export { WorkloadX509BundleSource } from './x509-bundle-source.js';
+export type { WorkloadX509BundleSourceOptions } from './x509-bundle-source.js';

@@ -1,0 +1,8 @@
+import { configDefaults, defineConfig } from 'vitest/config';
+import base from './vitest.config.js';
+
+/** `npm run test:package`: the packed tarball installed into a fresh app (rebuilds dist/, so not part of `npm test`). */
+export default defineConfig({
+  ...base,
+  test: { ...base.test, include: ['test/package/**/*.spec.ts'], exclude: configDefaults.exclude },
+});
