@@ -1,7 +1,17 @@
 import { parseArgs } from 'node:util';
 
 /** The parts of the benchmark, run in this order. */
-export const BENCH_GROUPS = ['server', 'handshake', 'client', 'rotation', 'admission', 'token', 'workload-api', 'proxy', 'fastify'] as const;
+export const BENCH_GROUPS = [
+  'server',
+  'handshake',
+  'client',
+  'rotation',
+  'admission',
+  'token',
+  'workload-api',
+  'proxy',
+  'fastify',
+] as const;
 
 /** One part of the benchmark. */
 export type BenchGroup = (typeof BENCH_GROUPS)[number];

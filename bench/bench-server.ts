@@ -134,7 +134,10 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
   return nestModuleOf(config.variant);
 }
 
-function nestModuleOf(variant: ServerConfig['variant']): { module: Type; httpsOptions: () => Promise<TlsServerOptions | undefined> } {
+function nestModuleOf(variant: ServerConfig['variant']): {
+  module: Type;
+  httpsOptions: () => Promise<TlsServerOptions | undefined>;
+} {
   const peers = { orders: config.callerSpiffeId, inventory: config.serverSpiffeId };
   switch (variant) {
     case 'nest': {

@@ -60,7 +60,10 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission' | 'workloadApi' | 'fastify'> & {
+type Groups = Pick<
+  BenchResults,
+  'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission' | 'workloadApi' | 'fastify'
+> & {
   token?: TokenGroupResult | undefined;
 };
 
@@ -191,7 +194,14 @@ async function proxyGroup(context: Context): Promise<ProxyGroup> {
       key: c.key,
       label: c.label,
       run: () =>
-        runLoad(context, c.server === 'http-nest' ? plain : proxied, { mode: 'keep-alive', client: 'http-pool' }, concurrency, undefined, headers[c.header]),
+        runLoad(
+          context,
+          c.server === 'http-nest' ? plain : proxied,
+          { mode: 'keep-alive', client: 'http-pool' },
+          concurrency,
+          undefined,
+          headers[c.header],
+        ),
     })),
   );
   await Promise.all([context.servers.stop('http-nest'), context.servers.stop('http-xfcc')]);
@@ -304,7 +314,9 @@ async function runGroups(context: Context): Promise<Groups> {
   await Promise.all([...KEEP_ALIVE_SERVERS, ...FASTIFY_SERVERS].map((variant) => context.servers.stop(variant)));
   const withRotation = selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
   // In this process, once the servers are gone: nothing else competes for the CPU.
-  const withAdmission = selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
+  const withAdmission = selected.includes('admission')
+    ? { ...withRotation, admission: await measureAdmission(log) }
+    : withRotation;
   if (!selected.includes('workload-api')) return withAdmission;
   const workloadApi = await timeWorkloadApiRotations(context.fixtures.pki, context.options.rotations, log);
   log(`[workload-api] p50 ${workloadApi.p50Ms.toFixed(1)} ms, p99 ${workloadApi.p99Ms.toFixed(1)} ms`);

@@ -36,7 +36,11 @@ export class CredentialsReloadService implements OnApplicationBootstrap, BeforeA
     // Sets streamed from the Workload API have no files to watch: their source pushes updates itself.
     const sets: Array<[CredentialSetName, CredentialStore, CredentialFiles]> = [];
     if (this.options.workloadApi === undefined) sets.push(['identity', this.identity, this.options.credentialFiles]);
-    if (this.client !== this.identity && this.options.clientCredentialFiles !== undefined && this.options.clientWorkloadApi === undefined) {
+    if (
+      this.client !== this.identity &&
+      this.options.clientCredentialFiles !== undefined &&
+      this.options.clientWorkloadApi === undefined
+    ) {
       sets.push(['client', this.client, this.options.clientCredentialFiles]);
     }
     const { debounceMs, pollIntervalMs, maxRetryDelayMs } = this.options.reload;

@@ -66,7 +66,9 @@ async function openWorkloadApiStore(
   logger.log(`${set} credentials: waiting for the first X509-SVID from the Workload API ${workloadApi.endpoint.address}`);
   const store = await source.start(workloadApi.startupTimeoutMs);
   const credentials = store.current;
-  logger.log(`${set} credentials loaded from the Workload API ${workloadApi.endpoint.address}: ${describeCredentials(credentials)}`);
+  logger.log(
+    `${set} credentials loaded from the Workload API ${workloadApi.endpoint.address}: ${describeCredentials(credentials)}`,
+  );
   for (const warning of credentials.warnings) logger.warn(`${set} credentials: ${warning}`);
   events.emit({ type: 'credentials.loaded', set, credentials });
   return store;

@@ -157,7 +157,9 @@ async function main(): Promise<number> {
     );
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    children.push(await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT), ...(await credentialsEnv('inventory')) }));
+    children.push(
+      await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT), ...(await credentialsEnv('inventory')) }),
+    );
     children.push(
       await start('orders', 'orders/main.js', {
         PORT: String(ORDERS_PORT),

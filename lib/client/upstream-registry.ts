@@ -78,7 +78,9 @@ export class UpstreamRegistry {
       throw new MtlsConfigError(
         'ERR_MTLS_INVALID_ARGUMENT',
         `no upstream named ${describeValue(name)} in MtlsModule option "client.upstreams" (configured: ${known})` +
-          (typeof name === 'string' && didYouMean(name, this.#byName.keys()) !== '' ? `;${didYouMean(name, this.#byName.keys())}` : ''),
+          (typeof name === 'string' && didYouMean(name, this.#byName.keys()) !== ''
+            ? `;${didYouMean(name, this.#byName.keys())}`
+            : ''),
       );
     }
     return upstream;

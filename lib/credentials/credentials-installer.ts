@@ -62,8 +62,7 @@ export function validateForInstall(
 
 /** What offering one raw set led to. */
 export type InstallOutcome =
-  | { readonly result: 'rotated' | 'unchanged' }
-  | { readonly result: 'refused'; readonly error: CredentialsError };
+  { readonly result: 'rotated' | 'unchanged' } | { readonly result: 'refused'; readonly error: CredentialsError };
 
 /**
  * The one path from raw credential bytes to the store, whatever their source: skip a set identical to the one served,
@@ -151,7 +150,10 @@ function errorText(error: unknown): string {
 
 /** The CRLs of a validated set, each with the file (or source) it came from. */
 function crlsInFiles(credentials: Credentials, files: readonly string[] | string): CrlInFile[] {
-  return revocationListsOf(credentials).map((crl, i) => ({ crl, file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')) }));
+  return revocationListsOf(credentials).map((crl, i) => ({
+    crl,
+    file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')),
+  }));
 }
 
 /**

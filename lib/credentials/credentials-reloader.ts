@@ -4,7 +4,12 @@ import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
 import type { CredentialsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { CredentialStore } from './credential-store.js';
-import { asCredentialsError, CrlRollbackGuard, installCredentials, type CredentialsReloadEvent } from './credentials-installer.js';
+import {
+  asCredentialsError,
+  CrlRollbackGuard,
+  installCredentials,
+  type CredentialsReloadEvent,
+} from './credentials-installer.js';
 import { readCredentials } from './credentials-loader.js';
 import { SECRET_DATA_LINK } from './secret-layout.js';
 import type { CredentialFiles, CredentialSetName, CredentialUsage, RawCredentials } from './credentials.interfaces.js';

@@ -39,10 +39,7 @@ export type CredentialsErrorCode =
   | 'ERR_MTLS_CRL_ROLLBACK';
 
 export type PeerErrorCode =
-  | 'ERR_MTLS_PEER_UNAUTHENTICATED'
-  | 'ERR_MTLS_PEER_INVALID'
-  | 'ERR_MTLS_PEER_DENIED'
-  | ProxyHeaderErrorCode;
+  'ERR_MTLS_PEER_UNAUTHENTICATED' | 'ERR_MTLS_PEER_INVALID' | 'ERR_MTLS_PEER_DENIED' | ProxyHeaderErrorCode;
 
 /** A trusted proxy's identity header could not be read; the request is refused, never partly read. */
 export type ProxyHeaderErrorCode =
@@ -73,7 +70,15 @@ export type WorkloadApiErrorCode =
  * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
  */
 export type AnyMtlsError =
-  MtlsConfigError | SpiffeIdError | CertificateParseError | CredentialsError | PeerError | ProxyHeaderError | UpstreamError | WorkloadApiError | TokenError;
+  | MtlsConfigError
+  | SpiffeIdError
+  | CertificateParseError
+  | CredentialsError
+  | PeerError
+  | ProxyHeaderError
+  | UpstreamError
+  | WorkloadApiError
+  | TokenError;
 
 export type TokenErrorCode =
   'ERR_MTLS_TOKEN_MISSING' | 'ERR_MTLS_TOKEN_INVALID' | 'ERR_MTLS_TOKEN_UNBOUND' | 'ERR_MTLS_TOKEN_SCOPE';

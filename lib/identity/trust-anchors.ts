@@ -230,7 +230,8 @@ export class TrustAnchors {
     const key = `${trustDomain}\0${leaf.fingerprint256}`;
     if (this.#verified.has(key)) return undefined;
     const result = verifyChain(leaf, presented(), roots, { now: now ?? new Date() });
-    if (!result.ok) return `${who}: the certificate does not chain to the bundle of trust domain ${trustDomain}: ${result.reason}`;
+    if (!result.ok)
+      return `${who}: the certificate does not chain to the bundle of trust domain ${trustDomain}: ${result.reason}`;
     remember(this.#verified, key);
     return undefined;
   }

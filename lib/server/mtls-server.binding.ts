@@ -291,7 +291,9 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
     if (logLine !== undefined) {
       const rule = error.rule === undefined ? '' : `; rule: ${error.rule}`;
-      logLine(`TLS connection from ${describeRejectedPeer(peer)} closed after its handshake: ${error.code}: ${error.message}${rule}`);
+      logLine(
+        `TLS connection from ${describeRejectedPeer(peer)} closed after its handshake: ${error.code}: ${error.message}${rule}`,
+      );
     }
   }
 

@@ -87,7 +87,6 @@ export function describeRejectedPeer(peer: RejectedPeer): string {
   const spiffeIds = leaf.uris.filter((uri) => uri.toLowerCase().startsWith('spiffe://'));
   const identity = spiffeIds.length === 1 && leaf.uris.length === 1 ? `SPIFFE ID ${quoted(spiffeIds[0]!)}` : describeSans(leaf);
   return (
-    `${where} (subject ${quoted(leaf.subject)}, ${identity}, issuer ${quoted(leaf.issuer)}, ` +
-    `SHA-256 ${leaf.fingerprint256})`
+    `${where} (subject ${quoted(leaf.subject)}, ${identity}, issuer ${quoted(leaf.issuer)}, ` + `SHA-256 ${leaf.fingerprint256})`
   );
 }

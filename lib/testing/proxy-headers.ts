@@ -44,7 +44,10 @@ export function xfccElement(peer: Pick<IssuedCertificate, 'certPem' | 'chainPem'
 }
 
 /** RFC 9440 `Client-Cert` for `peer`'s leaf, and `Client-Cert-Chain` for the rest of its chain (absent when empty). */
-export function rfc9440Fields(peer: Pick<IssuedCertificate, 'chainPem'>): { clientCert: string; clientCertChain: string | undefined } {
+export function rfc9440Fields(peer: Pick<IssuedCertificate, 'chainPem'>): {
+  clientCert: string;
+  clientCertChain: string | undefined;
+} {
   const ders = parseCertificatesPem(peer.chainPem).map((certificate) => certificate.der.toString('base64'));
   const [leaf, ...rest] = ders;
   if (leaf === undefined) throw new TypeError('chainPem holds no certificate');

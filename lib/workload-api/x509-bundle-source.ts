@@ -98,7 +98,8 @@ export class WorkloadX509BundleSource {
         const certificates: CertificateInfo[] = [];
         while (!reader.done) certificates.push(parseCertificateDer(reader.readEncoded(Tag.SEQUENCE, `bundle of ${trustDomain}`)));
         if (certificates.length === 0) throw new Error(`the bundle of ${trustDomain} is empty`);
-        if (certificates.some((certificate) => !certificate.isCa)) throw new Error(`the bundle of ${trustDomain} holds a certificate that is not a CA`);
+        if (certificates.some((certificate) => !certificate.isCa))
+          throw new Error(`the bundle of ${trustDomain} holds a certificate that is not a CA`);
         bundles.set(trustDomain, Object.freeze(certificates));
       }
     } catch (error) {
@@ -128,7 +129,14 @@ export class WorkloadX509BundleSource {
         clearTimeout(timer);
         this.#waiters.delete(wake);
         if (this.#bundles !== undefined) resolve();
-        else reject(new WorkloadApiError('ERR_MTLS_WORKLOAD_API_CLOSED', `X.509 bundles unavailable from ${this.endpoint}: ${this.#problem ?? 'closed'}`, this.endpoint));
+        else
+          reject(
+            new WorkloadApiError(
+              'ERR_MTLS_WORKLOAD_API_CLOSED',
+              `X.509 bundles unavailable from ${this.endpoint}: ${this.#problem ?? 'closed'}`,
+              this.endpoint,
+            ),
+          );
       };
       this.#waiters.add(wake);
     });

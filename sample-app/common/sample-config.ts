@@ -118,7 +118,8 @@ export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsTokensO
 export function proxyFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsProxyOptions | undefined {
   const header = env.MTLS_PROXY;
   if (header === undefined || header === '') {
-    if (env.MTLS_PROXY_TRUST) throw new SampleConfigError('MTLS_PROXY_TRUST is set but MTLS_PROXY is not: set MTLS_PROXY=xfcc or MTLS_PROXY=rfc9440');
+    if (env.MTLS_PROXY_TRUST)
+      throw new SampleConfigError('MTLS_PROXY_TRUST is set but MTLS_PROXY is not: set MTLS_PROXY=xfcc or MTLS_PROXY=rfc9440');
     return undefined;
   }
   if (header !== 'xfcc' && header !== 'rfc9440') {

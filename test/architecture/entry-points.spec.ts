@@ -139,7 +139,17 @@ describe('the package entry points', () => {
       exports: Record<string, { import?: string } | string>;
     };
     expect(Object.keys(exports).sort()).toEqual(
-      ['.', './credentials', './fastify', './package.json', './prometheus', './spiffe', './terminus', './testing', './workload-api'].sort(),
+      [
+        '.',
+        './credentials',
+        './fastify',
+        './package.json',
+        './prometheus',
+        './spiffe',
+        './terminus',
+        './testing',
+        './workload-api',
+      ].sort(),
     );
     expect(exports['./spiffe']).toEqual({ types: './dist/lib/spiffe/index.d.ts', import: './dist/lib/spiffe/index.js' });
     expect(exports['./credentials']).toEqual({

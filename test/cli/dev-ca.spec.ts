@@ -257,7 +257,11 @@ describe('issueDevCertificate re-issues what is no longer good', () => {
     expect((await orders(dir)).action).toBe('kept');
     expect((await orders(dir, { validityMs: 24 * HOUR_MS })).action).toBe('kept');
     const week = await orders(dir, { validityMs: 7 * 24 * HOUR_MS });
-    expect([week.action, week.reason, week.detail]).toEqual(['issued', 'validity-changed', 'valid for 1d, requested --validity 7d']);
+    expect([week.action, week.reason, week.detail]).toEqual([
+      'issued',
+      'validity-changed',
+      'valid for 1d, requested --validity 7d',
+    ]);
     expect(week.notAfter.getTime() - day.notAfter.getTime()).toBeGreaterThan(6 * 24 * HOUR_MS - 60_000);
     expect((await orders(dir, { validityMs: 7 * 24 * HOUR_MS })).action).toBe('kept');
     expect((await orders(dir)).action).toBe('kept'); // no --validity: the week-long certificate is still good

@@ -138,7 +138,9 @@ describe('nestjs-mtls dev-ca', () => {
 
     const reused = await cli('dev-ca', 'init', '--dir', dir);
     expect(reused.status).toBe(EXIT_OK);
-    expect(reused.out.split('\n')[0]).toMatch(/^using the dev CA in .*\/ca \(trust domain shop\.test, valid until .*, 364d23h left\)$/);
+    expect(reused.out.split('\n')[0]).toMatch(
+      /^using the dev CA in .*\/ca \(trust domain shop\.test, valid until .*, 364d23h left\)$/,
+    );
 
     const keyBefore = await readFile(join(dir, 'ca', 'ca.key'), 'utf8');
     const refused = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'other.test');
@@ -161,8 +163,12 @@ describe('nestjs-mtls dev-ca', () => {
     const dir = join(project, '.dev-certs');
     const first = await cli('dev-ca', 'init', '--dir', dir, '--trust-domain', 'shop.test');
     expect(first.status).toBe(EXIT_OK);
-    expect(first.out).toMatch(/\n.*\.dev-certs\/ holds the dev CA's private key: added "\/\.dev-certs\/" to .*\.gitignore so that it is never committed/);
-    expect(await readFile(join(project, '.gitignore'), 'utf8')).toBe('node_modules/\ndist/\n# nestjs-mtls dev CA: holds a CA private key\n/.dev-certs/\n');
+    expect(first.out).toMatch(
+      /\n.*\.dev-certs\/ holds the dev CA's private key: added "\/\.dev-certs\/" to .*\.gitignore so that it is never committed/,
+    );
+    expect(await readFile(join(project, '.gitignore'), 'utf8')).toBe(
+      'node_modules/\ndist/\n# nestjs-mtls dev CA: holds a CA private key\n/.dev-certs/\n',
+    );
     const again = await cli('dev-ca', 'init', '--dir', dir);
     expect(again.out).toMatch(/\.dev-certs\/ holds the dev CA's private key; .*\.gitignore already keeps it out of git$/);
     expect((await readFile(join(project, '.gitignore'), 'utf8')).match(/\/\.dev-certs\//g)).toHaveLength(1);
@@ -172,7 +178,9 @@ describe('nestjs-mtls dev-ca', () => {
     const project = freshDir();
     const dir = join(project, '.dev-certs');
     const { out } = await cli('dev-ca', 'issue', 'orders', '--dir', dir, '--spiffe-id', 'spiffe://shop.test/ns/shop/sa/orders');
-    expect(out).toContain(`.dev-certs/ holds the dev CA's private key: keep it out of version control (add "/.dev-certs/" to your .gitignore)`);
+    expect(out).toContain(
+      `.dev-certs/ holds the dev CA's private key: keep it out of version control (add "/.dev-certs/" to your .gitignore)`,
+    );
     await expect(stat(join(project, '.gitignore'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
@@ -201,7 +209,9 @@ describe('nestjs-mtls dev-ca', () => {
     const lines = first.out.split('\n');
     expect(lines[0]).toMatch(/^created the dev CA for trust domain shop\.test in /);
     expect(lines[1]).toMatch(/ holds the dev CA's private key: keep it out of version control/);
-    expect(lines[2]).toMatch(new RegExp(`^issued orders: ${ORDERS} in .*orders, valid until \\d{4}-.*Z \\(new: no certificate yet\\)$`));
+    expect(lines[2]).toMatch(
+      new RegExp(`^issued orders: ${ORDERS} in .*orders, valid until \\d{4}-.*Z \\(new: no certificate yet\\)$`),
+    );
     const credentials = await loadCredentials(resolveCredentialFiles({ dir: join(dir, 'orders') }));
     expect(credentials.identity.spiffeId).toBe(ORDERS);
     expect(credentials.identity.dnsNames).toEqual(['localhost']);

@@ -185,7 +185,10 @@ describe('UpstreamRegistry', () => {
 
   it.each([
     ['billing', 'no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")'],
-    ['inventroy', 'no upstream named "inventroy" in MtlsModule option "client.upstreams" (configured: "inventory"); did you mean "inventory"?'],
+    [
+      'inventroy',
+      'no upstream named "inventroy" in MtlsModule option "client.upstreams" (configured: "inventory"); did you mean "inventory"?',
+    ],
     [42, 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")'],
     [undefined, 'no upstream named undefined in MtlsModule option "client.upstreams" (configured: "inventory")'],
   ])('names the configured upstreams when asked for %j', (name, message) => {

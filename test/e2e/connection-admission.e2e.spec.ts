@@ -9,13 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AllowAnyPeer,
-  MtlsEvents,
-  MtlsModule,
-  type MtlsEvent,
-  type MtlsModuleOptions,
-} from '../../lib/index.js';
+import { AllowAnyPeer, MtlsEvents, MtlsModule, type MtlsEvent, type MtlsModuleOptions } from '../../lib/index.js';
 import { authorizeMemberOf } from 'nestjs-mtls/spiffe';
 import { TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { createCellApp, SERVER_CELLS, type ServerCell } from '../support/cells.js';
@@ -182,7 +176,11 @@ describe.each(SERVER_CELLS)('permissive mode without a client certificate ($name
     dir = server.dir;
     staticDir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-static-'));
     await writeFile(join(staticDir, 'file.txt'), 'static');
-    permissive = await startApp({ credentials: server.credentials, mode: 'permissive', reload: { enabled: false } }, staticDir, cell);
+    permissive = await startApp(
+      { credentials: server.credentials, mode: 'permissive', reload: { enabled: false } },
+      staticDir,
+      cell,
+    );
   });
 
   afterAll(async () => {

@@ -87,7 +87,9 @@ describe.each(SERVER_CELLS)('MtlsModule guard and decorators ($name)', (cell) =>
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS }, [RulesController, UndecoratedController], { cell });
+    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS }, [RulesController, UndecoratedController], {
+      cell,
+    });
     peers = {
       orders: await pki.peer(ORDERS),
       admin: await pki.peer(ADMIN),
@@ -139,7 +141,9 @@ describe.each(SERVER_CELLS)('MtlsModule guard and decorators ($name)', (cell) =>
 
   it('admits any peer on undecorated routes when defaultPolicy is any-peer', async () => {
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    const open = await startMtlsApp({ credentials: server.credentials, defaultPolicy: 'any-peer' }, [UndecoratedController], { cell });
+    const open = await startMtlsApp({ credentials: server.credentials, defaultPolicy: 'any-peer' }, [UndecoratedController], {
+      cell,
+    });
     try {
       expect((await callAs(open, peers.legacyDns, { http2: cell.http2 }).get('/open')).status).toBe(200);
     } finally {

@@ -76,9 +76,15 @@ describe('an older CRL written over a newer one', () => {
       // With a renewed server certificate in the same write: the whole set is refused, not only the CRL.
       const renewed = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
       await writeKubernetesSecret(dir, { ...secretFiles(renewed), 'ca.crl': older });
-      const event = await waitFor('the refusal', () =>
-        server.events.find((e): e is { type: 'credentials.refused'; set: 'identity'; error: CredentialsError } => e.type === 'credentials.refused'),
-      3_000);
+      const event = await waitFor(
+        'the refusal',
+        () =>
+          server.events.find(
+            (e): e is { type: 'credentials.refused'; set: 'identity'; error: CredentialsError } =>
+              e.type === 'credentials.refused',
+          ),
+        3_000,
+      );
       // Retries (20 ms, then up to 100 ms apart) read the same files: no second log line, no second count.
       await sleep(500);
 

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CredentialFilesOptions } from '../../lib/index.js';
 import { TestPki, type TestPeer } from '../../lib/testing/index.js';
-import { serverFingerprint, sleep, startLifecycleApp, startLoad, waitFor, writeByRename, writeInPlace, type LifecycleApp } from './lifecycle-support.js';
+import {
+  serverFingerprint,
+  sleep,
+  startLifecycleApp,
+  startLoad,
+  waitFor,
+  writeByRename,
+  writeInPlace,
+  type LifecycleApp,
+} from './lifecycle-support.js';
 import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';

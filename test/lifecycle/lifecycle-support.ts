@@ -91,7 +91,9 @@ export async function startLifecycleApp(
   const logger: LoggerService = { log: capture('log'), warn: capture('warn'), error: capture('error') };
   @Module({ imports: [MtlsModule.forRoot(options)], controllers })
   class LifecycleTestModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] }).setLogger(logger).compile();
+  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] })
+    .setLogger(logger)
+    .compile();
   const app = createCellApp(moduleRef, cell, { logger });
   const events: MtlsEvent[] = [];
   const subscription: Subscription = app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
@@ -227,7 +229,10 @@ export function get(
 
 /** A keep-alive agent presenting `peer`; with `http2`, one HTTP/2 connection. */
 export function keepAliveAgent(peer: TestPeer, options?: { ca?: string; maxSockets?: number }): Agent;
-export function keepAliveAgent(peer: TestPeer, options: { ca?: string; maxSockets?: number; http2: boolean }): Agent | Http2Connection;
+export function keepAliveAgent(
+  peer: TestPeer,
+  options: { ca?: string; maxSockets?: number; http2: boolean },
+): Agent | Http2Connection;
 export function keepAliveAgent(
   peer: TestPeer,
   { ca = peer.caPem, maxSockets = 1, http2 = false }: { ca?: string; maxSockets?: number; http2?: boolean } = {},

@@ -106,7 +106,10 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
     const junk = await junkRootLookalikes(pki.ca, 40);
     const attackers: TestPeer[] = [];
     for (let i = 0; i < 100; i++) {
-      const peer = i % 2 === 0 ? await pki.peer(`${ORDERS}-${i}`) : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
+      const peer =
+        i % 2 === 0
+          ? await pki.peer(`${ORDERS}-${i}`)
+          : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
       attackers.push({ ...peer, chainPem: peer.chainPem + junk });
     }
     const crls = async (revoked: string[]) => `${await pki.ca.createCrl(revoked)}${await intermediate.createCrl(revoked)}`;
@@ -122,7 +125,9 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
       const closes: Promise<number>[] = [];
       const everyone = [...attackers, payments];
       for (let i = 0; i < everyone.length; i += 8) {
-        const batch = everyone.slice(i, i + 8).map(async (peer, j) => (await get(server.port, peer, '/ping', { agent: agents[i + j] })).socket);
+        const batch = everyone
+          .slice(i, i + 8)
+          .map(async (peer, j) => (await get(server.port, peer, '/ping', { agent: agents[i + j] })).socket);
         for (const socket of await Promise.all(batch)) {
           sockets.push(socket);
           closes.push(closedAt(socket));

@@ -211,7 +211,9 @@ describe.each(SERVER_CELLS)('a peer certificate that expires on an open connecti
   it('loses its keep-alive connection at its notAfter', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const initial = await pki.credentials(SERVER);
-    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } }, undefined, { cell });
+    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } }, undefined, {
+      cell,
+    });
     // Whole seconds are encoded: at least two seconds of validity left for the handshake.
     const notAfter = new Date(Math.ceil((Date.now() + 2_000) / 1000) * 1000);
     const shortLived = await pki.peer({ spiffeId: ORDERS, notAfter });

@@ -75,9 +75,18 @@ describe('explicit per-trust-domain bundles', () => {
     ['orders', undefined],
     ['billing', undefined],
     ['billingViaIntermediate', undefined],
-    ['partnerMintsOurs', /^SPIFFE ID "spiffe:\/\/shop\.test\/ns\/shop\/sa\/orders": the certificate does not chain to the bundle of trust domain shop\.test: /],
-    ['shopMintsTheirs', /^SPIFFE ID "spiffe:\/\/partner\.test\/billing": the certificate does not chain to the bundle of trust domain partner\.test: /],
-    ['unknownDomain', /^SPIFFE ID "spiffe:\/\/other\.test\/x": no bundle for trust domain other\.test \(trusted: shop\.test, partner\.test\)$/],
+    [
+      'partnerMintsOurs',
+      /^SPIFFE ID "spiffe:\/\/shop\.test\/ns\/shop\/sa\/orders": the certificate does not chain to the bundle of trust domain shop\.test: /,
+    ],
+    [
+      'shopMintsTheirs',
+      /^SPIFFE ID "spiffe:\/\/partner\.test\/billing": the certificate does not chain to the bundle of trust domain partner\.test: /,
+    ],
+    [
+      'unknownDomain',
+      /^SPIFFE ID "spiffe:\/\/other\.test\/x": no bundle for trust domain other\.test \(trusted: shop\.test, partner\.test\)$/,
+    ],
     ['legacyPartner', /^a peer without a SPIFFE ID: the certificate does not chain to the bundle of trust domain shop\.test: /],
     ['legacyShop', undefined],
   ])('%s → %s', (name, expected) => {

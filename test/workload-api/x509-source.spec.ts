@@ -9,7 +9,10 @@ const ID = 'spiffe://shop.test/ns/shop/sa/inventory';
 
 function recordingLogger() {
   const lines: string[] = [];
-  return { lines, logger: { log: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) } };
+  return {
+    lines,
+    logger: { log: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) },
+  };
 }
 
 describe('WorkloadX509Source', () => {
