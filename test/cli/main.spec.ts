@@ -189,7 +189,7 @@ describe('nestjs-mtls dev-ca', () => {
     const spiffe = ['--dir', dir, '--spiffe-id', 'spiffe://shop.test/ns/shop/sa/orders'];
     await cli('dev-ca', 'issue', 'orders', ...spiffe);
     const week = await cli('dev-ca', 'issue', 'orders', ...spiffe, '--validity', '7d');
-    expect(week.out).toMatch(/^issued orders: .* \(validity-changed: valid for 1d, requested --validity 7d\)$/m);
+    expect(week.out).toMatch(/^issued orders: .* \(validity-changed: valid for 1d0h, requested --validity 7d0h\)$/m);
   });
 
   it('init without a CA or --trust-domain fails and says what to pass', async () => {
