@@ -8,6 +8,8 @@ export default defineConfig({
     // The sample imports the package by name, as users do; tests run it from source.
     alias: [
       { find: /^nestjs-mtls\/testing$/, replacement: source('./lib/testing/index.ts') },
+      { find: /^nestjs-mtls\/spiffe$/, replacement: source('./lib/spiffe/index.ts') },
+      { find: /^nestjs-mtls\/credentials$/, replacement: source('./lib/credentials/index.ts') },
       { find: /^nestjs-mtls\/terminus$/, replacement: source('./lib/observability/terminus/index.ts') },
       { find: /^nestjs-mtls\/prometheus$/, replacement: source('./lib/observability/prometheus/index.ts') },
       { find: /^nestjs-mtls\/fastify$/, replacement: source('./lib/fastify/index.ts') },

@@ -4,8 +4,8 @@ import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connect, createServer, createSecureContext, type TLSSocket } from 'node:tls';
-import { parseCrlPem } from '../lib/credentials/crl.js';
-import { parseCertificatesPem } from '../lib/identity/certificate.js';
+import { parseCrlPem } from '../lib/x509/crl.js';
+import { parseCertificatesPem } from '../lib/x509/certificate.js';
 import { peerIdentityFromCertificate } from '../lib/identity/peer-identity.js';
 import { PeerCertificates } from '../lib/server/connection-admission.js';
 import { DeadlineSchedule } from '../lib/server/connection-expiry.js';
@@ -58,7 +58,13 @@ async function measureSources(handshakes: number): Promise<SourceTiming[]> {
   const client = await ca.issue({ spiffeId: 'spiffe://bench.test/client' });
   const timings = SOURCES.map(() => [] as number[]);
   let n = 0;
-  const tls = createServer({ key: server.keyPem, cert: server.chainPem, ca: ca.rootPem, requestCert: true, rejectUnauthorized: true });
+  const tls = createServer({
+    key: server.keyPem,
+    cert: server.chainPem,
+    ca: ca.rootPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
   tls.on('secureConnection', (socket: TLSSocket) => {
     const index = n++ % SOURCES.length;
     const started = performance.now();
@@ -96,7 +102,9 @@ async function measureRecheck(connections: number, peers: number, revoke: boolea
   const root = await CertificateAuthority.create({ commonName: 'bench root', trustDomain: 'bench.test' });
   const intermediate = await root.createIntermediate({ commonName: 'bench intermediate' });
   const certificates = new PeerCertificates();
-  const issued = await Promise.all(Array.from({ length: peers }, (_, i) => intermediate.issue({ spiffeId: `spiffe://bench.test/w/${i}` })));
+  const issued = await Promise.all(
+    Array.from({ length: peers }, (_, i) => intermediate.issue({ spiffeId: `spiffe://bench.test/w/${i}` })),
+  );
   const chains = issued.map((peer) => {
     const [leaf, ...presented] = parseCertificatesPem(peer.chainPem).map((c) => certificates.parse(c.der));
     return certificates.chain(leaf!, presented);
@@ -112,7 +120,13 @@ async function measureRecheck(connections: number, peers: number, revoke: boolea
   const tracker = new ConnectionTracker({ logRateLimitPerMinute: 1, logger: silent });
   for (let i = 0; i < connections; i++) {
     const chain = chains[i % peers]!;
-    tracker.track({ socket: new StandInSocket(), identity: peerIdentityFromCertificate(chain.leaf), chain, deadline: chain.leaf.notAfter.getTime(), generation: 1 });
+    tracker.track({
+      socket: new StandInSocket(),
+      identity: peerIdentityFromCertificate(chain.leaf),
+      chain,
+      deadline: chain.leaf.notAfter.getTime(),
+      generation: 1,
+    });
   }
   const generation: TrustGeneration = {
     id: 2,
@@ -127,7 +141,14 @@ async function measureRecheck(connections: number, peers: number, revoke: boolea
   const totalMs = performance.now() - started;
   delay.disable();
   tracker.stop();
-  return { connections, distinctPeers: peers, totalMs, slices: result.slices, maxLoopDelayMs: delay.max / 1e6, closed: result.closed };
+  return {
+    connections,
+    distinctPeers: peers,
+    totalMs,
+    slices: result.slices,
+    maxLoopDelayMs: delay.max / 1e6,
+    closed: result.closed,
+  };
 }
 
 function measureExpiry(connections: number): AdmissionResult['expiry'] {
@@ -151,7 +172,11 @@ function measureExpiry(connections: number): AdmissionResult['expiry'] {
 export async function measureAdmission(log: (line: string) => void): Promise<AdmissionResult> {
   const sources = await measureSources(300);
   for (const s of sources) log(`[admission] ${s.source}: median ${s.medianUs.toFixed(1)} µs over ${s.samples} handshakes`);
-  const recheck = [await measureRecheck(10_000, 100, false), await measureRecheck(10_000, 100, true), await measureRecheck(10_000, 10_000, false)];
+  const recheck = [
+    await measureRecheck(10_000, 100, false),
+    await measureRecheck(10_000, 100, true),
+    await measureRecheck(10_000, 10_000, false),
+  ];
   for (const r of recheck) {
     log(
       `[admission] re-check of ${r.connections} connections (${r.distinctPeers} peers): ${r.totalMs.toFixed(0)} ms in ${r.slices} slices, ` +
@@ -159,6 +184,8 @@ export async function measureAdmission(log: (line: string) => void): Promise<Adm
     );
   }
   const expiry = measureExpiry(10_000);
-  log(`[admission] expiry: timer per socket ${expiry.timerPerSocketUs.toFixed(2)} µs, deadline schedule ${expiry.deadlineScheduleUs.toFixed(2)} µs per connection`);
+  log(
+    `[admission] expiry: timer per socket ${expiry.timerPerSocketUs.toFixed(2)} µs, deadline schedule ${expiry.deadlineScheduleUs.toFixed(2)} µs per connection`,
+  );
   return { sources, recheck, expiry };
 }

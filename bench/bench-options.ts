@@ -1,7 +1,17 @@
 import { parseArgs } from 'node:util';
 
 /** The parts of the benchmark, run in this order. */
-export const BENCH_GROUPS = ['server', 'handshake', 'client', 'rotation', 'admission', 'token', 'workload-api', 'proxy', 'fastify'] as const;
+export const BENCH_GROUPS = [
+  'server',
+  'handshake',
+  'client',
+  'rotation',
+  'admission',
+  'token',
+  'workload-api',
+  'proxy',
+  'fastify',
+] as const;
 
 /** One part of the benchmark. */
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
@@ -103,9 +113,7 @@ export function parseBenchOptions(
       if (text === undefined) return [key, DEFAULT_BENCH_OPTIONS[key as keyof typeof NUMERIC]];
       const value = Number(text);
       if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-        throw new Error(
-          `--${flag} (or ${envName(flag)}) must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`,
-        );
+        throw new Error(`--${flag} (or ${envName(flag)}) must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`);
       }
       return [key, value];
     }),
@@ -113,7 +121,10 @@ export function parseBenchOptions(
   const groupsText = raw('groups');
   let groups: readonly BenchGroup[] = DEFAULT_BENCH_OPTIONS.groups;
   if (groupsText !== undefined) {
-    const names = groupsText.split(',').map((name) => name.trim()).filter((name) => name !== '');
+    const names = groupsText
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
     const unknown = names.filter((name) => !(BENCH_GROUPS as readonly string[]).includes(name));
     if (names.length === 0 || unknown.length > 0) {
       throw new Error(

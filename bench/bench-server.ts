@@ -23,7 +23,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { MtlsHttpClient } from '../lib/client/index.js';
 import type { CredentialStore } from '../lib/credentials/credential-store.js';
 import { loadCredentials, resolveCredentialFiles } from '../lib/credentials/credentials-loader.js';
-import { CredentialsReloadService } from '../lib/credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from '../lib/credentials-reload.service.js';
 import { secureContextOptions } from '../lib/credentials/secure-context.js';
 import { AllowPeers, MTLS_IDENTITY_CREDENTIALS, MtlsModule, mtlsHttpsOptions, RequireToken } from '../lib/index.js';
 import { writeKubernetesSecret } from '../lib/testing/index.js';
@@ -134,7 +134,10 @@ function nestModule(): { module: Type; httpsOptions: () => Promise<TlsServerOpti
   return nestModuleOf(config.variant);
 }
 
-function nestModuleOf(variant: ServerConfig['variant']): { module: Type; httpsOptions: () => Promise<TlsServerOptions | undefined> } {
+function nestModuleOf(variant: ServerConfig['variant']): {
+  module: Type;
+  httpsOptions: () => Promise<TlsServerOptions | undefined>;
+} {
   const peers = { orders: config.callerSpiffeId, inventory: config.serverSpiffeId };
   switch (variant) {
     case 'nest': {
@@ -171,7 +174,9 @@ function nestModuleOf(variant: ServerConfig['variant']): { module: Type; httpsOp
           MtlsModule.forRoot({
             credentials: { dir: config.credentialsDir },
             peers: { orders: peers.orders },
-            tokens: { issuers: { bench: { issuer: 'https://issuer.bench.test', audience: 'inventory', jwks: config.jwksFile! } } },
+            tokens: {
+              issuers: { bench: { issuer: 'https://issuer.bench.test', audience: 'inventory', jwks: config.jwksFile! } },
+            },
           }),
         ],
         controllers: [TokenStockController],

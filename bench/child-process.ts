@@ -61,11 +61,7 @@ export function startChild(
 }
 
 /** The child's next IPC message of the given type; rejects on a `failed` report, on exit or after `timeoutMs`. */
-export function nextMessage<T extends { type: string }>(
-  child: ChildProcess,
-  type: T['type'],
-  timeoutMs: number,
-): Promise<T> {
+export function nextMessage<T extends { type: string }>(child: ChildProcess, type: T['type'], timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const cleanup = (): void => {
       clearTimeout(timer);

@@ -66,7 +66,11 @@ export async function fastifyGroup(runner: FastifyGroupRunner): Promise<FastifyG
   );
   const h2 = servers['fastify-mtls-h2'];
   const protocol = await runner.interleaved('fastify protocol', [
-    { key: 'h1-keep-alive' as const, label: `HTTP/1.1 keep-alive, ${concurrency} connections (undici Pool)`, run: () => runner.load(h2, pool, concurrency) },
+    {
+      key: 'h1-keep-alive' as const,
+      label: `HTTP/1.1 keep-alive, ${concurrency} connections (undici Pool)`,
+      run: () => runner.load(h2, pool, concurrency),
+    },
     {
       key: 'h2-multiplexed' as const,
       label: `HTTP/2, one connection, ${concurrency} streams (undici Client, allowH2)`,
@@ -83,14 +87,21 @@ export async function fastifyGroup(runner: FastifyGroupRunner): Promise<FastifyG
   );
 
   const ratios: Record<string, number> = {
-    'serverCpu:fastify-mtls/fastify': median(keepAlive['fastify-mtls'], 'serverCpuUsPerRequest') / median(keepAlive.fastify, 'serverCpuUsPerRequest'),
-    'serverCpu:fastify-mtls/raw': median(keepAlive['fastify-mtls'], 'serverCpuUsPerRequest') / median(keepAlive.raw, 'serverCpuUsPerRequest'),
+    'serverCpu:fastify-mtls/fastify':
+      median(keepAlive['fastify-mtls'], 'serverCpuUsPerRequest') / median(keepAlive.fastify, 'serverCpuUsPerRequest'),
+    'serverCpu:fastify-mtls/raw':
+      median(keepAlive['fastify-mtls'], 'serverCpuUsPerRequest') / median(keepAlive.raw, 'serverCpuUsPerRequest'),
     'serverCpu:fastify/raw': median(keepAlive.fastify, 'serverCpuUsPerRequest') / median(keepAlive.raw, 'serverCpuUsPerRequest'),
-    'handshakesPerSecond:fastify-mtls/fastify': median(handshake['fastify-mtls'], 'requestsPerSecond') / median(handshake.fastify, 'requestsPerSecond'),
-    'serverCpu:h2-multiplexed/h1-keep-alive': median(protocol['h2-multiplexed'], 'serverCpuUsPerRequest') / median(protocol['h1-keep-alive'], 'serverCpuUsPerRequest'),
-    'requestsPerSecond:h2-multiplexed/h1-keep-alive': median(protocol['h2-multiplexed'], 'requestsPerSecond') / median(protocol['h1-keep-alive'], 'requestsPerSecond'),
-    'clientCpu:mtls-client-h2/mtls-client': median(client['mtls-client-h2'], 'clientCpuUsPerRequest') / median(client['mtls-client'], 'clientCpuUsPerRequest'),
-    'requestsPerSecond:mtls-client-h2/mtls-client': median(client['mtls-client-h2'], 'requestsPerSecond') / median(client['mtls-client'], 'requestsPerSecond'),
+    'handshakesPerSecond:fastify-mtls/fastify':
+      median(handshake['fastify-mtls'], 'requestsPerSecond') / median(handshake.fastify, 'requestsPerSecond'),
+    'serverCpu:h2-multiplexed/h1-keep-alive':
+      median(protocol['h2-multiplexed'], 'serverCpuUsPerRequest') / median(protocol['h1-keep-alive'], 'serverCpuUsPerRequest'),
+    'requestsPerSecond:h2-multiplexed/h1-keep-alive':
+      median(protocol['h2-multiplexed'], 'requestsPerSecond') / median(protocol['h1-keep-alive'], 'requestsPerSecond'),
+    'clientCpu:mtls-client-h2/mtls-client':
+      median(client['mtls-client-h2'], 'clientCpuUsPerRequest') / median(client['mtls-client'], 'clientCpuUsPerRequest'),
+    'requestsPerSecond:mtls-client-h2/mtls-client':
+      median(client['mtls-client-h2'], 'requestsPerSecond') / median(client['mtls-client'], 'requestsPerSecond'),
   };
   const check = (name: string, key: string, bound: string, met: (ratio: number) => boolean) => ({
     name,
@@ -99,9 +110,24 @@ export async function fastifyGroup(runner: FastifyGroupRunner): Promise<FastifyG
     met: met(ratios[key]!),
   });
   const checks = [
-    check('guard on Fastify, server CPU per keep-alive request', 'serverCpu:fastify-mtls/fastify', '≤ 1.05 (floor)', (r) => r <= 1.05),
-    check('guard on Fastify, full handshakes per second', 'handshakesPerSecond:fastify-mtls/fastify', '≥ 0.95 (floor)', (r) => r >= 0.95),
-    check('Fastify + MtlsModule vs raw node:https, server CPU per request', 'serverCpu:fastify-mtls/raw', '≤ 1.2 (goal)', (r) => r <= 1.2),
+    check(
+      'guard on Fastify, server CPU per keep-alive request',
+      'serverCpu:fastify-mtls/fastify',
+      '≤ 1.05 (floor)',
+      (r) => r <= 1.05,
+    ),
+    check(
+      'guard on Fastify, full handshakes per second',
+      'handshakesPerSecond:fastify-mtls/fastify',
+      '≥ 0.95 (floor)',
+      (r) => r >= 0.95,
+    ),
+    check(
+      'Fastify + MtlsModule vs raw node:https, server CPU per request',
+      'serverCpu:fastify-mtls/raw',
+      '≤ 1.2 (goal)',
+      (r) => r <= 1.2,
+    ),
   ];
   return { keepAlive, handshake, protocol, client, ratios, checks };
 }
@@ -156,4 +182,3 @@ export function renderFastifyGroup(result: FastifyGroupResult): string {
     '',
   ].join('\n');
 }
-

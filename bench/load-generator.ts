@@ -202,10 +202,7 @@ async function createClient(variant: ClientVariant): Promise<Client> {
 async function createConnector(resume: boolean): Promise<{ call: () => Call }> {
   const resolved = resolveMtlsOptions({ credentials: { dir: job.credentialsDir }, reload: { enabled: false } });
   const secureContext = createSecureContext(await loadCredentials(resolved.credentialFiles), resolved.tls);
-  const request = Buffer.from(
-    `GET ${job.path} HTTP/1.1\r\nHost: 127.0.0.1:${job.port}\r\nConnection: close\r\n\r\n`,
-    'latin1',
-  );
+  const request = Buffer.from(`GET ${job.path} HTTP/1.1\r\nHost: 127.0.0.1:${job.port}\r\nConnection: close\r\n\r\n`, 'latin1');
   return {
     // One closure per loop: each keeps its own ticket.
     call: () => {

@@ -114,8 +114,6 @@ export function summarizeProfile(variant: string, profile: CpuProfile, fromUs: n
     variant,
     busyMs: busy / 1000,
     areas: Object.fromEntries(PROFILE_AREAS.map((name) => [name, share(areas[name])])) as Record<ProfileArea, number>,
-    frames: [...inclusive]
-      .map(([name, us]) => ({ name, share: share(us) }))
-      .sort((a, b) => b.share - a.share),
+    frames: [...inclusive].map(([name, us]) => ({ name, share: share(us) })).sort((a, b) => b.share - a.share),
   };
 }

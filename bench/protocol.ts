@@ -6,7 +6,8 @@
  * `@AllowPeers`, (d) `naive`, a per-request `getPeerCertificate()` guard for scale, (e) `any-guard`, a guard that only
  * returns true (what Nest charges for any guard); `rotation` serves the reload tests.
  */
-export type ServerVariant = 'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token' | FastifyServerVariant | ProxyServerVariant;
+export type ServerVariant =
+  'raw' | 'nest' | 'mtls' | 'naive' | 'any-guard' | 'rotation' | 'mtls-token' | FastifyServerVariant | ProxyServerVariant;
 
 /**
  * Nest on Fastify: `fastify` without a guard (TLS options in the adapter), `fastify-mtls` with `MtlsModule` through
@@ -142,8 +143,7 @@ export type ServerReport =
 
 /** Load generator child → orchestrator. */
 export type LoadReport =
-  | { readonly type: 'result'; readonly result: LoadResult }
-  | { readonly type: 'failed'; readonly message: string };
+  { readonly type: 'result'; readonly result: LoadResult } | { readonly type: 'failed'; readonly message: string };
 
 /** The route every server answers, with the same JSON body. */
 export const BENCH_PATH = '/stock';

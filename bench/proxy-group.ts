@@ -20,7 +20,12 @@ export interface ProxyCase {
 export const PROXY_CASES: readonly ProxyCase[] = [
   { key: 'plain', label: 'Nest, plain HTTP, no guard', server: 'http-nest', header: 'none' },
   { key: 'istio', label: 'proxy mode, Istio XFCC (By;Hash;Subject;URI)', server: 'http-xfcc', header: 'istio' },
-  { key: 'envoy-cert', label: 'proxy mode, Envoy XFCC with Cert (chain verified, cached)', server: 'http-xfcc', header: 'envoy-cert' },
+  {
+    key: 'envoy-cert',
+    label: 'proxy mode, Envoy XFCC with Cert (chain verified, cached)',
+    server: 'http-xfcc',
+    header: 'envoy-cert',
+  },
   { key: 'append', label: 'proxy mode, APPEND_FORWARD, 3 elements', server: 'http-xfcc', header: 'append' },
 ];
 
@@ -30,7 +35,9 @@ export interface ProxyGroup {
 }
 
 /** The headers of each kind, for the caller whose Kubernetes Secret layout is in `callerDir`. */
-export async function proxyHeaders(callerDir: string): Promise<Record<ProxyHeaderKind, Readonly<Record<string, string>> | undefined>> {
+export async function proxyHeaders(
+  callerDir: string,
+): Promise<Record<ProxyHeaderKind, Readonly<Record<string, string>> | undefined>> {
   const chainPem = await readFile(join(callerDir, 'tls.crt'), 'utf8');
   const certPem = chainPem.slice(0, chainPem.indexOf('-----END CERTIFICATE-----') + 25) + '\n';
   const caller = { certPem, chainPem };

@@ -60,7 +60,10 @@ interface Context {
   readonly clockTicksPerSecond: number;
 }
 
-type Groups = Pick<BenchResults, 'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission' | 'workloadApi' | 'fastify'> & {
+type Groups = Pick<
+  BenchResults,
+  'server' | 'handshake' | 'client' | 'rotation' | 'memory' | 'admission' | 'workloadApi' | 'fastify'
+> & {
   token?: TokenGroupResult | undefined;
 };
 
@@ -125,11 +128,7 @@ interface Case<K extends string> {
 }
 
 /** Runs every case once per round, in the same order each round (A B C A B C …); summarises each over the rounds. */
-async function interleaved<K extends string>(
-  context: Context,
-  group: string,
-  cases: ReadonlyArray<Case<K>>,
-): Promise<Cases<K>> {
+async function interleaved<K extends string>(context: Context, group: string, cases: ReadonlyArray<Case<K>>): Promise<Cases<K>> {
   const { rounds } = context.options;
   const results = new Map<K, LoadResult[]>(cases.map((c) => [c.key, []]));
   for (let round = 1; round <= rounds; round++) {
@@ -169,7 +168,13 @@ async function tokenGroup(context: Context): Promise<TokenGroupResult> {
       key: variant,
       label: LABELS[variant],
       run: () =>
-        runLoad(context, servers[index]!, { mode: 'keep-alive', client: 'undici-pool' }, concurrency, variant === 'mtls-token' ? bearer : undefined),
+        runLoad(
+          context,
+          servers[index]!,
+          { mode: 'keep-alive', client: 'undici-pool' },
+          concurrency,
+          variant === 'mtls-token' ? bearer : undefined,
+        ),
     })),
   );
   await context.servers.stop('mtls-token');
@@ -189,7 +194,14 @@ async function proxyGroup(context: Context): Promise<ProxyGroup> {
       key: c.key,
       label: c.label,
       run: () =>
-        runLoad(context, c.server === 'http-nest' ? plain : proxied, { mode: 'keep-alive', client: 'http-pool' }, concurrency, undefined, headers[c.header]),
+        runLoad(
+          context,
+          c.server === 'http-nest' ? plain : proxied,
+          { mode: 'keep-alive', client: 'http-pool' },
+          concurrency,
+          undefined,
+          headers[c.header],
+        ),
     })),
   );
   await Promise.all([context.servers.stop('http-nest'), context.servers.stop('http-xfcc')]);
@@ -207,8 +219,7 @@ async function handshakeGroup(context: Context): Promise<NonNullable<Groups['han
       HANDSHAKE_SERVERS.map((variant, index) => ({
         key: `${mode}:${variant}` as const,
         label: `${LABELS[variant]}, ${mode}`,
-        run: () =>
-          runLoad(context, servers[index]!, { mode: 'handshake', resume: mode === 'resumed' }, handshakeConcurrency),
+        run: () => runLoad(context, servers[index]!, { mode: 'handshake', resume: mode === 'resumed' }, handshakeConcurrency),
       })),
     ),
   );
@@ -303,7 +314,9 @@ async function runGroups(context: Context): Promise<Groups> {
   await Promise.all([...KEEP_ALIVE_SERVERS, ...FASTIFY_SERVERS].map((variant) => context.servers.stop(variant)));
   const withRotation = selected.includes('rotation') ? { ...groups, ...(await rotationGroup(context)) } : groups;
   // In this process, once the servers are gone: nothing else competes for the CPU.
-  const withAdmission = selected.includes('admission') ? { ...withRotation, admission: await measureAdmission(log) } : withRotation;
+  const withAdmission = selected.includes('admission')
+    ? { ...withRotation, admission: await measureAdmission(log) }
+    : withRotation;
   if (!selected.includes('workload-api')) return withAdmission;
   const workloadApi = await timeWorkloadApiRotations(context.fixtures.pki, context.options.rotations, log);
   log(`[workload-api] p50 ${workloadApi.p50Ms.toFixed(1)} ms, p99 ${workloadApi.p99Ms.toFixed(1)} ms`);
@@ -318,7 +331,10 @@ async function main(): Promise<void> {
   }
   const startedAt = new Date();
   const loadAverageStart = loadavg();
-  const stamp = startedAt.toISOString().replaceAll(':', '-').replace(/\.\d+Z$/, 'Z');
+  const stamp = startedAt
+    .toISOString()
+    .replaceAll(':', '-')
+    .replace(/\.\d+Z$/, 'Z');
   const outDir = resolve(options.outDir);
   const profileDir = options.profile ? join(outDir, `profiles-${stamp}`) : undefined;
   const pinning = detectPinning(!options.pin);

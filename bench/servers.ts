@@ -89,7 +89,9 @@ export class Servers {
       return { variant, child, port: ready.port, pid: ready.pid };
     } catch (error) {
       child.kill('SIGKILL');
-      throw new Error(`server ${variant} did not start: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`server ${variant} did not start: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
     }
   }
 }

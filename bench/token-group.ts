@@ -16,7 +16,9 @@ export interface TokenGroupResult {
 }
 
 /** Summarises the rounds of both cases. */
-export function tokenGroupResult(rounds: Readonly<Record<(typeof TOKEN_SERVERS)[number], readonly LoadResult[]>>): TokenGroupResult {
+export function tokenGroupResult(
+  rounds: Readonly<Record<(typeof TOKEN_SERVERS)[number], readonly LoadResult[]>>,
+): TokenGroupResult {
   const keepAlive = {
     mtls: caseResult(LABELS.mtls, rounds.mtls),
     'mtls-token': caseResult(LABELS['mtls-token'], rounds['mtls-token']),
@@ -24,8 +26,14 @@ export function tokenGroupResult(rounds: Readonly<Record<(typeof TOKEN_SERVERS)[
   const ratio = (a: number, b: number): number => (b > 0 ? a / b : Number.NaN);
   return {
     keepAlive,
-    serverCpuRatio: ratio(keepAlive['mtls-token'].summary.serverCpuUsPerRequest.median, keepAlive.mtls.summary.serverCpuUsPerRequest.median),
-    requestsPerSecondRatio: ratio(keepAlive['mtls-token'].summary.requestsPerSecond.median, keepAlive.mtls.summary.requestsPerSecond.median),
+    serverCpuRatio: ratio(
+      keepAlive['mtls-token'].summary.serverCpuUsPerRequest.median,
+      keepAlive.mtls.summary.serverCpuUsPerRequest.median,
+    ),
+    requestsPerSecondRatio: ratio(
+      keepAlive['mtls-token'].summary.requestsPerSecond.median,
+      keepAlive.mtls.summary.requestsPerSecond.median,
+    ),
   };
 }
 

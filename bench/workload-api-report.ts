@@ -9,7 +9,10 @@ export function workloadApiSection(
 ): string[] {
   if (workloadApi === undefined) return [];
   const rows = [
-    ['Rotations timed', `${workloadApi.rotations} (${workloadApi.timeouts} not served within ${number(workloadApi.timeoutMs / 1000, 0)} s)`],
+    [
+      'Rotations timed',
+      `${workloadApi.rotations} (${workloadApi.timeouts} not served within ${number(workloadApi.timeoutMs / 1000, 0)} s)`,
+    ],
     ['Push → new certificate served, p50', `${number(workloadApi.p50Ms, 1)} ms`],
     ['Push → new certificate served, p99', `${number(workloadApi.p99Ms, 1)} ms`],
     ['Push → new certificate served, max', `${number(workloadApi.maxMs, 1)} ms`],
@@ -22,7 +25,7 @@ export function workloadApiSection(
     '',
     table(['Metric', 'Value'], rows),
     '',
-    'Each rotation pushes a fresh X509-SVID from the testing kit\'s Workload API server (real gRPC on a Unix socket) to ' +
+    "Each rotation pushes a fresh X509-SVID from the testing kit's Workload API server (real gRPC on a Unix socket) to " +
       'a Nest app with `credentials: { workloadApi }`; the time runs from the push to the first new TLS connection ' +
       '(back-to-back handshakes from the same process) that is served the new leaf. No debounce: every message is the ' +
       'full state, validated and installed as it arrives.',

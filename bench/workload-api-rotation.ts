@@ -29,11 +29,17 @@ function servedFingerprint(port: number, secureContext: SecureContext): Promise<
  * (real gRPC on a Unix socket); each rotation pushes a fresh X509-SVID and times until the first new TLS connection is
  * served it, probing with back-to-back handshakes. Runs in the bench process (a latency, not a throughput).
  */
-export async function timeWorkloadApiRotations(pki: TestPki, rotations: number, log: (line: string) => void): Promise<RotationResult> {
+export async function timeWorkloadApiRotations(
+  pki: TestPki,
+  rotations: number,
+  log: (line: string) => void,
+): Promise<RotationResult> {
   const mint = () => pki.peer({ spiffeId: SERVER_SPIFFE_ID, ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] });
   const agent = await WorkloadApiTestServer.start();
   agent.setSvids([{ peer: await mint() }]);
-  @Module({ imports: [MtlsModule.forRoot({ credentials: { workloadApi: { socket: agent.address } }, defaultPolicy: 'any-peer' })] })
+  @Module({
+    imports: [MtlsModule.forRoot({ credentials: { workloadApi: { socket: agent.address } }, defaultPolicy: 'any-peer' })],
+  })
   class WorkloadApiBenchModule {}
   const app = await NestFactory.create(WorkloadApiBenchModule, { httpsOptions: mtlsHttpsOptions(), logger: false });
   await app.listen(0, '127.0.0.1');

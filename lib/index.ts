@@ -1,6 +1,9 @@
+// The Nest surface of nestjs-mtls. Building blocks have their own entries: `nestjs-mtls/spiffe` (SPIFFE IDs, trust
+// domains, authorizers), `nestjs-mtls/credentials` (credential sets without Nest), `nestjs-mtls/testing`,
+// `nestjs-mtls/terminus`, `nestjs-mtls/prometheus`, `nestjs-mtls/fastify` and `nestjs-mtls/workload-api`. Every export is a promise: add one deliberately.
 export { MtlsModule } from './mtls.module.js';
-export { MTLS_ASYNC_OPTIONS_TYPE, MTLS_MODULE_OPTIONS, MTLS_OPTIONS_TYPE } from './mtls.module-definition.js';
-export { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS, MTLS_PEER_RULE } from './mtls.constants.js';
+export type { MTLS_ASYNC_OPTIONS_TYPE, MTLS_OPTIONS_TYPE } from './mtls.module-definition.js';
+export { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
 export type {
   MtlsClientOptions,
   MtlsModuleOptions,
@@ -9,6 +12,11 @@ export type {
   UpstreamOptions,
 } from './mtls.options.js';
 export type { ResolvedMtlsOptions } from './mtls.config.js';
+export type {
+  CredentialFilesOptions,
+  CredentialsSourceOptions,
+  SecretDirectoryOptions,
+} from './credentials/credentials.interfaces.js';
 
 export {
   CertificateParseError,
@@ -23,6 +31,7 @@ export {
   WorkloadApiError,
 } from './errors/mtls.errors.js';
 export type {
+  AnyMtlsError,
   ConfigErrorCode,
   CredentialsErrorCode,
   CredentialsErrorDetail,
@@ -35,42 +44,19 @@ export type {
   UpstreamErrorDetail,
   WorkloadApiErrorCode,
 } from './errors/mtls.errors.js';
+
+export { mtlsHttpsOptions } from './server/mtls-https.options.js';
+export type { MtlsHttpsOptions } from './server/mtls-https.options.js';
+export { MtlsGuard } from './server/mtls.guard.js';
+export { AllowAnyPeer, AllowCommonNames, AllowDnsNames, AllowPeers, AllowTrustDomain, Peer } from './server/peer.decorators.js';
+export { peerOfRequest } from './server/peer-request.js';
+export type { PeerIdentity, PeerSource } from './identity/peer-identity.js';
+export { MtlsHttpException, toHttpException } from './server/mtls-http-errors.js';
+export { MtlsExceptionFilter } from './server/mtls-exception.filter.js';
+export type { MtlsHttpErrorBody } from './server/mtls-http-errors.js';
+
 export type { WorkloadApiCredentialsOptions, WorkloadApiOptions } from './workload-api/workload-api.options.js';
-export {
-  EKU_CLIENT_AUTH,
-  EKU_SERVER_AUTH,
-  SPIFFE_ID_MAX_BYTES,
-  SpiffeId,
-  TRUST_DOMAIN_MAX_BYTES,
-  isValidSpiffeId,
-  joinSpiffePathSegments,
-  parseCertificateDer,
-  parseCertificatesPem,
-  parseSpiffeId,
-  parseTrustDomain,
-  peerIdentityFromCertificate,
-  peerIdentityFromDer,
-  spiffeIdError,
-  spiffeIdFromPath,
-  spiffeIdFromSegments,
-  validateSpiffePath,
-  validateSpiffePathSegment,
-} from './identity/index.js';
-export type { CertificateInfo, KeyUsageBits, PeerIdentity } from './identity/index.js';
-export type { PeerSource } from './identity/peer-identity.js';
-export {
-  authorizeAny,
-  authorizeAnyOf,
-  authorizeCommonName,
-  authorizeDnsName,
-  authorizeId,
-  authorizeMatch,
-  authorizeMemberOf,
-  authorizeNone,
-  authorizeOneOf,
-  compileSpiffePattern,
-} from './authorization/index.js';
-export type { Authorizer } from './authorization/index.js';
+
 export { MtlsDispatcher, MtlsHttpClient, MtlsHttpsAgent, MtlsUpstreamClient } from './client/index.js';
 export type {
   ExpectedPeer,
@@ -84,43 +70,9 @@ export type {
   QueryValue,
 } from './client/index.js';
 
-export { CredentialStore } from './credentials/credential-store.js';
-export { CredentialsReloader } from './credentials/credentials-reloader.js';
-export type { CredentialsReloaderOptions, ReloadResult } from './credentials/credentials-reloader.js';
-export type { CredentialsListener } from './credentials/credential-store.js';
-export { PrivateKeyMaterial } from './credentials/private-key.js';
-export { loadCredentials, readCredentials, resolveCredentialFiles, validateCredentials } from './credentials/credentials-loader.js';
-export type { ValidateOptions } from './credentials/credentials-loader.js';
-export type {
-  CredentialFiles,
-  CredentialFilesOptions,
-  Credentials,
-  CredentialsSourceOptions,
-  CredentialUsage,
-  RawCredentials,
-  SecretDirectoryOptions,
-} from './credentials/credentials.interfaces.js';
-export { describeCredentials } from './credentials/credentials-description.js';
-
-export { mtlsHttpsOptions } from './server/mtls-https.options.js';
-export type { MtlsHttpsOptions } from './server/mtls-https.options.js';
-export { MtlsGuard } from './server/mtls.guard.js';
-export {
-  AllowAnyPeer,
-  AllowCommonNames,
-  AllowDnsNames,
-  AllowPeers,
-  AllowTrustDomain,
-  Peer,
-} from './server/peer.decorators.js';
-export { peerOfRequest } from './server/peer-request.js';
-export { MtlsHttpException, toHttpException } from './server/mtls-http-errors.js';
-export { MtlsExceptionFilter } from './server/mtls-exception.filter.js';
-export type { MtlsHttpErrorBody } from './server/mtls-http-errors.js';
-
 export { MtlsEvents } from './observability/mtls-events.js';
 export type { CredentialSetName, MtlsEvent } from './observability/mtls-events.js';
-export { CredentialsStatus, expiryWarningWindow, summarizeCredentials } from './observability/credentials-status.js';
+export { CredentialsStatus } from './observability/credentials-status.js';
 export type {
   CredentialSetStatus,
   CredentialsSummary,

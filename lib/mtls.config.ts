@@ -5,6 +5,7 @@ import type { CredentialFiles, CredentialUsage } from './credentials/credentials
 import { MtlsConfigError } from './errors/mtls.errors.js';
 import { parseSpiffeId } from './identity/spiffe-id.js';
 import type { MtlsModuleOptions, TlsPolicyOptions, UpstreamOptions } from './mtls.options.js';
+import { upstreamUrl } from './client/upstream-registry.js';
 import {
   isWorkloadApiCredentials,
   resolveWorkloadApiOptions,
@@ -85,7 +86,10 @@ function wholeNumber(option: string, value: unknown, fallback: number, min: numb
 function bool(option: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value === 'boolean') return value;
-  throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" is ${JSON.stringify(value)}; use true or false`);
+  throw new MtlsConfigError(
+    'ERR_MTLS_CONFIG_INVALID',
+    `MtlsModule option "${option}" is ${JSON.stringify(value)}; use true or false`,
+  );
 }
 
 function optionalString(option: string, value: unknown): string | undefined {
@@ -226,12 +230,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
   }
   const upstreams = new Map<string, UpstreamOptions>();
   for (const [name, upstream] of Object.entries(options.client?.upstreams ?? {})) {
-    if (typeof upstream?.url !== 'string' || !upstream.url.startsWith('https://')) {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `MtlsModule option "client.upstreams.${name}.url" must be an https:// origin, got ${JSON.stringify(upstream?.url)}`,
-      );
-    }
+    upstreamUrl(name, upstream?.url);
     if (upstream.expectPeer === undefined) {
       throw new MtlsConfigError(
         'ERR_MTLS_CONFIG_INVALID',

@@ -4,7 +4,7 @@ import { MtlsHttpClient } from './client/mtls-http-client.js';
 import { CredentialStore } from './credentials/credential-store.js';
 import { describeCredentials } from './credentials/credentials-description.js';
 import { loadCredentials } from './credentials/credentials-loader.js';
-import { CredentialsReloadService } from './credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from './credentials-reload.service.js';
 import type { CredentialFiles } from './credentials/credentials.interfaces.js';
 import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
 import { credentialUsages, resolveMtlsOptions, type ResolvedMtlsOptions } from './mtls.config.js';
@@ -66,7 +66,9 @@ async function openWorkloadApiStore(
   logger.log(`${set} credentials: waiting for the first X509-SVID from the Workload API ${workloadApi.endpoint.address}`);
   const store = await source.start(workloadApi.startupTimeoutMs);
   const credentials = store.current;
-  logger.log(`${set} credentials loaded from the Workload API ${workloadApi.endpoint.address}: ${describeCredentials(credentials)}`);
+  logger.log(
+    `${set} credentials loaded from the Workload API ${workloadApi.endpoint.address}: ${describeCredentials(credentials)}`,
+  );
   for (const warning of credentials.warnings) logger.warn(`${set} credentials: ${warning}`);
   events.emit({ type: 'credentials.loaded', set, credentials });
   return store;

@@ -53,7 +53,14 @@ function start(name: string, script: string, env: Record<string, string>): Promi
       output += text;
       if (serve) process.stdout.write(prefixer.push(text));
       if (text.includes('listening on https://')) {
-        if (!serve) process.stdout.write(text.split('\n').filter((l) => l.includes('listening on')).map((l) => `${l}\n`).join(''));
+        if (!serve)
+          process.stdout.write(
+            text
+              .split('\n')
+              .filter((l) => l.includes('listening on'))
+              .map((l) => `${l}\n`)
+              .join(''),
+          );
         clearTimeout(timer);
         resolve(child);
       }
@@ -150,7 +157,9 @@ async function main(): Promise<number> {
     );
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    children.push(await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT), ...(await credentialsEnv('inventory')) }));
+    children.push(
+      await start('inventory', 'inventory/main.js', { PORT: String(INVENTORY_PORT), ...(await credentialsEnv('inventory')) }),
+    );
     children.push(
       await start('orders', 'orders/main.js', {
         PORT: String(ORDERS_PORT),
@@ -208,7 +217,13 @@ async function main(): Promise<number> {
 
     // Tokens: a user's token relayed by the frontend, bound to the frontend's certificate for refunds.
     const frontend2 = await loadPeer(join(certs, 'frontend-2'));
-    const bound = await mintDevToken({ dir: certs, sub: 'alice', aud: ['orders'], ttlMs: 600_000, bindCert: join(certs, 'frontend', 'tls.crt') });
+    const bound = await mintDevToken({
+      dir: certs,
+      sub: 'alice',
+      aud: ['orders'],
+      ttlMs: 600_000,
+      bindCert: join(certs, 'frontend', 'tls.crt'),
+    });
     const tokenSteps: Step[] = [
       {
         caller: 'frontend + bound token',
@@ -236,7 +251,11 @@ async function main(): Promise<number> {
       tokenRows.push([step.caller, step.request, step.expected, outcome, ok ? 'ok' : 'UNEXPECTED']);
     }
     console.log(`\n${table(tokenRows)}\n`);
-    console.log(tokenFailures === 0 ? `all ${tokenSteps.length} token outcomes as expected` : `${tokenFailures} unexpected token outcome(s)`);
+    console.log(
+      tokenFailures === 0
+        ? `all ${tokenSteps.length} token outcomes as expected`
+        : `${tokenFailures} unexpected token outcome(s)`,
+    );
     failures += tokenFailures;
     if (serve && failures === 0) {
       console.log(`services left running (inventory :${INVENTORY_PORT}, orders :${ORDERS_PORT}); Ctrl-C stops them`);

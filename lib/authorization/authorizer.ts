@@ -170,7 +170,8 @@ export function compileSpiffePattern(pattern: unknown): (id: string) => boolean 
   } catch (err) {
     throw configError(`SPIFFE ID pattern ${quoted}: ${(err as Error).message}`, err);
   }
-  if (slash === -1) throw configError(`SPIFFE ID pattern ${quoted} has no path; to admit a whole trust domain, name the trust domain`);
+  if (slash === -1)
+    throw configError(`SPIFFE ID pattern ${quoted} has no path; to admit a whole trust domain, name the trust domain`);
 
   const rawSegments = text.slice(slash + 1).split('/');
   const segments: PatternSegment[] = rawSegments.map((segment, index) => {
@@ -180,7 +181,9 @@ export function compileSpiffePattern(pattern: unknown): (id: string) => boolean 
       return SOME_SEGMENTS;
     }
     if (segment.includes('*')) {
-      throw configError(`SPIFFE ID pattern ${quoted}: "*" must be a whole path segment, as in /sa/*, not part of one ("${segment}")`);
+      throw configError(
+        `SPIFFE ID pattern ${quoted}: "*" must be a whole path segment, as in /sa/*, not part of one ("${segment}")`,
+      );
     }
     try {
       validateSpiffePathSegment(segment);
@@ -231,7 +234,8 @@ const NON_ASCII = /[^\x00-\x7f]/;
 /** Lower-cases a DNS rule and checks it: a host name (see `normalizeDnsName`), or `*.` and one with at least two labels. */
 function checkDnsRule(value: unknown): { exact: string } | { suffix: string } {
   const text = requireString(value, 'a DNS name');
-  if (NON_ASCII.test(text)) throw configError(`DNS name rule ${JSON.stringify(text)} is not ASCII; give its A-label (xn--…) form`);
+  if (NON_ASCII.test(text))
+    throw configError(`DNS name rule ${JSON.stringify(text)} is not ASCII; give its A-label (xn--…) form`);
   const name = text.toLowerCase();
   const wildcard = name.startsWith('*.');
   const rest = wildcard ? name.slice(2) : name;
@@ -253,7 +257,7 @@ function checkDnsRule(value: unknown): { exact: string } | { suffix: string } {
  * Admits a peer — a valid SVID or a legacy peer — with a DNS SAN equal to one of the names, ASCII case-insensitively.
  * `*.example.com` matches exactly one extra left-most label (`a.example.com`, not `example.com` nor `a.b.example.com`).
  * A peer's own wildcard SAN matches nothing: a wildcard certificate does not name one client. Compares the peer's
- * {@link PeerIdentity.normalizedDnsNames} (normalised once per connection): per request, only set lookups.
+ * {@link PeerIdentity.normalizedDnsNames} (normalised once per identity): per request, only set lookups.
  */
 export function authorizeDnsName(...names: string[]): Authorizer {
   requireValues('authorizeDnsName', names, 'DNS name');

@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CertificateParseError, CredentialsError } from '../errors/mtls.errors.js';
 import type { CredentialsErrorDetail } from '../errors/mtls.errors.js';
-import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, parseCertificatesPem } from '../identity/certificate.js';
-import type { KeyUsageBits } from '../identity/certificate.js';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, parseCertificatesPem } from '../x509/certificate.js';
+import type { KeyUsageBits } from '../x509/certificate.js';
 import { spiffeIdError } from '../identity/spiffe-id.js';
 
 /** Options of {@link inspectCertificate}. */

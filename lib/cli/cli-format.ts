@@ -1,7 +1,8 @@
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { CertificateInspection } from './certificate-inspection.js';
 import type { DevCaResult, DevCertificateResult } from './dev-ca.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../format/duration.js';
+import { printable } from '../format/describe-value.js';
 
 /** A path relative to `cwd` when it lies below it (shorter to read), else as it is. */
 export function displayPath(path: string, cwd: string = process.cwd()): string {
@@ -43,7 +44,7 @@ export function formatInspection(inspection: CertificateInspection, cwd?: string
   const list = (values: readonly string[]): string => (values.length === 0 ? '(none)' : values.map(printable).join(', '));
   const lifetime =
     inspection.validity === 'expired'
-      ? `EXPIRED ${formatDuration(inspection.remainingMs)} ago`
+      ? `EXPIRED ${formatDuration(-inspection.remainingMs)} ago`
       : inspection.validity === 'not-yet-valid'
         ? 'NOT YET VALID'
         : `${formatDuration(inspection.remainingMs)} left`;
@@ -67,13 +68,11 @@ export function formatInspection(inspection: CertificateInspection, cwd?: string
     ['SHA-256', inspection.fingerprint256],
   ];
   if (inspection.keyFile !== undefined) {
-    rows.push(['key', `${displayPath(inspection.keyFile, cwd)} ${inspection.keyMatches ? 'matches' : 'DOES NOT MATCH'} the certificate`]);
+    rows.push([
+      'key',
+      `${displayPath(inspection.keyFile, cwd)} ${inspection.keyMatches ? 'matches' : 'DOES NOT MATCH'} the certificate`,
+    ]);
   }
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
-}
-
-/** Escapes control characters so that input echoed in a message cannot rewrite the terminal. */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

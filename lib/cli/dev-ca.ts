@@ -1,22 +1,38 @@
 // The dev CA behind `nestjs-mtls dev-ca`: a root CA kept on disk that issues short-lived X509-SVIDs into the Kubernetes
 // Secret layout, so a service reads its dev certificates exactly as it reads cert-manager's in production.
 // For development and tests only: production certificates come from cert-manager, Vault PKI or SPIRE.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
-import { parseCertificatesPem } from '../identity/certificate.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import { MtlsConfigError } from '../errors/mtls.errors.js';
 import { parseSpiffeId, parseTrustDomain } from '../identity/spiffe-id.js';
-import { CertificateAuthority } from '../pki/certificate-authority.js';
-import type { KeyAlgorithm } from '../pki/certificate-authority.js';
-import { writeKubernetesSecret } from '../testing/kubernetes-secret-writer.js';
-import { printable } from './cli-format.js';
-import { formatDuration } from './duration.js';
+import { canonicalIp } from '../identity/ip-address.js';
+import { normalizeDnsName } from '../identity/dns-name.js';
+import { CertificateAuthority } from '../x509/certificate-authority.js';
+import type { KeyAlgorithm } from '../x509/certificate-authority.js';
+import { writeKubernetesSecret } from '../credentials/secret-layout.js';
+import { printable } from '../format/describe-value.js';
+import {
+  caFiles,
+  createCa,
+  DEV_CA_FOLDER,
+  FORCE_HINT,
+  loadExistingCa,
+  pathExists,
+  trustDomainOfExistingCa,
+  writeCa,
+  type CaFiles,
+} from './dev-ca-store.js';
+import {
+  CLOCK_SKEW_MS,
+  evaluateExisting,
+  readExistingSet,
+  SECRET_FILES,
+  type DevCertificateReason,
+  type DevCertificateRequest,
+} from './dev-certificate-policy.js';
 
-/** Folder under the dev CA directory that holds the CA itself (`ca.crt`, `ca.key`). */
-export const DEV_CA_FOLDER = 'ca';
+export { DEV_CA_FOLDER } from './dev-ca-store.js';
+export type { DevCertificateReason, DevCertificateRequest } from './dev-certificate-policy.js';
 
 /** Validity of a dev certificate unless told otherwise: short, so that renewal is exercised every day. */
 export const DEFAULT_DEV_CERTIFICATE_VALIDITY_MS = 24 * 60 * 60 * 1000;
@@ -27,21 +43,8 @@ export const DEFAULT_DEV_CA_VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
 /** The key algorithms the dev CA can issue; `ECDSA-P256` by default. */
 export const DEV_KEY_ALGORITHMS: readonly KeyAlgorithm[] = ['ECDSA-P256', 'ECDSA-P384', 'RSA-2048', 'Ed25519'];
 
-const CA_CERT_FILE = 'ca.crt';
-const CA_KEY_FILE = 'ca.key';
-const SECRET_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
-const SECRET_DATA_LINK = '..data';
-const DAY_MS = 24 * 60 * 60 * 1000;
-// Backdated like the CA's own default, so a peer whose clock runs a little behind accepts a fresh certificate.
-const CLOCK_SKEW_MS = 60_000;
-// Renew at two thirds of the lifetime, as cert-manager does by default: a third is left to notice a failed renewal.
-const RENEW_FRACTION = 1 / 3;
-const CA_WARNING_MS = 30 * DAY_MS;
 // A folder name that is safe on every file system and cannot climb out of the dev CA directory.
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
-const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const FORCE_HINT = 'nestjs-mtls dev-ca init --force';
-const REPLACE_CA = `replace the CA with \`${FORCE_HINT}\` (its key is then overwritten)`;
 
 /** Options of {@link initDevCa}. */
 export interface InitDevCaOptions {
@@ -94,22 +97,6 @@ export interface IssueDevCertificateOptions {
   force?: boolean;
 }
 
-/** Why {@link issueDevCertificate} issued a certificate, or `valid` when it kept the existing one. */
-export type DevCertificateReason =
-  | 'new'
-  | 'forced'
-  | 'valid'
-  | 'expired'
-  | 'expiring'
-  | 'not-yet-valid'
-  | 'spiffe-id-changed'
-  | 'sans-changed'
-  | 'key-algorithm-changed'
-  | 'validity-changed'
-  | 'ca-changed'
-  | 'key-mismatch'
-  | 'unreadable';
-
 /** What {@link issueDevCertificate} did, for the caller to print. Holds no key material. */
 export interface DevCertificateResult {
   readonly action: 'issued' | 'kept';
@@ -150,21 +137,6 @@ export interface DevCertificatesSummary {
   readonly ca: DevCaResult;
   /** One result per identity, in the order given. */
   readonly certificates: readonly DevCertificateResult[];
-}
-
-/** A validated, normalised certificate request (see {@link normalizeDevCertificateRequest}). */
-export interface DevCertificateRequest {
-  readonly name: string;
-  readonly spiffeId: string;
-  readonly trustDomain: string;
-  /** Lower-cased, without duplicates, in the order given. */
-  readonly dnsNames: readonly string[];
-  /** Canonical text (IPv6 compressed), without duplicates, in the order given. */
-  readonly ipAddresses: readonly string[];
-  readonly validityMs: number;
-  /** Whether `validityMs` was asked for: a kept certificate of another lifetime is then re-issued. */
-  readonly validityRequested: boolean;
-  readonly keyAlgorithm: KeyAlgorithm;
 }
 
 /**
@@ -232,7 +204,10 @@ export async function ensureDevCertificates(options: EnsureDevCertificatesOption
   const names = new Set<string>();
   for (const { name } of requests) {
     if (names.has(name)) {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `identities: the name "${name}" is used twice; each set needs its own folder`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `identities: the name "${name}" is used twice; each set needs its own folder`,
+      );
     }
     names.add(name);
   }
@@ -248,7 +223,9 @@ export async function ensureDevCertificates(options: EnsureDevCertificatesOption
  * Validates and normalises a certificate request; throws {@link MtlsConfigError} naming the option and the fix. Exported
  * so that a command line can tell bad input (a usage error) from a failure while issuing.
  */
-export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificateOptions, 'dir' | 'force'>): DevCertificateRequest {
+export function normalizeDevCertificateRequest(
+  options: Omit<IssueDevCertificateOptions, 'dir' | 'force'>,
+): DevCertificateRequest {
   if (options === null || typeof options !== 'object') {
     throw invalid('identity', 'must be an object { name, spiffeId, dnsNames?, ipAddresses? }');
   }
@@ -265,7 +242,10 @@ export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificate
   }
   if (path === '') {
     // X509-SVID §3.1: the trust domain alone names the trust domain, not a workload.
-    throw invalid('spiffeId', `"${options.spiffeId}" has no path; a workload ID looks like spiffe://${trustDomain}/ns/shop/sa/${name}`);
+    throw invalid(
+      'spiffeId',
+      `"${options.spiffeId}" has no path; a workload ID looks like spiffe://${trustDomain}/ns/shop/sa/${name}`,
+    );
   }
   const keyAlgorithm = options.keyAlgorithm ?? 'ECDSA-P256';
   if (!DEV_KEY_ALGORITHMS.includes(keyAlgorithm)) {
@@ -276,7 +256,7 @@ export function normalizeDevCertificateRequest(options: Omit<IssueDevCertificate
     spiffeId: options.spiffeId,
     trustDomain,
     dnsNames: unique(listOf(options.dnsNames, 'dnsNames').map(checkDnsName)),
-    ipAddresses: unique(listOf(options.ipAddresses, 'ipAddresses').map(canonicalIp)),
+    ipAddresses: unique(listOf(options.ipAddresses, 'ipAddresses').map(checkIp)),
     validityMs: checkValidity(options.validityMs ?? DEFAULT_DEV_CERTIFICATE_VALIDITY_MS, 'validityMs'),
     validityRequested: options.validityMs !== undefined,
     keyAlgorithm,
@@ -415,315 +395,6 @@ async function issueWithCa(
   };
 }
 
-/** The files of a set as read through one `..data` target, or why they could not be read. */
-type ExistingSet =
-  | { readonly state: 'absent' }
-  | { readonly state: 'unreadable'; readonly detail: string }
-  | { readonly state: 'present'; readonly certPem: string; readonly keyPem: string; readonly caPem: string };
-
-type Verdict =
-  | { readonly keep: true; readonly detail: string; readonly leaf: CertificateInfo }
-  | { readonly keep: false; readonly reason: Exclude<DevCertificateReason, 'valid'>; readonly detail: string };
-
-async function readExistingSet(setDir: string): Promise<ExistingSet> {
-  const names = Object.values(SECRET_FILES);
-  const visible = await Promise.all(names.map((name) => visibleEntry(setDir, name)));
-  const foreign = names.find((_, index) => visible[index] === 'foreign');
-  if (foreign !== undefined) {
-    // Anything but kubelet's `name -> ..data/name` link was not written here; overwriting it could destroy real keys.
-    throw new MtlsConfigError(
-      'ERR_MTLS_CONFIG_INVALID',
-      `${join(setDir, foreign)} was not written by the dev CA (it is not a link into ${SECRET_DATA_LINK}); ` +
-        'move it away or choose another name',
-    );
-  }
-  let target: string;
-  try {
-    target = await realpath(join(setDir, SECRET_DATA_LINK));
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') {
-      return visible.includes('link') ? { state: 'unreadable', detail: `${SECRET_DATA_LINK} is missing` } : { state: 'absent' };
-    }
-    throw error;
-  }
-  try {
-    const [certPem, keyPem, caPem] = await Promise.all(
-      Object.values(SECRET_FILES).map((file) => readFile(join(target, file), 'utf8')),
-    );
-    return { state: 'present', certPem: certPem!, keyPem: keyPem!, caPem: caPem! };
-  } catch (error) {
-    return { state: 'unreadable', detail: `a file of the set cannot be read (${errorCode(error) ?? 'unknown error'})` };
-  }
-}
-
-/** `link` for kubelet's `name -> ..data/name`, `missing`, or `foreign` for anything else. */
-async function visibleEntry(setDir: string, file: string): Promise<'link' | 'missing' | 'foreign'> {
-  const path = join(setDir, file);
-  try {
-    const info = await lstat(path);
-    return info.isSymbolicLink() && (await readlink(path)) === join(SECRET_DATA_LINK, file) ? 'link' : 'foreign';
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return 'missing';
-    throw error;
-  }
-}
-
-/** Decides whether an existing set can stay. Pure apart from the clock value passed in. */
-function evaluateExisting(existing: ExistingSet, request: DevCertificateRequest, ca: CertificateAuthority, now: number): Verdict {
-  if (existing.state === 'absent') {
-    return { keep: false, reason: 'new', detail: 'no certificate yet' };
-  }
-  if (existing.state === 'unreadable') {
-    return { keep: false, reason: 'unreadable', detail: existing.detail };
-  }
-  let parsed: { leaf: CertificateInfo; leafX509: X509Certificate; bundle: CertificateInfo[] };
-  try {
-    const leaf = parseCertificatesPem(existing.certPem)[0]!;
-    parsed = { leaf, leafX509: new X509Certificate(leaf.der), bundle: parseCertificatesPem(existing.caPem) };
-  } catch (error) {
-    return { keep: false, reason: 'unreadable', detail: `the certificate does not parse (${(error as Error).message})` };
-  }
-  const { leaf, leafX509, bundle } = parsed;
-  try {
-    if (!leafX509.checkPrivateKey(createPrivateKey(existing.keyPem))) {
-      return { keep: false, reason: 'key-mismatch', detail: `${SECRET_FILES.key} does not match ${SECRET_FILES.cert}` };
-    }
-  } catch {
-    // Never echo the key parser's input; its message is not needed to decide.
-    return { keep: false, reason: 'unreadable', detail: `${SECRET_FILES.key} is not a readable private key` };
-  }
-  const caX509 = new X509Certificate(ca.rootPem);
-  const issuer = new X509Certificate(ca.certPem);
-  const signedByCa = leafX509.checkIssued(issuer) && leafX509.verify(issuer.publicKey);
-  if (!signedByCa || bundle.length !== 1 || bundle[0]!.fingerprint256 !== caX509.fingerprint256) {
-    return { keep: false, reason: 'ca-changed', detail: `issued by another CA than the current dev CA (${ca.subject})` };
-  }
-  if (leaf.uris.length !== 1 || leaf.uris[0] !== request.spiffeId) {
-    const issuedFor = leaf.uris.map(printable).join(', ') || 'no URI SAN';
-    return { keep: false, reason: 'spiffe-id-changed', detail: `issued for ${issuedFor}, requested ${request.spiffeId}` };
-  }
-  const haveSans = describeSans(leaf.dnsNames, leaf.ipAddresses.map(canonicalIp));
-  const wantSans = describeSans(request.dnsNames, request.ipAddresses);
-  if (haveSans !== wantSans) {
-    return { keep: false, reason: 'sans-changed', detail: `DNS/IP SANs are ${haveSans}, requested ${wantSans}` };
-  }
-  const haveAlgorithm = keyAlgorithmOf(leafX509);
-  if (haveAlgorithm !== request.keyAlgorithm) {
-    const detail = `the key is ${haveAlgorithm ?? 'of another type'}, requested ${request.keyAlgorithm}`;
-    return { keep: false, reason: 'key-algorithm-changed', detail };
-  }
-  const notBefore = leaf.notBefore.getTime();
-  const notAfter = leaf.notAfter.getTime();
-  const validityChange = validityChangeOf(request, notBefore, notAfter, ca, now);
-  if (validityChange !== undefined) return { keep: false, reason: 'validity-changed', detail: validityChange };
-  if (now < notBefore) {
-    return { keep: false, reason: 'not-yet-valid', detail: `not valid until ${leaf.notBefore.toISOString()}` };
-  }
-  if (now >= notAfter) {
-    return { keep: false, reason: 'expired', detail: `expired ${formatDuration(now - notAfter)} ago (${leaf.notAfter.toISOString()})` };
-  }
-  const lifetime = notAfter - notBefore;
-  const left = notAfter - now;
-  if (left <= lifetime * RENEW_FRACTION) {
-    return {
-      keep: false,
-      reason: 'expiring',
-      detail: `only ${formatDuration(left)} left of ${formatDuration(lifetime)}; renewed once less than a third is left`,
-    };
-  }
-  return {
-    keep: true,
-    detail: `still valid for ${formatDuration(left)}`,
-    leaf,
-  };
-}
-
-/**
- * Why a certificate's lifetime does not match an explicitly requested `--validity`, or undefined when it does (within
- * a minute or 1 %), when none was requested, or when the dev CA's own expiry caps both alike.
- */
-function validityChangeOf(request: DevCertificateRequest, notBefore: number, notAfter: number, ca: CertificateAuthority, now: number): string | undefined {
-  if (!request.validityRequested) return undefined;
-  // Issued certificates start CLOCK_SKEW_MS early; the requested validity counts from the moment of issue.
-  const lifetime = notAfter - notBefore - CLOCK_SKEW_MS;
-  const caNotAfter = ca.notAfter.getTime();
-  if (notAfter >= caNotAfter - CLOCK_SKEW_MS && now + request.validityMs >= caNotAfter) return undefined;
-  if (Math.abs(lifetime - request.validityMs) <= Math.max(CLOCK_SKEW_MS, request.validityMs / 100)) return undefined;
-  return `valid for ${formatDuration(Math.max(lifetime, 0))}, requested --validity ${formatDuration(request.validityMs)}`;
-}
-
-function describeSans(dnsNames: readonly string[], ipAddresses: readonly string[]): string {
-  const all = [...dnsNames.map((name) => `DNS:${name.toLowerCase()}`), ...ipAddresses.map((ip) => `IP:${ip}`)];
-  return all.length === 0 ? '(none)' : [...new Set(all)].sort().join(', ');
-}
-
-function keyAlgorithmOf(cert: X509Certificate): KeyAlgorithm | undefined {
-  const key = cert.publicKey;
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return 'ECDSA-P256';
-  if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1') return 'ECDSA-P384';
-  if (key.asymmetricKeyType === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) return 'RSA-2048';
-  if (key.asymmetricKeyType === 'ed25519') return 'Ed25519';
-  return undefined;
-}
-
-interface CaFiles {
-  readonly dir: string;
-  readonly cert: string;
-  readonly key: string;
-}
-
-function caFiles(dir: string): CaFiles {
-  const caDir = join(dir, DEV_CA_FOLDER);
-  return { dir: caDir, cert: join(caDir, CA_CERT_FILE), key: join(caDir, CA_KEY_FILE) };
-}
-
-async function createCa(trustDomain: string, validityMs: number): Promise<CertificateAuthority> {
-  const label = `nestjs-mtls dev CA ${trustDomain}`;
-  // RFC 5280 upper bound for a commonName is 64 characters.
-  return CertificateAuthority.create({ trustDomain, validityMs, commonName: label.length <= 64 ? label : 'nestjs-mtls dev CA' });
-}
-
-/**
- * Writes the CA into a fresh folder and renames it into place, so `ca/` appears with both files or not at all. Returns
- * false when, without `replace`, another process put a CA there first.
- */
-async function writeCa(dir: string, files: CaFiles, ca: CertificateAuthority, options: { replace: boolean }): Promise<boolean> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const staging = await mkdtemp(join(dir, '.ca-'));
-  try {
-    await writeFile(join(staging, CA_KEY_FILE), ca.keyPem, { mode: 0o600, flag: 'wx' });
-    await writeFile(join(staging, CA_CERT_FILE), ca.certPem, { mode: 0o644, flag: 'wx' });
-    let retired: string | undefined;
-    if (options.replace) {
-      retired = `${staging}.replaced`;
-      try {
-        await rename(files.dir, retired);
-      } catch (error) {
-        if (errorCode(error) !== 'ENOENT') throw error;
-        retired = undefined;
-      }
-    }
-    try {
-      await rename(staging, files.dir);
-    } catch (error) {
-      if (retired !== undefined) {
-        await rename(retired, files.dir);
-        throw error;
-      }
-      // rename(2) over a non-empty directory: somebody else's CA is already there.
-      if (errorCode(error) === 'ENOTEMPTY' || errorCode(error) === 'EEXIST') return false;
-      throw error;
-    }
-    if (retired !== undefined) {
-      await rm(retired, { recursive: true, force: true });
-    }
-    return true;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
-}
-
-/** Loads the CA in `ca/`; undefined when neither file exists. Throws when it cannot be used, saying how to fix it. */
-async function loadExistingCa(files: CaFiles): Promise<{ ca: CertificateAuthority; warnings: string[] } | undefined> {
-  const [certPem, keyPem] = await Promise.all([readIfExists(files.cert, 'ca'), readIfExists(files.key, 'key')]);
-  if (certPem === undefined && keyPem === undefined) {
-    return undefined;
-  }
-  if (certPem === undefined || keyPem === undefined) {
-    const [missing, present, field] =
-      certPem === undefined ? [files.cert, files.key, 'ca' as const] : [files.key, files.cert, 'key' as const];
-    throw new CredentialsError(
-      'ERR_MTLS_CREDENTIALS_UNREADABLE',
-      `the dev CA is incomplete: ${present} exists but ${missing} does not`,
-      { file: missing, field, fix: `restore it, or ${REPLACE_CA}` },
-    );
-  }
-  let ca: CertificateAuthority;
-  try {
-    ca = await CertificateAuthority.load(certPem, keyPem, { certFile: files.cert, keyFile: files.key });
-  } catch (error) {
-    if (error instanceof CredentialsError) {
-      throw new CredentialsError(
-        error.code,
-        error.reason,
-        { file: error.file, field: error.field, fix: `${error.fix}; or ${REPLACE_CA}` },
-        { cause: error },
-      );
-    }
-    throw error;
-  }
-  const warnings = checkCaValidity(ca, files);
-  if (process.platform !== 'win32') {
-    const mode = (await stat(files.key)).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
-      warnings.push(`${files.key} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}); run chmod 600 on it`);
-    }
-  }
-  return { ca, warnings };
-}
-
-/** Throws when the CA cannot issue a valid certificate now; returns a warning when it expires soon. */
-function checkCaValidity(ca: CertificateAuthority, files: CaFiles): string[] {
-  const now = Date.now();
-  const replace = `replace the CA with \`${FORCE_HINT}\`, then re-issue its certificates (dev-ca issue, or npm run sample)`;
-  if (now >= ca.notAfter.getTime()) {
-    const ago = formatDuration(now - ca.notAfter.getTime());
-    throw new CredentialsError('ERR_MTLS_CERT_EXPIRED', `the dev CA expired ${ago} ago (${ca.notAfter.toISOString()})`, {
-      file: files.cert,
-      field: 'ca',
-      fix: replace,
-    });
-  }
-  if (now < ca.notBefore.getTime()) {
-    throw new CredentialsError('ERR_MTLS_CERT_NOT_YET_VALID', `the dev CA is not valid until ${ca.notBefore.toISOString()}`, {
-      file: files.cert,
-      field: 'ca',
-      fix: `check the system clock, or ${replace}`,
-    });
-  }
-  const left = ca.notAfter.getTime() - now;
-  const lifetime = ca.notAfter.getTime() - ca.notBefore.getTime();
-  if (left <= Math.min(CA_WARNING_MS, lifetime * RENEW_FRACTION)) {
-    return [`the dev CA expires in ${formatDuration(left)} (${ca.notAfter.toISOString()}); ${replace}`];
-  }
-  return [];
-}
-
-/** The trust domain named by an existing CA certificate, read without its key (to replace it like for like). */
-async function trustDomainOfExistingCa(files: CaFiles): Promise<string | undefined> {
-  try {
-    const [cert] = parseCertificatesPem(await readFile(files.cert, 'utf8'));
-    const uri = cert?.uris.length === 1 ? cert.uris[0]! : undefined;
-    return uri === undefined ? undefined : parseTrustDomain(uri);
-  } catch {
-    return undefined;
-  }
-}
-
-async function readIfExists(file: string, field: 'ca' | 'key'): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return undefined;
-    throw new CredentialsError('ERR_MTLS_CREDENTIALS_UNREADABLE', `cannot read the dev CA (${errorCode(error) ?? 'unknown error'})`, {
-      file,
-      field,
-      fix: 'check the permissions of the dev CA directory',
-    });
-  }
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return false;
-    throw error;
-  }
-}
-
 function checkDir(dir: unknown): string {
   if (typeof dir !== 'string' || dir.trim() === '' || dir.includes('\0')) {
     throw invalid('dir', 'must be a directory path, e.g. .dev-certs');
@@ -771,25 +442,22 @@ function listOf(value: unknown, option: string): string[] {
   return value as string[];
 }
 
-/** A host name (RFC 1123 labels), optionally with one leading `*.` wildcard label; lower-cased. */
+/** A host name, optionally with one leading `*.` wildcard label; lower-cased. */
 function checkDnsName(name: string): string {
-  const lower = name.toLowerCase();
-  const labels = lower.split('.');
-  const ok =
-    lower.length <= 253 &&
-    labels.every((label, index) => DNS_LABEL.test(label) || (index === 0 && label === '*' && labels.length > 2));
-  if (!ok) {
-    throw invalid('dnsNames', `"${printable(name)}" is not a DNS name (labels of letters, digits and "-", e.g. orders.shop.svc)`);
+  const lower = normalizeDnsName(name, { wildcard: true });
+  if (lower === undefined) {
+    throw invalid(
+      'dnsNames',
+      `"${printable(name)}" is not a DNS name (labels of letters, digits, "-" and "_", e.g. orders.shop.svc)`,
+    );
   }
   return lower;
 }
 
-/** IPv4 as given, IPv6 compressed, so that a certificate's SANs and a request compare as text. */
-function canonicalIp(ip: string): string {
-  const family = isIP(ip);
-  if (family === 4) return ip;
-  if (family === 6 && !ip.includes('%')) return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  throw invalid('ipAddresses', `"${printable(ip)}" is not an IPv4 or IPv6 address`);
+function checkIp(ip: string): string {
+  const canonical = canonicalIp(ip);
+  if (canonical === undefined) throw invalid('ipAddresses', `"${printable(ip)}" is not an IPv4 or IPv6 address`);
+  return canonical;
 }
 
 function unique(values: string[]): string[] {
@@ -802,9 +470,4 @@ function describeTrustDomain(trustDomain: string | undefined): string {
 
 function invalid(option: string, message: string, cause?: unknown): MtlsConfigError {
   return new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${option}: ${message}`, cause === undefined ? undefined : { cause });
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }

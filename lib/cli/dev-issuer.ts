@@ -44,14 +44,21 @@ async function writeAtomically(file: string, content: string, mode: number): Pro
  * Creates a development token issuer (an ES256 key and its `jwks.json`) under `<dir>/issuer/`, or loads the one
  * there. An existing key is replaced only with `force`. For development and tests only.
  */
-export async function initDevIssuer(options: { dir: string; issuer?: string | undefined; force?: boolean | undefined }): Promise<DevIssuerResult> {
+export async function initDevIssuer(options: {
+  dir: string;
+  issuer?: string | undefined;
+  force?: boolean | undefined;
+}): Promise<DevIssuerResult> {
   const files = devIssuerFiles(options.dir);
   if (!options.force) {
     try {
       const existing = JSON.parse(await readFile(files.config, 'utf8')) as { issuer: string; kid: string };
       await readFile(files.key);
       if (options.issuer !== undefined && options.issuer !== existing.issuer) {
-        throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `issuer: the dev issuer in ${files.dir} is ${existing.issuer}; pass --force to replace it`);
+        throw new MtlsConfigError(
+          'ERR_MTLS_CONFIG_INVALID',
+          `issuer: the dev issuer in ${files.dir} is ${existing.issuer}; pass --force to replace it`,
+        );
       }
       return { action: 'loaded', issuer: existing.issuer, kid: existing.kid, files };
     } catch (error) {
@@ -59,10 +66,14 @@ export async function initDevIssuer(options: { dir: string; issuer?: string | un
     }
   }
   const issuer = options.issuer ?? DEV_ISSUER_DEFAULT;
-  if (!issuer.startsWith('https://')) throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `issuer: use an https:// identifier, got ${JSON.stringify(issuer)}`);
+  if (!issuer.startsWith('https://'))
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `issuer: use an https:// identifier, got ${JSON.stringify(issuer)}`);
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   const jwk = await exportJWK(publicKey);
-  const kid = createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest('base64url').slice(0, 16);
+  const kid = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url')
+    .slice(0, 16);
   await mkdir(files.dir, { recursive: true, mode: 0o700 });
   await writeAtomically(files.key, await exportPKCS8(privateKey), 0o600);
   await writeAtomically(files.jwks, `${JSON.stringify({ keys: [{ ...jwk, kid, alg: 'ES256', use: 'sig' }] }, null, 2)}\n`, 0o644);
@@ -86,7 +97,8 @@ export interface DevTokenOptions {
 /** Signs a token with the dev issuer under `dir` (created first if missing). */
 export async function mintDevToken(options: DevTokenOptions): Promise<string> {
   if (options.sub === '') throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'sub: must not be empty');
-  if (options.aud.length === 0 || options.aud.some((a) => a === '')) throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'aud: name at least one audience');
+  if (options.aud.length === 0 || options.aud.some((a) => a === ''))
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', 'aud: name at least one audience');
   const { issuer, kid, files } = await initDevIssuer({ dir: options.dir });
   const key = createPrivateKey(await readFile(files.key, 'utf8'));
   const claims: JWTPayload = { sub: options.sub, aud: options.aud.length === 1 ? options.aud[0]! : [...options.aud] };
@@ -96,7 +108,10 @@ export async function mintDevToken(options: DevTokenOptions): Promise<string> {
     try {
       certificate = new X509Certificate(await readFile(options.bindCert));
     } catch (error) {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `bindCert: ${options.bindCert} is not a readable PEM certificate (${(error as Error).message})`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `bindCert: ${options.bindCert} is not a readable PEM certificate (${(error as Error).message})`,
+      );
     }
     claims.cnf = { 'x5t#S256': createHash('sha256').update(certificate.raw).digest('base64url') };
   }

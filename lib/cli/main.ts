@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { MtlsConfigError, MtlsError } from '../errors/mtls.errors.js';
-import type { KeyAlgorithm } from '../pki/certificate-authority.js';
+import type { KeyAlgorithm } from '../x509/certificate-authority.js';
 import { inspectCertificate } from './certificate-inspection.js';
-import { describeDevCaResult, describeDevCertificateResult, displayPath, formatInspection, printable } from './cli-format.js';
+import { describeDevCaResult, describeDevCertificateResult, displayPath, formatInspection } from './cli-format.js';
+import { printable } from '../format/describe-value.js';
 import { describeDevCertificatesIgnore, ignoreDevCertificates } from './dev-certs-gitignore.js';
 import {
   DEV_KEY_ALGORITHMS,
@@ -17,7 +18,7 @@ import {
   normalizeDevCaOptions,
   normalizeDevCertificateRequest,
 } from './dev-ca.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../format/duration.js';
 import { runTokenCommand, TOKEN_HELP } from './token-commands.js';
 
 /** Where the command writes: `console` when run as a program, a capture in tests. */
@@ -248,7 +249,9 @@ async function inspect(argv: readonly string[], io: CliIo): Promise<number> {
     return EXIT_OK;
   }
   if (positionals.length !== 1) {
-    throw new UsageError('"inspect" takes one certificate file, e.g. inspect .dev-certs/orders/tls.crt --key .dev-certs/orders/tls.key');
+    throw new UsageError(
+      '"inspect" takes one certificate file, e.g. inspect .dev-certs/orders/tls.crt --key .dev-certs/orders/tls.key',
+    );
   }
   const inspection = await inspectCertificate({ certFile: positionals[0]!, keyFile: values.key });
   io.log(values.json ? JSON.stringify(inspection, null, 2) : formatInspection(inspection));
@@ -304,7 +307,6 @@ function asUsageError(check: () => unknown): void {
     throw error;
   }
 }
-
 
 function warn(io: CliIo, warnings: readonly string[]): void {
   for (const warning of warnings) {

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
-import { printable } from './cli-format.js';
+import { printable } from '../format/describe-value.js';
 import { initDevIssuer, mintDevToken } from './dev-issuer.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../format/duration.js';
 
 /** Where the command writes (the same shape as main's `CliIo`). */
 interface Io {
@@ -30,7 +30,10 @@ export async function runTokenCommand(command: 'issuer' | 'token', argv: readonl
   try {
     return command === 'issuer' ? await issuer(argv, io) : await token(argv, io);
   } catch (error) {
-    if (error instanceof Usage || (error instanceof TypeError && String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      error instanceof Usage ||
+      (error instanceof TypeError && String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       io.error(`nestjs-mtls: ${error.message}\nRun "nestjs-mtls --help" for usage.`);
       return 2;
     }
@@ -48,16 +51,23 @@ export async function runTokenCommand(command: 'issuer' | 'token', argv: readonl
 
 async function issuer(argv: readonly string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'init') throw new Usage(`"dev-ca issuer" needs a subcommand: init${sub === undefined ? '' : ` (got "${printable(sub)}")`}`);
+  if (sub !== 'init')
+    throw new Usage(`"dev-ca issuer" needs a subcommand: init${sub === undefined ? '' : ` (got "${printable(sub)}")`}`);
   const { values, positionals } = parseArgs({
     args: [...rest],
-    options: { dir: { type: 'string', default: DEFAULT_DIR }, issuer: { type: 'string' }, force: { type: 'boolean', default: false } },
+    options: {
+      dir: { type: 'string', default: DEFAULT_DIR },
+      issuer: { type: 'string' },
+      force: { type: 'boolean', default: false },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length > 0) throw new Usage('"dev-ca issuer init" takes no arguments');
   const result = await initDevIssuer({ dir: values.dir, issuer: values.issuer, force: values.force });
-  io.log(`dev token issuer ${result.action === 'created' ? 'created' : 'already present'}: iss ${result.issuer}, kid ${result.kid}, keys ${result.files.jwks}`);
+  io.log(
+    `dev token issuer ${result.action === 'created' ? 'created' : 'already present'}: iss ${result.issuer}, kid ${result.kid}, keys ${result.files.jwks}`,
+  );
   if (result.action === 'created') io.log('This issuer is for development and tests only.');
   return 0;
 }
@@ -82,6 +92,15 @@ async function token(argv: readonly string[], io: Io): Promise<number> {
   const ttlMs = parseDuration(values.ttl);
   if (ttlMs === undefined) throw new Usage(`--ttl "${printable(values.ttl)}" is not a duration; use e.g. 90s, 10m or 1h`);
   // The token alone on stdout, so that $(nestjs-mtls dev-ca token …) can be passed to curl.
-  io.log(await mintDevToken({ dir: values.dir, sub: values.sub, aud: values.aud, ttlMs, bindCert: values['bind-cert'], scope: values.scope }));
+  io.log(
+    await mintDevToken({
+      dir: values.dir,
+      sub: values.sub,
+      aud: values.aud,
+      ttlMs,
+      bindCert: values['bind-cert'],
+      scope: values.scope,
+    }),
+  );
   return 0;
 }

@@ -35,11 +35,14 @@ export async function withBearerToken<T extends Pick<MtlsRequestOptions, 'header
 ): Promise<T> {
   const token = typeof source === 'function' ? await source() : source;
   const problem = typeof token === 'string' ? tokenProblem(token) : 'options.token returned no string';
-  if (problem !== undefined) throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${call}: ${problem}; nothing was sent`);
+  if (problem !== undefined) throw new MtlsConfigError('ERR_MTLS_INVALID_ARGUMENT', `${call}: ${problem}; nothing was sent`);
   const headers = options?.headers ?? {};
   for (const name of Object.keys(headers)) {
     if (name.toLowerCase() === 'authorization' && headers[name] !== undefined) {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${call}: both options.token and an Authorization header are set; keep one. Nothing was sent`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_INVALID_ARGUMENT',
+        `${call}: both options.token and an Authorization header are set; keep one. Nothing was sent`,
+      );
     }
   }
   return { ...(options as T), headers: { ...headers, authorization: `Bearer ${token}` } };

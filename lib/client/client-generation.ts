@@ -2,7 +2,7 @@ import type { SecureContext } from 'node:tls';
 import { buildConnector, Client, Pool } from 'undici';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { createSecureContext } from '../credentials/secure-context.js';
-import { TrustAnchors } from '../authorization/trust-anchors.js';
+import { TrustAnchors } from '../identity/trust-anchors.js';
 import { UpstreamError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { UpstreamExpectation } from './upstream-identity.js';

@@ -4,7 +4,8 @@ import type { Dispatcher } from 'undici';
 import { type MtlsError, UpstreamError } from '../errors/mtls.errors.js';
 import type { MtlsRequestOptions, MtlsResponse, QueryValue } from './client.interfaces.js';
 import type { UpstreamPool } from './client-generation.js';
-import { describeValue, invalidArgument } from './request-arguments.js';
+import { invalidArgument } from './request-arguments.js';
+import { describeValue } from '../format/describe-value.js';
 import { toUpstreamError } from './upstream-errors.js';
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w!#$&^.-]+\+)?json\s*(?:;|$)/i;
@@ -42,8 +43,7 @@ export function sendRequest<T>(
       payload = new Uint8Array(body);
     } else if (body instanceof ReadableStream || body instanceof Blob) {
       // JSON.stringify would send "{}": the caller meant the bytes.
-      const reason =
-        `the body is ${describeValue(body)}; pass a string, bytes or a node:stream Readable (Readable.fromWeb)`;
+      const reason = `the body is ${describeValue(body)}; pass a string, bytes or a node:stream Readable (Readable.fromWeb)`;
       return Promise.reject(invalidArgument(describeCall(method, path, route), reason));
     } else {
       try {

@@ -40,7 +40,8 @@ export class MtlsDispatcher extends Dispatcher {
       return refuse(handler, `the mTLS dispatcher only reaches https:// origins, got ${shown}; nothing was sent`, origin);
     }
     try {
-      const expectation = this.expectation ?? this.registry.expectation(undefined, origin, 'MtlsHttpClient.dispatcher() without expectPeer');
+      const expectation =
+        this.expectation ?? this.registry.expectation(undefined, origin, 'MtlsHttpClient.dispatcher() without expectPeer');
       return generation.pool(origin, expectation, this.registry.label(origin)).pool.dispatch(options, handler);
     } catch (error) {
       // undici's contract: a dispatcher reports failures through the handler, it does not throw.
@@ -70,12 +71,7 @@ export class MtlsDispatcher extends Dispatcher {
 }
 
 /** Fails a dispatch the way undici does: through the handler, whichever of its two APIs it implements. */
-function refuse(
-  handler: Dispatcher.DispatchHandler,
-  message: string,
-  origin: string | undefined,
-  cause?: unknown,
-): false {
+function refuse(handler: Dispatcher.DispatchHandler, message: string, origin: string | undefined, cause?: unknown): false {
   const error =
     cause instanceof MtlsError
       ? cause

@@ -12,20 +12,15 @@ import type {
   MtlsUpstreamBodyRequestOptions,
   MtlsUpstreamRequestOptions,
 } from './client.interfaces.js';
+import { HttpVerbs } from './http-verbs.js';
 import { tokenSourceProblem, withBearerToken, type BearerTokenSource } from './bearer-token.js';
 import { ClientGenerations, MAX_POOLS_PER_GENERATION } from './client-generation.js';
 import { describeRequest, notSent, sendRequest, type RequestDefaults } from './client-request.js';
 import { MtlsDispatcher } from './mtls-dispatcher.js';
 import { MtlsHttpsAgent } from './mtls-https-agent.js';
-import {
-  describeValue,
-  invalidArgument,
-  methodProblem,
-  optionsProblem,
-  pathProblem,
-  toTarget,
-} from './request-arguments.js';
+import { invalidArgument, methodProblem, optionsProblem, pathProblem, toTarget } from './request-arguments.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
+import { describeValue } from '../format/describe-value.js';
 import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';
 
 /**
@@ -39,7 +34,7 @@ import { UpstreamRegistry, type NamedUpstream } from './upstream-registry.js';
  * ```
  */
 @Injectable()
-export class MtlsHttpClient implements OnApplicationShutdown {
+export class MtlsHttpClient extends HttpVerbs<string | URL, MtlsRequestOptions> implements OnApplicationShutdown {
   readonly #generations: ClientGenerations;
   readonly #registry: UpstreamRegistry;
   readonly #defaults: RequestDefaults;
@@ -52,6 +47,7 @@ export class MtlsHttpClient implements OnApplicationShutdown {
   #closing: Promise<void> | undefined;
 
   constructor(@Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions, @Inject(MTLS_CLIENT_CREDENTIALS) store: CredentialStore) {
+    super();
     const { upstreams, connectionsPerOrigin, timeoutMs } = options.client;
     this.#defaults = { timeoutMs, maxResponseBytes: options.client.maxResponseBytes };
     this.#connections = connectionsPerOrigin;
@@ -61,7 +57,10 @@ export class MtlsHttpClient implements OnApplicationShutdown {
       if (upstream.token === undefined) continue;
       const problem = tokenSourceProblem(upstream.token);
       if (problem !== undefined) {
-        throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "client.upstreams.${name}.token": ${problem.replace('options.token ', '')}`);
+        throw new MtlsConfigError(
+          'ERR_MTLS_CONFIG_INVALID',
+          `MtlsModule option "client.upstreams.${name}.token": ${problem.replace('options.token ', '')}`,
+        );
       }
       this.#upstreamTokens.set(name, upstream.token);
     }
@@ -77,41 +76,6 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     });
   }
 
-  /** Sends a request to an https:// URL and collects the response. */
-  request<T = unknown>(method: HttpMethod, url: string | URL, options?: MtlsRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send(method, url, options, options?.body);
-  }
-
-  /** GET `url`. */
-  get<T = unknown>(url: string | URL, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('GET', url, options, undefined);
-  }
-
-  /** DELETE `url`. */
-  delete<T = unknown>(url: string | URL, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('DELETE', url, options, undefined);
-  }
-
-  /** HEAD `url`; the response's body is empty. */
-  head(url: string | URL, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<undefined>> {
-    return this.#send('HEAD', url, options, undefined);
-  }
-
-  /** POST `body` (JSON unless a string or bytes) to `url`. */
-  post<T = unknown>(url: string | URL, body?: unknown, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('POST', url, options, body);
-  }
-
-  /** PUT `body` (JSON unless a string or bytes) to `url`. */
-  put<T = unknown>(url: string | URL, body?: unknown, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PUT', url, options, body);
-  }
-
-  /** PATCH `body` (JSON unless a string or bytes) to `url`. */
-  patch<T = unknown>(url: string | URL, body?: unknown, options?: MtlsBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PATCH', url, options, body);
-  }
-
   /**
    * A client bound to the named upstream of `client.upstreams`: its origin, path prefix and expected identity.
    * Throws MtlsConfigError for a name that is not configured.
@@ -124,7 +88,12 @@ export class MtlsHttpClient implements OnApplicationShutdown {
   upstream(name: string): MtlsUpstreamClient {
     let client = this.#upstreams.get(name);
     if (client === undefined) {
-      client = new MtlsUpstreamClient(this.#registry.upstream(name), this.#generations, this.#defaults, this.#upstreamTokens.get(name));
+      client = new MtlsUpstreamClient(
+        this.#registry.upstream(name),
+        this.#generations,
+        this.#defaults,
+        this.#upstreamTokens.get(name),
+      );
       this.#upstreams.set(name, client);
     }
     return client;
@@ -172,7 +141,7 @@ export class MtlsHttpClient implements OnApplicationShutdown {
   #fixedExpectation(factory: string, options: MtlsConnectionOptions): UpstreamExpectation | undefined {
     if (typeof options !== 'object' || options === null) {
       throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
+        'ERR_MTLS_INVALID_ARGUMENT',
         `MtlsHttpClient.${factory}(): options must be an object; got ${describeValue(options)}`,
       );
     }
@@ -184,10 +153,11 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     }
   }
 
-  #send<T>(
+  /** @internal */
+  protected override send<T>(
     method: HttpMethod,
     url: string | URL,
-    options: MtlsRequestOptions | undefined,
+    options: MtlsBodyRequestOptions | undefined,
     body: unknown,
   ): Promise<MtlsResponse<T>> {
     const badMethod = methodProblem(method);
@@ -204,7 +174,7 @@ export class MtlsHttpClient implements OnApplicationShutdown {
     if (options?.token !== undefined) {
       const { token, ...rest } = options;
       return withBearerToken(rest, token, `${describeRequest(method, path)} to upstream ${upstream}`).then((withToken) =>
-        this.#send<T>(method, target, withToken, body),
+        this.send<T>(method, target, withToken, body),
       );
     }
     const generation = this.#generations.current;
@@ -236,59 +206,27 @@ export class MtlsHttpClient implements OnApplicationShutdown {
  * A client bound to one named upstream: paths instead of URLs, and the identity its configuration expects.
  * Get one from {@link MtlsHttpClient.upstream}.
  */
-export class MtlsUpstreamClient {
+export class MtlsUpstreamClient extends HttpVerbs<string, MtlsUpstreamRequestOptions> {
   /** @internal */
   constructor(
     private readonly target: NamedUpstream,
     private readonly generations: ClientGenerations,
     private readonly defaults: RequestDefaults,
     private readonly token?: BearerTokenSource,
-  ) {}
+  ) {
+    super();
+  }
 
   /** The upstream's name. */
   get name(): string {
     return this.target.name;
   }
 
-  /** Sends a request to `path` (starting with `/`) on the upstream and collects the response. */
-  request<T = unknown>(method: HttpMethod, path: string, options?: MtlsUpstreamRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send(method, path, options, options?.body);
-  }
-
-  /** GET `path`. */
-  get<T = unknown>(path: string, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('GET', path, options, undefined);
-  }
-
-  /** DELETE `path`. */
-  delete<T = unknown>(path: string, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('DELETE', path, options, undefined);
-  }
-
-  /** HEAD `path`; the response's body is empty. */
-  head(path: string, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<undefined>> {
-    return this.#send('HEAD', path, options, undefined);
-  }
-
-  /** POST `body` (JSON unless a string or bytes) to `path`. */
-  post<T = unknown>(path: string, body?: unknown, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('POST', path, options, body);
-  }
-
-  /** PUT `body` (JSON unless a string or bytes) to `path`. */
-  put<T = unknown>(path: string, body?: unknown, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PUT', path, options, body);
-  }
-
-  /** PATCH `body` (JSON unless a string or bytes) to `path`. */
-  patch<T = unknown>(path: string, body?: unknown, options?: MtlsUpstreamBodyRequestOptions): Promise<MtlsResponse<T>> {
-    return this.#send('PATCH', path, options, body);
-  }
-
-  #send<T>(
+  /** @internal */
+  protected override send<T>(
     method: HttpMethod,
     path: string,
-    options: MtlsUpstreamRequestOptions | undefined,
+    options: MtlsUpstreamBodyRequestOptions | undefined,
     body: unknown,
     tokenResolved = false,
   ): Promise<MtlsResponse<T>> {
@@ -307,7 +245,7 @@ export class MtlsUpstreamClient {
       const { token: _token, ...rest } = options ?? {};
       // Resolved first, then sent as a call without `token`: the header reaches this upstream's origin only.
       return withBearerToken(rest, token, `${describeRequest(method, path)} to upstream ${name}`).then((withToken) =>
-        this.#send<T>(method, path, withToken, body, true),
+        this.send<T>(method, path, withToken, body, true),
       );
     }
     const generation = this.generations.current;
@@ -323,9 +261,13 @@ export class MtlsUpstreamClient {
 
 const CLOSED = 'the mTLS client is closed';
 
-/** An expectPeer that does not compile, named in the error of the call or factory that received it. */
+/**
+ * An expectPeer argument that does not compile, named in the error of the call or factory that received it: an
+ * unknown peer name keeps its code, anything else is a bad argument.
+ */
 function expectPeerError(call: string, error: unknown, suffix: string): MtlsConfigError {
-  const code = error instanceof MtlsConfigError ? error.code : 'ERR_MTLS_CONFIG_INVALID';
+  const code =
+    error instanceof MtlsConfigError && error.code === 'ERR_MTLS_UNKNOWN_PEER' ? error.code : 'ERR_MTLS_INVALID_ARGUMENT';
   const reason = error instanceof Error ? error.message : String(error);
   return new MtlsConfigError(code, `${call}: options.expectPeer: ${reason}${suffix}`, { cause: error });
 }

@@ -70,10 +70,7 @@ export class MtlsHttpsAgent extends Agent {
     }
   }
 
-  #connect(
-    options: RequestOptions,
-    callback: ((error: Error | null, socket: Duplex) => void) | undefined,
-  ): Duplex | undefined {
+  #connect(options: RequestOptions, callback: ((error: Error | null, socket: Duplex) => void) | undefined): Duplex | undefined {
     const generation = this.#closed ? undefined : this.generations.current;
     const host = bareHost(options);
     const origin = new URL(`https://${host.includes(':') ? `[${host}]` : host}:${options.port ?? 443}`);
@@ -81,7 +78,8 @@ export class MtlsHttpsAgent extends Agent {
       const message = `the mTLS client is closed; nothing was sent to ${origin.origin}`;
       throw new UpstreamError('ERR_MTLS_UPSTREAM_REQUEST', message, { upstream: origin.origin });
     }
-    const expectation = this.expectation ?? this.registry.expectation(undefined, origin.origin, 'MtlsHttpClient.httpsAgent() without expectPeer');
+    const expectation =
+      this.expectation ?? this.registry.expectation(undefined, origin.origin, 'MtlsHttpClient.httpsAgent() without expectPeer');
     // Node skips checkServerIdentity on a resumed session: only sessions this agent cached (per generation) may resume.
     const { session: _callerSession, ...request } = options as RequestOptions & Pick<ConnectionOptions, 'session'>;
     const connection: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {

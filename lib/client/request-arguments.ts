@@ -1,5 +1,6 @@
 import { MtlsConfigError } from '../errors/mtls.errors.js';
 import type { HttpMethod } from './client.interfaces.js';
+import { describeValue } from '../format/describe-value.js';
 import { tokenSourceProblem } from './bearer-token.js';
 
 /** The methods the client sends; HTTP methods are case-sensitive. */
@@ -18,7 +19,7 @@ const NOT_REQUEST_TARGET = /[^\x21-\x7e]/;
 /** A bad argument to a client call, refused before anything was sent; `call` names it (`GET /stock to upstream …`). */
 export function invalidArgument(call: string, reason: string, cause?: unknown): MtlsConfigError {
   return new MtlsConfigError(
-    'ERR_MTLS_CONFIG_INVALID',
+    'ERR_MTLS_INVALID_ARGUMENT',
     `${call}: ${reason}; nothing was sent`,
     cause === undefined ? undefined : { cause },
   );
@@ -191,33 +192,6 @@ function isAbortSignal(value: unknown): value is AbortSignal {
     typeof signal.addEventListener === 'function' &&
     typeof signal.removeEventListener === 'function'
   );
-}
-
-/**
- * A value as an error message may show it: its kind for objects and functions (they may be huge, circular or
- * secret-bearing), the value itself for short primitives.
- */
-export function describeValue(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return value.length > 64 ? `a string of ${value.length} characters` : JSON.stringify(value);
-    case 'number':
-    case 'boolean':
-    case 'undefined':
-      return String(value);
-    case 'bigint':
-      return `${value}n`;
-    case 'symbol':
-      return 'a symbol';
-    case 'function':
-      return 'a function';
-    default: {
-      if (value === null) return 'null';
-      if (Array.isArray(value)) return 'an array';
-      const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-      return typeof name === 'string' && name !== '' && name !== 'Object' ? `an instance of ${name}` : 'an object';
-    }
-  }
 }
 
 /** A URL-ish string without what may be secret: the query, the fragment and any user info. Capped at 200 characters. */

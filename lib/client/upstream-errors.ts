@@ -1,4 +1,5 @@
 import { UpstreamError, type UpstreamErrorCode } from '../errors/mtls.errors.js';
+import { errorCode } from '../errors/error-code.js';
 import { X509_VERIFY_ERRORS } from '../errors/x509-verify-errors.js';
 import { isConnectError } from './client-generation.js';
 
@@ -15,7 +16,7 @@ const REFUSAL_ALERT =
 
 const REFUSED_OUR_CERTIFICATE =
   'the server may have refused our client certificate (with TLS 1.3 a client learns that only on its first read); ' +
-  "its log names the reason";
+  'its log names the reason';
 
 /** Where a failed call was going, for the error's message and detail. */
 export interface UpstreamCall {
@@ -60,11 +61,6 @@ export function toUpstreamError(error: unknown, call: UpstreamCall): UpstreamErr
     return fail('ERR_MTLS_UPSTREAM_ABORTED', 'aborted');
   }
   return fail('ERR_MTLS_UPSTREAM_REQUEST', `failed: ${code === undefined ? detail : `${code} (${detail})`}`);
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 /** undici's SocketError carries the socket's counters: 0 bytes read means no byte of any response ever arrived. */

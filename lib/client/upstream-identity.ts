@@ -2,9 +2,9 @@ import { isIP } from 'node:net';
 import { checkServerIdentity as checkHostName, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import type { Authorizer } from '../authorization/authorizer.js';
 import { compileRule } from '../authorization/peer-rule.js';
-import { chainTrustDomainProblem, type TrustAnchors } from '../authorization/trust-anchors.js';
+import { chainTrustDomainProblem, type TrustAnchors } from '../identity/trust-anchors.js';
 import { CertificateParseError, UpstreamError } from '../errors/mtls.errors.js';
-import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { peerIdentityFromCertificate, type PeerIdentity } from '../identity/peer-identity.js';
 
 /** Node's `checkServerIdentity` hook: return an Error to fail the handshake before any request byte is sent. */
@@ -151,13 +151,7 @@ function checkHost(
   return mismatch(upstream, expected, seen, `${name} is not among its SANs`, error);
 }
 
-function mismatch(
-  upstream: string,
-  expected: string,
-  seen: string,
-  reason: string | undefined,
-  cause?: unknown,
-): UpstreamError {
+function mismatch(upstream: string, expected: string, seen: string, reason: string | undefined, cause?: unknown): UpstreamError {
   const why = reason === undefined ? '' : `: ${reason}`;
   return new UpstreamError(
     'ERR_MTLS_UPSTREAM_IDENTITY',

@@ -1,17 +1,15 @@
 import { isIP } from 'node:net';
 import { didYouMean } from '../errors/did-you-mean.js';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { normalizeDnsName } from '../identity/dns-name.js';
 import type { UpstreamOptions } from '../mtls.options.js';
 import type { ExpectedPeer } from './client.interfaces.js';
 import { LruMap } from './lru-map.js';
-import { describeValue } from './request-arguments.js';
+import { describeValue } from '../format/describe-value.js';
 import { expectHostName, expectSpiffePeer, type UpstreamExpectation } from './upstream-identity.js';
 
 /** Expectations compiled from call arguments that are kept, per kind; configured ones are kept apart, all of them. */
 export const MAX_CACHED_EXPECTATIONS = 256;
-
-/** A DNS name as certificates carry it: LDH labels (and `_`, seen in service records), at most 253 characters. */
-const DNS_NAME = /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
 
 /** A named upstream, resolved: where it is and what its server must prove. */
 export interface NamedUpstream {
@@ -72,15 +70,17 @@ export class UpstreamRegistry {
     };
   }
 
-  /** The named upstream. Throws MtlsConfigError naming the configured ones. */
+  /** The named upstream. Throws MtlsConfigError (`ERR_MTLS_INVALID_ARGUMENT`) naming the configured ones. */
   upstream(name: string): NamedUpstream {
     const upstream = typeof name === 'string' ? this.#byName.get(name) : undefined;
     if (upstream === undefined) {
       const known = [...this.#byName.keys()].map((known) => `"${known}"`).join(', ') || 'none';
       throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
+        'ERR_MTLS_INVALID_ARGUMENT',
         `no upstream named ${describeValue(name)} in MtlsModule option "client.upstreams" (configured: ${known})` +
-          (typeof name === 'string' && didYouMean(name, this.#byName.keys()) !== '' ? `;${didYouMean(name, this.#byName.keys())}` : ''),
+          (typeof name === 'string' && didYouMean(name, this.#byName.keys()) !== ''
+            ? `;${didYouMean(name, this.#byName.keys())}`
+            : ''),
       );
     }
     return upstream;
@@ -153,23 +153,7 @@ export class UpstreamRegistry {
 
   #resolve(name: string, options: UpstreamOptions): NamedUpstream {
     const option = `client.upstreams.${name}`;
-    let url: URL;
-    try {
-      url = new URL(options.url);
-    } catch (error) {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `MtlsModule option "${option}.url" is not a URL: ${JSON.stringify(options.url)}`,
-        { cause: error },
-      );
-    }
-    if (url.protocol !== 'https:' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-      throw new MtlsConfigError(
-        'ERR_MTLS_CONFIG_INVALID',
-        `MtlsModule option "${option}.url" must be an https:// URL without query, fragment or credentials; ` +
-          `got ${JSON.stringify(options.url)}`,
-      );
-    }
+    const { origin, basePath } = upstreamUrl(name, options.url);
     let expectation: UpstreamExpectation;
     try {
       expectation = this.compile(options.expectPeer);
@@ -177,15 +161,39 @@ export class UpstreamRegistry {
       if (!(error instanceof MtlsConfigError)) throw error;
       throw new MtlsConfigError(error.code, `MtlsModule option "${option}.expectPeer": ${error.message}`, { cause: error });
     }
-    return { name, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), expectation };
+    return { name, origin, basePath, expectation };
   }
+}
+
+/**
+ * The origin and path prefix of upstream `name`'s `url`: an https:// URL without query, fragment or credentials.
+ * Throws MtlsConfigError naming the option.
+ */
+export function upstreamUrl(name: string, text: unknown): { readonly origin: string; readonly basePath: string } {
+  const option = `MtlsModule option "client.upstreams.${name}.url"`;
+  let url: URL;
+  try {
+    url = new URL(typeof text === 'string' ? text : '');
+  } catch (error) {
+    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `${option} is not a URL: ${JSON.stringify(text)}`, {
+      cause: error,
+    });
+  }
+  if (url.protocol !== 'https:' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `${option} must be an https:// URL without query, fragment or credentials; got ${JSON.stringify(text)}`,
+    );
+  }
+  return { origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') };
 }
 
 /** `origin` (as `URL.origin` writes it) with a trailing dot of its host removed: `https://inventory.:8443` is `https://inventory:8443`. */
 function originKey(origin: string): string {
   const portStart = origin.lastIndexOf(':');
   // `https://[::1]:8443`: the last colon before the port follows `]`; without a port the host runs to the end.
-  const hostEnd = portStart > 'https://'.length && !origin.endsWith(']') && /^:\d+$/.test(origin.slice(portStart)) ? portStart : origin.length;
+  const hostEnd =
+    portStart > 'https://'.length && !origin.endsWith(']') && /^:\d+$/.test(origin.slice(portStart)) ? portStart : origin.length;
   return origin[hostEnd - 1] === '.' ? origin.slice(0, hostEnd - 1) + origin.slice(hostEnd) : origin;
 }
 
@@ -201,7 +209,7 @@ function hostNameOf(expectPeer: unknown): string {
     );
   }
   const bare = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
-  if (isIP(bare) === 0 && !DNS_NAME.test(bare)) {
+  if (isIP(bare) === 0 && normalizeDnsName(bare.endsWith('.') ? bare.slice(0, -1) : bare) === undefined) {
     throw new MtlsConfigError(
       'ERR_MTLS_CONFIG_INVALID',
       `expectPeer.hostname must be a DNS name or an IP address; got ${describeValue(hostname)}`,

@@ -34,7 +34,10 @@ export class CredentialStore {
    */
   replace(next: Credentials): void {
     if (next.key.disposed) {
-      throw new MtlsError('ERR_MTLS_KEY_DISPOSED', 'cannot install a credential set whose private key was already zero-filled (a set once replaced)');
+      throw new MtlsError(
+        'ERR_MTLS_KEY_DISPOSED',
+        'cannot install a credential set whose private key was already zero-filled (a set once replaced)',
+      );
     }
     const previous = this.#current;
     this.#current = next;

@@ -1,15 +1,24 @@
 import type { LoggerService } from '@nestjs/common';
 import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
-import type { CredentialSetName, MtlsEvent } from '../observability/mtls-events.js';
 import type { CredentialStore } from './credential-store.js';
-import { formatDuration } from './credentials-description.js';
+import { formatDuration } from '../format/duration.js';
 import { validateCredentials } from './credentials-validation.js';
-import type { CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
-import { revocationListsOf } from './crl.js';
+import type { CredentialSetName, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
+import { revocationListsOf } from './revocation-lists.js';
 import { advanceCrlHighWaterMarks, crlPosition, findCrlRegression } from './crl-freshness.js';
 import type { CrlHighWaterMarks, CrlInFile } from './crl-freshness.js';
 import { createSecureContext } from './secure-context.js';
+
+/** What a reloader reports about its set; `MtlsEvents` carries these among its events. */
+export type CredentialsReloadEvent =
+  | {
+      readonly type: 'credentials.rotated';
+      readonly set: CredentialSetName;
+      readonly previous: Credentials;
+      readonly current: Credentials;
+    }
+  | { readonly type: 'credentials.refused'; readonly set: CredentialSetName; readonly error: CredentialsError };
 
 /** Where a source's log lines go: Nest's `Logger` or any `LoggerService`. */
 export type InstallLogger = Pick<LoggerService, 'log' | 'warn' | 'error'>;
@@ -27,7 +36,7 @@ export interface CredentialsInstallTarget {
   /** The TLS policy consumers build contexts with: a candidate set must be accepted by OpenSSL under it. */
   readonly tls?: TlsPolicyOptions | undefined;
   /** Where `credentials.rotated` goes (usually `MtlsEvents`). */
-  readonly events?: { emit(event: MtlsEvent): void } | undefined;
+  readonly events?: { emit(event: CredentialsReloadEvent): void } | undefined;
   readonly logger: InstallLogger;
 }
 
@@ -53,8 +62,7 @@ export function validateForInstall(
 
 /** What offering one raw set led to. */
 export type InstallOutcome =
-  | { readonly result: 'rotated' | 'unchanged' }
-  | { readonly result: 'refused'; readonly error: CredentialsError };
+  { readonly result: 'rotated' | 'unchanged' } | { readonly result: 'refused'; readonly error: CredentialsError };
 
 /**
  * The one path from raw credential bytes to the store, whatever their source: skip a set identical to the one served,
@@ -142,7 +150,10 @@ function errorText(error: unknown): string {
 
 /** The CRLs of a validated set, each with the file (or source) it came from. */
 function crlsInFiles(credentials: Credentials, files: readonly string[] | string): CrlInFile[] {
-  return revocationListsOf(credentials).map((crl, i) => ({ crl, file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')) }));
+  return revocationListsOf(credentials).map((crl, i) => ({
+    crl,
+    file: typeof files === 'string' ? files : (files[i] ?? files.join(', ')),
+  }));
 }
 
 /**

@@ -2,18 +2,18 @@ import { createHash } from 'node:crypto';
 import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
+import { errorCode } from '../errors/error-code.js';
+import { describeValue } from '../format/describe-value.js';
 import type { CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import type { CredentialFiles, CredentialsSourceOptions, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { validateCredentials } from './credentials-validation.js';
 import type { ValidateOptions } from './credentials-validation.js';
-import { findPemBlocks, redactPrivateKeys } from './pem.js';
+import { findPemBlocks, redactPrivateKeys } from '../x509/pem.js';
 import { PrivateKeyMaterial } from './private-key.js';
+import { SECRET_DATA_LINK } from './secret-layout.js';
 
 export { validateCredentials } from './credentials-validation.js';
 export type { ValidateOptions } from './credentials-validation.js';
-
-/** The `..data` symlink kubelet renames to publish a new Secret payload atomically. */
-export const SECRET_DATA_LINK = '..data';
 
 const SECRET_DIR_KEYS = ['dir', 'certFileName', 'keyFileName', 'caFileName', 'crlFiles'] as const;
 const FILES_KEYS = ['certFile', 'keyFile', 'caFile', 'crlFile'] as const;
@@ -53,7 +53,9 @@ export function resolveCredentialFiles(options: CredentialsSourceOptions, option
   }
   if (dirKeys.length > 0) {
     if (!dirKeys.includes('dir')) {
-      throw configError(`MtlsModule option "${optionName}.dir" is missing: ${dirKeys.join(', ')} only apply to a Secret directory`);
+      throw configError(
+        `MtlsModule option "${optionName}.dir" is missing: ${dirKeys.join(', ')} only apply to a Secret directory`,
+      );
     }
     const dir = fields.path('dir');
     if (fields.values['crlFiles'] !== undefined && !Array.isArray(fields.values['crlFiles'])) {
@@ -93,7 +95,7 @@ class OptionFields {
   ) {}
 
   invalid(key: string, problem: string, value: unknown = this.values[key]): MtlsConfigError {
-    return configError(`MtlsModule option "${this.optionName}.${key}" ${problem}, got ${describe(value)}`);
+    return configError(`MtlsModule option "${this.optionName}.${key}" ${problem}, got ${describeValue(value)}`);
   }
 
   /** A required path, absolute or resolved against `base` (default: the working directory). */
@@ -132,13 +134,6 @@ class OptionFields {
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
 /** Which credential each file of a set holds, in hashing and reading order. */
 interface FileToRead {
   readonly path: string;
@@ -162,14 +157,28 @@ export async function readCredentials(files: CredentialFiles): Promise<RawCreden
   const toRead = filesOf(files);
   if (files.secretDir === undefined) {
     // In-place writers (spiffe-helper) give no commit point: read once; validation refuses a half-written pair.
-    return assemble(files, toRead, await readAll(toRead, toRead.map((file) => file.path)));
+    return assemble(
+      files,
+      toRead,
+      await readAll(
+        toRead,
+        toRead.map((file) => file.path),
+      ),
+    );
   }
   const dataLink = join(files.secretDir, SECRET_DATA_LINK);
   for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
     const target = await resolveDataLink(dataLink);
     if (target === undefined) {
       // A plain directory (no atomic writer): nothing to pin.
-      return assemble(files, toRead, await readAll(toRead, toRead.map((file) => file.path)));
+      return assemble(
+        files,
+        toRead,
+        await readAll(
+          toRead,
+          toRead.map((file) => file.path),
+        ),
+      );
     }
     let contents: Buffer[];
     try {
@@ -301,7 +310,10 @@ async function unreadable(file: FileToRead, error: unknown): Promise<Credentials
     case 'ENOENT': {
       const parent = await firstMissingParent(file.path);
       return parent === undefined
-        ? detail('the file does not exist', 'check the path and that the process can read it (for a Secret volume: that the Secret has this key)')
+        ? detail(
+            'the file does not exist',
+            'check the path and that the process can read it (for a Secret volume: that the Secret has this key)',
+          )
         : detail(`the directory "${parent}" does not exist`, 'check the path, and that the volume is mounted there');
     }
     case 'EACCES':
@@ -334,11 +346,6 @@ async function firstMissingParent(path: string): Promise<string | undefined> {
     }
     if (dir === resolve(dir, '..')) return missing;
   }
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 function assemble(files: CredentialFiles, toRead: readonly FileToRead[], contents: readonly Buffer[]): RawCredentials {

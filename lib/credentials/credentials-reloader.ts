@@ -3,11 +3,18 @@ import { watch, type FSWatcher } from 'chokidar';
 import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
 import type { CredentialsError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
-import type { CredentialSetName, MtlsEvent } from '../observability/mtls-events.js';
 import type { CredentialStore } from './credential-store.js';
-import { asCredentialsError, CrlRollbackGuard, installCredentials } from './credentials-installer.js';
-import { readCredentials, SECRET_DATA_LINK } from './credentials-loader.js';
-import type { CredentialFiles, CredentialUsage, RawCredentials } from './credentials.interfaces.js';
+import {
+  asCredentialsError,
+  CrlRollbackGuard,
+  installCredentials,
+  type CredentialsReloadEvent,
+} from './credentials-installer.js';
+import { readCredentials } from './credentials-loader.js';
+import { SECRET_DATA_LINK } from './secret-layout.js';
+import type { CredentialFiles, CredentialSetName, CredentialUsage, RawCredentials } from './credentials.interfaces.js';
+
+export type { CredentialsReloadEvent } from './credentials-installer.js';
 
 /** What the reloader logs through: Nest's `Logger` by default. */
 export type ReloadLogger = Pick<LoggerService, 'log' | 'warn' | 'error'>;
@@ -32,7 +39,7 @@ export interface CredentialsReloaderOptions {
   /** Longest wait between retries while the files on disk stay invalid. */
   readonly maxRetryDelayMs: number;
   /** Where `credentials.rotated` and `credentials.refused` go (usually `MtlsEvents`). */
-  readonly events?: { emit(event: MtlsEvent): void } | undefined;
+  readonly events?: { emit(event: CredentialsReloadEvent): void } | undefined;
   /** @default new Logger('MtlsCredentials') */
   readonly logger?: ReloadLogger | undefined;
 }

@@ -2,21 +2,22 @@ import { createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CredentialsError, MtlsError } from '../errors/mtls.errors.js';
 import type { CredentialsErrorCode, CredentialsErrorDetail } from '../errors/mtls.errors.js';
-import { parseCertificateDer } from '../identity/certificate.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer } from '../x509/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { peerIdentityFromCertificate } from '../identity/peer-identity.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { claimsSpiffeId, svidProblems } from '../identity/svid-rules.js';
-import { certificateLabel, nodeCertificate, validityAt } from './certificate-cache.js';
-import { USAGE_OIDS, verifyChain } from './chain-verifier.js';
-import { formatDuration } from './credentials-description.js';
-import { crlIssuerMismatch, parseCrlPem, rememberRevocationLists } from './crl.js';
-import type { RevocationList } from './crl.js';
+import { certificateLabel, nodeCertificate, validityAt } from '../x509/certificate-checks.js';
+import { USAGE_OIDS, verifyChain } from '../x509/chain-verifier.js';
+import { formatDuration } from '../format/duration.js';
+import { crlIssuerMismatch, parseCrlPem } from '../x509/crl.js';
+import { rememberRevocationLists } from './revocation-lists.js';
+import type { RevocationList } from '../x509/crl.js';
 import { crlIssuerKey, crlPosition } from './crl-freshness.js';
 import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
-import { bindTrustDomainBundles } from './trust-domain-bundles.js';
-import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from './pem.js';
-import type { PemBlock } from './pem.js';
+import { bindTrustDomainBundles } from '../identity/trust-domain-bundles.js';
+import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from '../x509/pem.js';
+import type { PemBlock } from '../x509/pem.js';
 import type { PrivateKeyMaterial } from './private-key.js';
 
 /** Options of {@link validateCredentials}. */
@@ -52,7 +53,8 @@ const OPENSSL_CRITICAL_EXTENSIONS: ReadonlySet<string> = new Set([
 /** PEM labels Node's createPrivateKey loads unencrypted: PKCS#8, PKCS#1 and SEC1. */
 const LOADABLE_KEY_LABELS: ReadonlySet<string> = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']);
 const SVID_PREFIX = 'x509svid: certificate validation failed: ';
-const SVID_FIX = 'the issuer must mint an X509-SVID (SPIRE, cert-manager csi-driver-spiffe, or a CA template following the X509-SVID spec)';
+const SVID_FIX =
+  'the issuer must mint an X509-SVID (SPIRE, cert-manager csi-driver-spiffe, or a CA template following the X509-SVID spec)';
 
 /**
  * Validates a raw set: PEM structure, key, trust bundle, CRLs, key ↔ leaf match, leaf validity, critical extensions
@@ -134,7 +136,10 @@ function missingCertificatesReason(data: Buffer, blocks: readonly PemBlock[]): {
   return { reason: `no CERTIFICATE block (found ${blocks.map((b) => `"${b.label}"`).join(', ')})` };
 }
 
-function parseCertificateFile(pem: string, files: CredentialFiles): { certificates: CertificateInfo[]; holdsPrivateKey: boolean } {
+function parseCertificateFile(
+  pem: string,
+  files: CredentialFiles,
+): { certificates: CertificateInfo[]; holdsPrivateKey: boolean } {
   const detail = { file: files.cert, field: 'certificate' as const };
   const data = Buffer.from(pem, 'utf8');
   const scan = findPemBlocks(data);
@@ -259,7 +264,10 @@ function parseTrustBundle(pem: string, files: CredentialFiles): CertificateInfo[
     });
   }
   if (other !== undefined) {
-    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `unexpected "${other.label}" block in the trust bundle`, { ...detail, fix: 'keep only CERTIFICATE blocks' });
+    throw fail('ERR_MTLS_CREDENTIALS_NOT_PEM', `unexpected "${other.label}" block in the trust bundle`, {
+      ...detail,
+      fix: 'keep only CERTIFICATE blocks',
+    });
   }
   if (scan.blocks.length === 0) {
     const missing = missingCertificatesReason(data, scan.blocks);
@@ -271,10 +279,14 @@ function parseTrustBundle(pem: string, files: CredentialFiles): CertificateInfo[
   return scan.blocks.map((block, i) => {
     const ca = parseBlock(data, block, `bundle certificate #${i + 1}`, detail, fix);
     if (!ca.isCa) {
-      throw fail('ERR_MTLS_CHAIN_UNTRUSTED', `bundle certificate #${i + 1} ${certificateLabel(ca)} is not a CA (basicConstraints cA is not true)`, {
-        ...detail,
-        fix: 'keep only CA certificates in the trust bundle (a leaf there would be trusted to issue nothing and is a sign of a wrong file)',
-      });
+      throw fail(
+        'ERR_MTLS_CHAIN_UNTRUSTED',
+        `bundle certificate #${i + 1} ${certificateLabel(ca)} is not a CA (basicConstraints cA is not true)`,
+        {
+          ...detail,
+          fix: 'keep only CA certificates in the trust bundle (a leaf there would be trusted to issue nothing and is a sign of a wrong file)',
+        },
+      );
     }
     const unsupported = unsupportedCriticalExtension(ca);
     if (unsupported !== undefined) {
@@ -311,10 +323,14 @@ function parseCrls(raw: RawCredentials, knownCas: readonly CertificateInfo[], no
         `${file}: ${what} is issued by "${crl.issuer}", which is neither in the trust bundle nor in the certificate chain; its signature is checked only when a peer presents that CA`,
       );
     } else if (!sameName.some((ca) => crlIssuerMismatch(crl, ca) === undefined)) {
-      throw fail('ERR_MTLS_CRL_INVALID', `${what} of "${crl.issuer}" is not validly signed: ${crlIssuerMismatch(crl, sameName[0]!)}`, {
-        ...detail,
-        fix: 'use the CRL published by that CA (a CRL from another CA of the same name, or a tampered file, is refused)',
-      });
+      throw fail(
+        'ERR_MTLS_CRL_INVALID',
+        `${what} of "${crl.issuer}" is not validly signed: ${crlIssuerMismatch(crl, sameName[0]!)}`,
+        {
+          ...detail,
+          fix: 'use the CRL published by that CA (a CRL from another CA of the same name, or a tampered file, is refused)',
+        },
+      );
     }
     if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now.getTime()) {
       throw fail('ERR_MTLS_CRL_INVALID', `${what} of "${crl.issuer}" expired at ${crl.nextUpdate.toISOString()} (nextUpdate)`, {
@@ -323,10 +339,14 @@ function parseCrls(raw: RawCredentials, knownCas: readonly CertificateInfo[], no
       });
     }
     if (crl.thisUpdate.getTime() > now.getTime()) {
-      throw fail('ERR_MTLS_CRL_INVALID', `${what} of "${crl.issuer}" is not valid before ${crl.thisUpdate.toISOString()} (thisUpdate)`, {
-        ...detail,
-        fix: "check this host's clock and the CA's",
-      });
+      throw fail(
+        'ERR_MTLS_CRL_INVALID',
+        `${what} of "${crl.issuer}" is not valid before ${crl.thisUpdate.toISOString()} (thisUpdate)`,
+        {
+          ...detail,
+          fix: "check this host's clock and the CA's",
+        },
+      );
     }
     return crl;
   });
@@ -440,7 +460,10 @@ function checkChain(
       throw fail('ERR_MTLS_CHAIN_UNTRUSTED', result.reason, {
         file: files.cert,
         field: 'certificate',
-        fix: result.certificate === leaf ? 'issue a new certificate: this one is revoked' : 'a CA of the chain is revoked; reissue from a current CA',
+        fix:
+          result.certificate === leaf
+            ? 'issue a new certificate: this one is revoked'
+            : 'a CA of the chain is revoked; reissue from a current CA',
       });
     default: {
       const culprit = result.certificate;
@@ -451,11 +474,15 @@ function checkChain(
           fix: 'the certificate file must hold the leaf followed by the valid intermediate CAs that issued it',
         });
       }
-      throw fail('ERR_MTLS_CHAIN_UNTRUSTED', `the certificate (issuer "${leaf.issuer}") does not chain to the trust bundle: ${result.reason}`, {
-        file: files.ca,
-        field: 'ca',
-        fix: `put the root CA of "${leaf.issuer}" into the trust bundle, and its intermediates after the leaf in ${files.cert}`,
-      });
+      throw fail(
+        'ERR_MTLS_CHAIN_UNTRUSTED',
+        `the certificate (issuer "${leaf.issuer}") does not chain to the trust bundle: ${result.reason}`,
+        {
+          file: files.ca,
+          field: 'ca',
+          fix: `put the root CA of "${leaf.issuer}" into the trust bundle, and its intermediates after the leaf in ${files.cert}`,
+        },
+      );
     }
   }
 }
@@ -496,11 +523,19 @@ function checkLeafProfile(leaf: CertificateInfo, intermediates: readonly Certifi
   if (!svid) return;
   // X509-SVID §3.1 (A9): with an empty subject the URI SAN is the whole identity.
   if (leaf.subject === '' && !leaf.subjectAltNameCritical) {
-    throw fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}leaf certificate with an empty subject must have its subjectAltName extension marked critical`, detail);
+    throw fail(
+      'ERR_MTLS_SVID_INVALID',
+      `${SVID_PREFIX}leaf certificate with an empty subject must have its subjectAltName extension marked critical`,
+      detail,
+    );
   }
   // X509-SVID §4.3 (A10): present (svidProblems required digitalSignature) and critical.
   if (!leaf.keyUsageCritical) {
-    throw fail('ERR_MTLS_SVID_INVALID', `${SVID_PREFIX}leaf certificate must have its key usage extension marked critical`, detail);
+    throw fail(
+      'ERR_MTLS_SVID_INVALID',
+      `${SVID_PREFIX}leaf certificate must have its key usage extension marked critical`,
+      detail,
+    );
   }
 }
 

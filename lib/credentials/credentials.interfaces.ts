@@ -1,4 +1,5 @@
-import type { CertificateInfo } from '../identity/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
+import type { CertificateUsage } from '../x509/chain-verifier.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { PrivateKeyMaterial } from './private-key.js';
 
@@ -64,8 +65,11 @@ export interface RawCredentials {
   readonly federatedBundlePems?: ReadonlyMap<string, string> | undefined;
 }
 
+/** Which credential set: the server's identity, or a separate client set. */
+export type CredentialSetName = 'identity' | 'client';
+
 /** What a certificate must be allowed to do. */
-export type CredentialUsage = 'serverAuth' | 'clientAuth';
+export type CredentialUsage = CertificateUsage;
 
 /** A validated credential set, ready to hand to TLS. Safe to log: the key is redacted. */
 export interface Credentials {

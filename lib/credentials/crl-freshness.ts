@@ -1,4 +1,4 @@
-import type { RevocationList } from './crl.js';
+import type { RevocationList } from '../x509/crl.js';
 
 /*
  * CRL freshness (RFC 5280 §5.2.3): a CRL must never be replaced by an older one of the same issuer. CRLs are public and

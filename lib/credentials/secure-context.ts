@@ -4,7 +4,7 @@ import type { SecureContext, SecureContextOptions } from 'node:tls';
 import { CredentialsError, MtlsConfigError } from '../errors/mtls.errors.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { Credentials } from './credentials.interfaces.js';
-import { encodePem } from './pem.js';
+import { encodePem } from '../x509/pem.js';
 
 interface EncodedCertificates {
   readonly chain: string;
@@ -87,14 +87,21 @@ function refusal(error: unknown, credentials: Credentials, policy: TlsPolicyOpti
   const text = typeof message === 'string' ? message : '';
   const { files } = credentials;
   const config = (option: string, value: unknown): MtlsConfigError =>
-    new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${option}" is refused by OpenSSL (${what}); got ${JSON.stringify(value)}`);
+    new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `MtlsModule option "${option}" is refused by OpenSSL (${what}); got ${JSON.stringify(value)}`,
+    );
 
   if (safeCode === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
-    return new CredentialsError('ERR_MTLS_KEY_MISMATCH', `OpenSSL: the private key does not belong to the certificate in ${files.cert}`, {
-      file: files.key,
-      field: 'key',
-      fix: 'install the key issued with this certificate',
-    });
+    return new CredentialsError(
+      'ERR_MTLS_KEY_MISMATCH',
+      `OpenSSL: the private key does not belong to the certificate in ${files.cert}`,
+      {
+        file: files.key,
+        field: 'key',
+        fix: 'install the key issued with this certificate',
+      },
+    );
   }
   if (safeCode === 'ERR_SSL_NO_CIPHER_MATCH') return config('tls.ciphers', policy.ciphers);
   if (safeCode === 'ERR_TLS_INVALID_PROTOCOL_VERSION') return config('tls.minVersion', policy.minVersion);

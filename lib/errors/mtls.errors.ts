@@ -18,11 +18,13 @@ export type MtlsErrorCode =
   | WorkloadApiErrorCode
   | TokenErrorCode;
 
+/** Startup codes (options, wiring, peer names, key sets), and `ERR_MTLS_INVALID_ARGUMENT` for a bad argument to a call. */
 export type ConfigErrorCode =
   | 'ERR_MTLS_CONFIG_INVALID'
   | 'ERR_MTLS_NOT_HTTPS'
   | 'ERR_MTLS_UNKNOWN_PEER'
-  | 'ERR_MTLS_JWKS_INVALID';
+  | 'ERR_MTLS_JWKS_INVALID'
+  | 'ERR_MTLS_INVALID_ARGUMENT';
 
 export type CredentialsErrorCode =
   | 'ERR_MTLS_CREDENTIALS_UNREADABLE'
@@ -37,10 +39,7 @@ export type CredentialsErrorCode =
   | 'ERR_MTLS_CRL_ROLLBACK';
 
 export type PeerErrorCode =
-  | 'ERR_MTLS_PEER_UNAUTHENTICATED'
-  | 'ERR_MTLS_PEER_INVALID'
-  | 'ERR_MTLS_PEER_DENIED'
-  | ProxyHeaderErrorCode;
+  'ERR_MTLS_PEER_UNAUTHENTICATED' | 'ERR_MTLS_PEER_INVALID' | 'ERR_MTLS_PEER_DENIED' | ProxyHeaderErrorCode;
 
 /** A trusted proxy's identity header could not be read; the request is refused, never partly read. */
 export type ProxyHeaderErrorCode =
@@ -66,11 +65,23 @@ export type WorkloadApiErrorCode =
   | 'ERR_MTLS_WORKLOAD_API_NO_SVID'
   | 'ERR_MTLS_WORKLOAD_API_CLOSED';
 
+/**
+ * Every error class this package throws, as one union to `switch (error.code)` on: each case narrows to its class
+ * (panva/jose's `AnyJOSEError`). `error instanceof MtlsError` first, then the switch.
+ */
+export type AnyMtlsError =
+  | MtlsConfigError
+  | SpiffeIdError
+  | CertificateParseError
+  | CredentialsError
+  | PeerError
+  | ProxyHeaderError
+  | UpstreamError
+  | WorkloadApiError
+  | TokenError;
+
 export type TokenErrorCode =
-  | 'ERR_MTLS_TOKEN_MISSING'
-  | 'ERR_MTLS_TOKEN_INVALID'
-  | 'ERR_MTLS_TOKEN_UNBOUND'
-  | 'ERR_MTLS_TOKEN_SCOPE';
+  'ERR_MTLS_TOKEN_MISSING' | 'ERR_MTLS_TOKEN_INVALID' | 'ERR_MTLS_TOKEN_UNBOUND' | 'ERR_MTLS_TOKEN_SCOPE';
 
 /** Root of every error thrown by nestjs-mtls. */
 export class MtlsError extends Error {
@@ -92,7 +103,11 @@ function startupErrorParagraph(error: MtlsError): string {
   return `${error.name} [${error.code}]: ${error.message}`;
 }
 
-/** Module options or application wiring are wrong; thrown at startup. */
+/**
+ * Something the application wrote is wrong. At startup: module options or wiring (`ERR_MTLS_CONFIG_INVALID`,
+ * `ERR_MTLS_NOT_HTTPS`, `ERR_MTLS_UNKNOWN_PEER`). At run time: an argument of a client call or factory
+ * (`ERR_MTLS_INVALID_ARGUMENT`, rejected before anything is sent; an unknown peer name stays `ERR_MTLS_UNKNOWN_PEER`).
+ */
 export class MtlsConfigError extends MtlsError {
   declare readonly code: ConfigErrorCode;
 

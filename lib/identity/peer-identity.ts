@@ -1,11 +1,11 @@
 import { PeerError } from '../errors/mtls.errors.js';
-import { parseCertificateDer, type CertificateInfo } from './certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { normalizeDnsName } from './dns-name.js';
 import { parseSpiffeId, spiffeIdError } from './spiffe-id.js';
 import { claimsSpiffeId, svidProblems, type SvidProblem } from './svid-rules.js';
 
 /**
- * Who the peer is, derived once per TLS connection from its leaf certificate's DER.
+ * Who the peer is, derived from its leaf certificate's DER (the server does so once per leaf and trust bundle).
  * Immutable and safe to log (no key material, no raw DER).
  */
 export interface PeerIdentity {
@@ -23,7 +23,7 @@ export interface PeerIdentity {
   /** Every DNS SAN, as encoded. */
   readonly dnsNames: readonly string[];
   /**
-   * The DNS SANs that name a host, lower-cased: what DNS rules compare, computed once per connection. Wildcard,
+   * The DNS SANs that name a host, lower-cased: what DNS rules compare, computed once per identity. Wildcard,
    * malformed and non-ASCII SANs are left out: they name no single host.
    */
   readonly normalizedDnsNames: readonly string[];

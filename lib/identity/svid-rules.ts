@@ -1,4 +1,4 @@
-import type { CertificateInfo } from './certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { parseSpiffeId, spiffeIdError } from './spiffe-id.js';
 
 /*
@@ -95,7 +95,8 @@ export function svidProblems(
   if (role === 'own' && svid) {
     for (const signing of signingCertificates) {
       if (!signing.isCa) add('signing', 'signing certificate must have CA flag set to true');
-      else if (signing.keyUsage?.keyCertSign !== true) add('signing', "signing certificate must have 'keyCertSign' set as key usage");
+      else if (signing.keyUsage?.keyCertSign !== true)
+        add('signing', "signing certificate must have 'keyCertSign' set as key usage");
     }
   }
   return problems === undefined ? NONE : Object.freeze(problems);

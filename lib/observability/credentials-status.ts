@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import type { CredentialStore } from '../credentials/credential-store.js';
+import { formatDuration } from '../format/duration.js';
 import { credentialSourceStatus, type CredentialSourceStatus } from '../credentials/credential-source.js';
-import { formatDuration } from '../credentials/credentials-description.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
 import type { CredentialsErrorCode, CredentialsErrorDetail } from '../errors/mtls.errors.js';
 import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';

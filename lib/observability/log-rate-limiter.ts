@@ -33,3 +33,35 @@ export class LogRateLimiter {
     return suppressed;
   }
 }
+
+/**
+ * A logger's warnings through a {@link LogRateLimiter}: lines over the limit are dropped and counted, and the next line
+ * logged says how many were, as `(N similar lines suppressed)`.
+ */
+export class RateLimitedLogger {
+  readonly #limiter: LogRateLimiter;
+
+  constructor(
+    private readonly logger: { warn(message: string): unknown },
+    limitPerMinute: number,
+    now: () => number = Date.now,
+  ) {
+    this.#limiter = new LogRateLimiter(limitPerMinute, 60_000, now);
+  }
+
+  /** Logs `line()` as a warning unless over the limit; `line` is not even built then (a flood costs no strings). */
+  warn(line: () => string): void {
+    this.admit()?.(line());
+  }
+
+  /**
+   * Takes one line's place under the limit before its text is known (for a line whose inputs must be read early):
+   * a function that logs it, or undefined when over the limit.
+   */
+  admit(): ((line: string) => void) | undefined {
+    const suppressed = this.#limiter.admit();
+    if (suppressed === undefined) return undefined;
+    const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
+    return (line) => this.logger.warn(`${line}${more}`);
+  }
+}

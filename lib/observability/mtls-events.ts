@@ -1,21 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { Subject, type Observable } from 'rxjs';
-import type { CredentialsError } from '../errors/mtls.errors.js';
-import type { Credentials } from '../credentials/credentials.interfaces.js';
+import type { CredentialSetName, Credentials } from '../credentials/credentials.interfaces.js';
+import type { CredentialsReloadEvent } from '../credentials/credentials-reloader.js';
 
-/** Which credential set an event concerns: the server's identity, or a separate client set. */
-export type CredentialSetName = 'identity' | 'client';
+export type { CredentialSetName } from '../credentials/credentials.interfaces.js';
 
 /** Everything observable that happens to credentials and peers. Subscribe with `MtlsEvents.events$`. */
 export type MtlsEvent =
   | { readonly type: 'credentials.loaded'; readonly set: CredentialSetName; readonly credentials: Credentials }
-  | {
-      readonly type: 'credentials.rotated';
-      readonly set: CredentialSetName;
-      readonly previous: Credentials;
-      readonly current: Credentials;
-    }
-  | { readonly type: 'credentials.refused'; readonly set: CredentialSetName; readonly error: CredentialsError }
+  | CredentialsReloadEvent
   | {
       readonly type: 'credentials.expiring';
       readonly set: CredentialSetName;

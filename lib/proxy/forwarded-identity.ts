@@ -1,9 +1,9 @@
-import { TrustAnchors } from '../authorization/trust-anchors.js';
-import { verifyChain } from '../credentials/chain-verifier.js';
-import type { RevocationList } from '../credentials/crl.js';
-import { decodePemBlock, findPemBlocks } from '../credentials/pem.js';
+import { TrustAnchors } from '../identity/trust-anchors.js';
+import { verifyChain } from '../x509/chain-verifier.js';
+import type { RevocationList } from '../x509/crl.js';
+import { decodePemBlock, findPemBlocks } from '../x509/pem.js';
 import { CertificateParseError, PeerError, ProxyHeaderError } from '../errors/mtls.errors.js';
-import { EKU_CLIENT_AUTH, parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { EKU_CLIENT_AUTH, parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { normalizeDnsName } from '../identity/dns-name.js';
 import { peerIdentityFromCertificate, type PeerIdentity, type PeerSource } from '../identity/peer-identity.js';
 import { parseSpiffeId, spiffeIdError } from '../identity/spiffe-id.js';
@@ -88,7 +88,12 @@ export function certificatesFromUrlEncodedPem(value: string, what: string, max: 
 }
 
 /** Why a forwarded leaf and chain would not pass a TLS handshake against `trust.bundle`, or undefined. */
-function chainProblem(leaf: CertificateInfo, presented: readonly CertificateInfo[], peer: PeerIdentity, trust: ForwardedTrust): PeerError | undefined {
+function chainProblem(
+  leaf: CertificateInfo,
+  presented: readonly CertificateInfo[],
+  peer: PeerIdentity,
+  trust: ForwardedTrust,
+): PeerError | undefined {
   const bundle = trust.bundle;
   if (bundle === undefined) return undefined;
   const unauthenticated = (reason: string): PeerError =>
@@ -167,7 +172,10 @@ export function identityFromXfccElement(element: XfccElement, trust: ForwardedTr
     return identityFromXfccText(element, hash);
   }
   const [leafDer] = certificatesFromUrlEncodedPem(element.cert, 'x-forwarded-client-cert Cert', 1);
-  const chain = element.chain === undefined ? [] : certificatesFromUrlEncodedPem(element.chain, 'x-forwarded-client-cert Chain', MAX_FORWARDED_CHAIN);
+  const chain =
+    element.chain === undefined
+      ? []
+      : certificatesFromUrlEncodedPem(element.chain, 'x-forwarded-client-cert Chain', MAX_FORWARDED_CHAIN);
   return identityFromForwardedCertificate(leafDer!, chain, 'xfcc', trust, (leaf) => {
     if (hash !== undefined && hash !== fingerprintHex(leaf.fingerprint256)) {
       throw mismatch('x-forwarded-client-cert: Hash is not the SHA-256 of Cert');

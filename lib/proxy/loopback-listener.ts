@@ -46,7 +46,10 @@ export class LoopbackListenerBinding implements OnModuleInit {
     }
     const net = server as Server | undefined;
     if (net === undefined || typeof net.prependListener !== 'function') {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `proxy.trust 'loopback' needs the HTTP server to check its address: ${HOW}`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `proxy.trust 'loopback' needs the HTTP server to check its address: ${HOW}`,
+      );
     }
     const check = (): void => {
       const problem = loopbackListenProblem(net.address());

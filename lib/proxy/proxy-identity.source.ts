@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Socket } from 'node:net';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
-import { revocationListsOf } from '../credentials/crl.js';
+import { revocationListsOf } from '../credentials/revocation-lists.js';
 import { MtlsError, PeerError, ProxyHeaderError } from '../errors/mtls.errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
@@ -119,7 +119,10 @@ export class ProxyIdentitySource extends PeerIdentitySource {
     return this.#remembered(key, (trust) => {
       const element = readXfccElement(key, 0, key.length);
       if (this.proxy.requireCertificate && element.cert === undefined) {
-        return new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', 'the proxy forwarded no certificate (option proxy.requireCertificate)');
+        return new PeerError(
+          'ERR_MTLS_PEER_UNAUTHENTICATED',
+          'the proxy forwarded no certificate (option proxy.requireCertificate)',
+        );
       }
       return identityFromXfccElement(element, trust);
     });
@@ -127,7 +130,8 @@ export class ProxyIdentitySource extends PeerIdentitySource {
 
   #fromRfc9440(cert: string | undefined, chain: string | undefined): Verdict {
     if (cert === undefined) {
-      if (chain !== undefined) return new ProxyHeaderError('ERR_MTLS_PROXY_HEADER_MALFORMED', 'client-cert-chain without client-cert');
+      if (chain !== undefined)
+        return new ProxyHeaderError('ERR_MTLS_PROXY_HEADER_MALFORMED', 'client-cert-chain without client-cert');
       return new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', 'the proxy sent no client-cert');
     }
     const limits = { maxBytes: this.proxy.maxHeaderBytes, maxChain: MAX_FORWARDED_CHAIN };

@@ -96,7 +96,8 @@ function readPair(header: string, i: number, element: number): number {
   const keyStart = i;
   while (i < n && isKeyChar(header.charCodeAt(i))) i++;
   if (i === keyStart) throw malformed(`element ${element}: expected a key at offset ${i}`);
-  if (i >= n || header.charCodeAt(i) !== EQUALS) throw malformed(`element ${element}: expected "=" after the key at offset ${keyStart}`);
+  if (i >= n || header.charCodeAt(i) !== EQUALS)
+    throw malformed(`element ${element}: expected "=" after the key at offset ${keyStart}`);
   pairKey = keyIndex(header, keyStart, i);
   if (pairKey < 0) {
     const name = i - keyStart <= 16 ? `"${header.slice(keyStart, i)}"` : 'a long key';
@@ -210,13 +211,27 @@ export function readXfccElement(header: string, start: number, end: number): Xfc
     i = readPair(scoped, i, 1);
     const value = pairValue(scoped);
     switch (XFCC_KEYS[pairKey]) {
-      case 'By': by = value; break;
-      case 'Hash': hash = value; break;
-      case 'Cert': cert = value; break;
-      case 'Chain': chain = value; break;
-      case 'Subject': subject = value; break;
-      case 'URI': uri = value; break;
-      case 'DNS': dns.push(value); break;
+      case 'By':
+        by = value;
+        break;
+      case 'Hash':
+        hash = value;
+        break;
+      case 'Cert':
+        cert = value;
+        break;
+      case 'Chain':
+        chain = value;
+        break;
+      case 'Subject':
+        subject = value;
+        break;
+      case 'URI':
+        uri = value;
+        break;
+      case 'DNS':
+        dns.push(value);
+        break;
     }
     i++; // the ';' (or past the end)
   }

@@ -1,10 +1,10 @@
 import { hash } from 'node:crypto';
-import { TrustAnchors } from '../authorization/trust-anchors.js';
+import { TrustAnchors } from '../identity/trust-anchors.js';
 import type { Authorizer } from '../authorization/authorizer.js';
-import { signatureVerifies } from '../credentials/certificate-cache.js';
-import { verifyChain, type ChainFailureKind } from '../credentials/chain-verifier.js';
+import { signatureVerifies } from '../x509/certificate-checks.js';
+import { verifyChain, type ChainFailureKind } from '../x509/chain-verifier.js';
 import { CertificateParseError, PeerError, type PeerErrorCode } from '../errors/mtls.errors.js';
-import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { peerIdentityFromCertificate, type PeerIdentity } from '../identity/peer-identity.js';
 import type { TrustGeneration } from './trust-generation.js';
 
@@ -27,7 +27,8 @@ export interface PeerChain {
 }
 
 /** Whether a chain verifies under a generation at an instant, and why not. */
-export type ChainVerdict = { readonly ok: true } | { readonly ok: false; readonly kind: ChainFailureKind; readonly reason: string };
+export type ChainVerdict =
+  { readonly ok: true } | { readonly ok: false; readonly kind: ChainFailureKind; readonly reason: string };
 
 /** The decision on one connection. */
 export type Admission =
@@ -207,7 +208,10 @@ export function decideAdmission(input: AdmissionInput): Admission {
   if (input.reverify) {
     const verdict = verifyPeerChain(chain, generation, new Date(input.now));
     if (!verdict.ok) {
-      return unauthenticated(`peer certificate not trusted under the current trust: ${verdict.reason}`, CHAIN_FAILURE_LABELS[verdict.kind]);
+      return unauthenticated(
+        `peer certificate not trusted under the current trust: ${verdict.reason}`,
+        CHAIN_FAILURE_LABELS[verdict.kind],
+      );
     }
   }
   const leaf = chain.leaf;

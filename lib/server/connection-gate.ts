@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import { CertificateParseError, type PeerError } from '../errors/mtls.errors.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { issuedByRoot, MAX_PEER_CHAIN, type PeerCertificates, type PeerChain } from './connection-admission.js';
 import { toHttpException } from './mtls-http-errors.js';
 import type { TrustGeneration } from './trust-generation.js';

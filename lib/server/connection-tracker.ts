@@ -1,11 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { certificateLabel } from '../credentials/certificate-cache.js';
-import type { ChainFailureKind } from '../credentials/chain-verifier.js';
+import { certificateLabel } from '../x509/certificate-checks.js';
+import type { ChainFailureKind } from '../x509/chain-verifier.js';
 import type { ReloadLogger } from '../credentials/credentials-reloader.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import type { MtlsEvent } from '../observability/mtls-events.js';
 import { verifyPeerChain, type ChainVerdict, type PeerChain } from './connection-admission.js';
 import { DeadlineSchedule } from './connection-expiry.js';
@@ -71,7 +71,7 @@ export class ConnectionTracker {
   readonly #connections = new Set<AdmittedConnection>();
   readonly #options: ConnectionTrackerOptions;
   readonly #logger: ReloadLogger;
-  readonly #limiter: LogRateLimiter;
+  readonly #closures: RateLimitedLogger;
   readonly #now: () => number;
   readonly #expiries: DeadlineSchedule<AdmittedConnection>;
   /** The generation the running (or last) re-check verifies against. */
@@ -80,7 +80,7 @@ export class ConnectionTracker {
   constructor(options: ConnectionTrackerOptions) {
     this.#options = options;
     this.#logger = options.logger ?? new Logger('MtlsServer');
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#closures = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
     this.#now = options.now ?? Date.now;
     this.#expiries = new DeadlineSchedule((due) => {
       for (const connection of due) this.expire(connection);
@@ -104,11 +104,15 @@ export class ConnectionTracker {
   expire(connection: AdmittedConnection): void {
     if (!this.#connections.has(connection)) return;
     const leaf = connection.chain.leaf;
-    this.#close(connection, {
-      ok: false,
-      kind: 'expired',
-      reason: `${certificateLabel(leaf)} expired at ${new Date(connection.deadline).toISOString()}`,
-    }, 'at its notAfter');
+    this.#close(
+      connection,
+      {
+        ok: false,
+        kind: 'expired',
+        reason: `${certificateLabel(leaf)} expired at ${new Date(connection.deadline).toISOString()}`,
+      },
+      'at its notAfter',
+    );
   }
 
   /** Stops the expiry timer (module shutdown). Tracked connections stay tracked until they close. */
@@ -184,10 +188,9 @@ export class ConnectionTracker {
     socket.destroy();
     const peer = peerName(connection.chain.leaf);
     this.#options.events?.emit({ type: 'connection.revoked', reason: verdict.kind, peer });
-    const suppressed = this.#limiter.admit();
-    if (suppressed === undefined) return;
-    const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-    this.#logger.warn(`closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${when}: ${verdict.reason}${more}`);
+    this.#closures.warn(
+      () => `closed the connection of ${peer} from ${remoteAddress ?? 'unknown address'} ${when}: ${verdict.reason}`,
+    );
   }
 }
 

@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { UpstreamError } from '../errors/mtls.errors.js';
 import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { toHttpException } from './mtls-http-errors.js';
 
 /**
@@ -21,22 +21,18 @@ import { toHttpException } from './mtls-http-errors.js';
 @Injectable()
 export class MtlsExceptionFilter implements ExceptionFilter<UpstreamError> {
   readonly #logger = new Logger('MtlsExceptionFilter');
-  readonly #limiter: LogRateLimiter;
+  readonly #failures: RateLimitedLogger;
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     @Inject(MTLS_OPTIONS) options: ResolvedMtlsOptions,
   ) {
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#failures = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
   }
 
   catch(error: UpstreamError, host: ArgumentsHost): void {
     const exception = toHttpException(error);
-    const suppressed = this.#limiter.admit();
-    if (suppressed !== undefined) {
-      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(`${error.code}: ${error.message}${more}`);
-    }
+    this.#failures.warn(() => `${error.code}: ${error.message}`);
     this.adapterHost.httpAdapter.reply(host.switchToHttp().getResponse(), exception.getResponse(), exception.getStatus());
   }
 }

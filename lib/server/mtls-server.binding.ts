@@ -10,7 +10,7 @@ import { secureContextOptions } from '../credentials/secure-context.js';
 import { CertificateParseError, MtlsConfigError, PeerError } from '../errors/mtls.errors.js';
 import { MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { notHttpsMessage, watchAdditionalServers } from './adapters/http-servers.js';
 import { decideAdmission, PeerCertificates, type Admission, type PeerChain } from './connection-admission.js';
@@ -68,7 +68,7 @@ interface ClientCertificatePolicy {
 @Injectable()
 export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   readonly #logger = new Logger('MtlsServer');
-  readonly #limiter: LogRateLimiter;
+  readonly #rejections: RateLimitedLogger;
   readonly #connections: ConnectionTracker;
   readonly #certificates = new PeerCertificates();
   /** The generation each leaf's chain was last verified under, so a resumed session in it needs no new check. */
@@ -84,8 +84,12 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     @Inject(MTLS_IDENTITY_CREDENTIALS) private readonly store: CredentialStore,
     private readonly events: MtlsEvents,
   ) {
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
-    this.#connections = new ConnectionTracker({ events, logRateLimitPerMinute: options.logRateLimitPerMinute, logger: this.#logger });
+    this.#rejections = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
+    this.#connections = new ConnectionTracker({
+      events,
+      logRateLimitPerMinute: options.logRateLimitPerMinute,
+      logger: this.#logger,
+    });
     this.#generation = nextTrustGeneration(undefined, store.current);
   }
 
@@ -202,7 +206,8 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       // Verified by OpenSSL under the current trust, unless the handshake began under an older one (or Node did not
       // say), or it resumed a session not known to be verified under this generation.
       const reverify =
-        raw?.[ACCEPTED_UNDER] !== generation.id || (resumed && chain !== undefined && this.#verifiedUnder.get(chain) !== generation.id);
+        raw?.[ACCEPTED_UNDER] !== generation.id ||
+        (resumed && chain !== undefined && this.#verifiedUnder.get(chain) !== generation.id);
       admission = decideAdmission({
         chain,
         tlsError: socket.authorized ? undefined : String(socket.authorizationError ?? 'UNABLE_TO_GET_ISSUER_CERT'),
@@ -216,7 +221,10 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       const peerError =
         error instanceof CertificateParseError
           ? new PeerError('ERR_MTLS_PEER_INVALID', `peer certificate unreadable: ${error.message}`)
-          : new PeerError('ERR_MTLS_PEER_UNAUTHENTICATED', `admission failed: ${error instanceof Error ? error.message : String(error)}`);
+          : new PeerError(
+              'ERR_MTLS_PEER_UNAUTHENTICATED',
+              `admission failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
       admission = { kind: 'refused', error: peerError, label: peerError.code };
     }
     if (admission.kind === 'admitted') {
@@ -287,16 +295,15 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
   }
 
   #reject(socket: TLSSocket, reason: string, error: PeerError): void {
-    const suppressed = this.#limiter.admit();
+    const logLine = this.#rejections.admit();
     // Read before the teardown, and the certificate only for a line that is logged.
-    const peer = rejectedPeerOf(socket, suppressed !== undefined);
+    const peer = rejectedPeerOf(socket, logLine !== undefined);
     socket.destroy();
     this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
-    if (suppressed !== undefined) {
-      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
+    if (logLine !== undefined) {
       const rule = error.rule === undefined ? '' : `; rule: ${error.rule}`;
-      this.#logger.warn(
-        `TLS connection from ${describeRejectedPeer(peer)} closed after its handshake: ${error.code}: ${error.message}${rule}${more}`,
+      logLine(
+        `TLS connection from ${describeRejectedPeer(peer)} closed after its handshake: ${error.code}: ${error.message}${rule}`,
       );
     }
   }
@@ -307,11 +314,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     const reason = socket.authorizationError?.toString() ?? error.code ?? error.message;
     const peer = rejectedPeerOf(socket, false);
     this.events.emit({ type: 'handshake.rejected', reason, remoteAddress: peer.address });
-    const suppressed = this.#limiter.admit();
-    if (suppressed !== undefined) {
-      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(`TLS handshake rejected from ${describeRejectedPeer(peer)}: ${reason}${more}`);
-    }
+    this.#rejections.warn(() => `TLS handshake rejected from ${describeRejectedPeer(peer)}: ${reason}`);
   };
 }
 

@@ -3,31 +3,12 @@ import { PeerError } from '../errors/mtls.errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
-import { LogRateLimiter } from '../observability/log-rate-limiter.js';
+import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { toHttpException } from './mtls-http-errors.js';
-import { attachPeer } from './peer-request.js';
+import { attachPeer, requestOf } from './peer-request.js';
 import { PeerIdentitySource } from './peer-identity.source.js';
 import { PeerPolicyRegistry, type RoutePolicy } from './peer-policy.registry.js';
-
-interface RequestLike {
-  socket?: unknown;
-}
-
-/**
- * The request whose socket carries the peer: an HTTP request (Express or Fastify), or the request in a GraphQL
- * context (`{ req }` with Express drivers, `{ request }` with Mercurius). Undefined for other transports.
- */
-export function requestOf(context: ExecutionContext): RequestLike | undefined {
-  const type = context.getType<'http' | 'graphql' | 'rpc' | 'ws'>();
-  if (type === 'http') return context.switchToHttp().getRequest<RequestLike>();
-  if (type === 'graphql') {
-    const graphqlContext = context.getArgByIndex<{ req?: RequestLike; request?: RequestLike } | undefined>(2);
-    // Served by the mTLS server: without a request to authenticate, it is denied, never let through.
-    return graphqlContext?.req ?? graphqlContext?.request ?? {};
-  }
-  return undefined;
-}
 
 /**
  * Admits a request only when its TLS peer satisfies the route's rule (deny by default), then hands the
@@ -38,7 +19,7 @@ export function requestOf(context: ExecutionContext): RequestLike | undefined {
 @Injectable()
 export class MtlsGuard implements CanActivate {
   readonly #logger = new Logger('MtlsGuard');
-  readonly #limiter: LogRateLimiter;
+  readonly #denials: RateLimitedLogger;
 
   constructor(
     private readonly policies: PeerPolicyRegistry,
@@ -46,7 +27,7 @@ export class MtlsGuard implements CanActivate {
     private readonly events: MtlsEvents,
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
   ) {
-    this.#limiter = new LogRateLimiter(options.logRateLimitPerMinute);
+    this.#denials = new RateLimitedLogger(this.#logger, options.logRateLimitPerMinute);
   }
 
   canActivate(context: ExecutionContext): boolean {
@@ -70,14 +51,10 @@ export class MtlsGuard implements CanActivate {
   #deny(error: PeerError, policy: RoutePolicy, peer: PeerIdentity | undefined): never {
     const who = peer === undefined ? undefined : (peer.spiffeId ?? peer.subject);
     this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
-    const suppressed = this.#limiter.admit();
-    if (suppressed !== undefined) {
+    this.#denials.warn(() => {
       const rule = error.rule ?? policy.rule;
-      const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
-      this.#logger.warn(
-        `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}${more}`,
-      );
-    }
+      return `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}`;
+    });
     throw toHttpException(error);
   }
 }

@@ -1,3 +1,4 @@
+import type { ExecutionContext } from '@nestjs/common';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 
 const PEER = Symbol('nestjs-mtls.peer');
@@ -26,6 +27,22 @@ export function connectionOf(request: object): unknown {
   if (stream === undefined) return raw.socket;
   const session = stream.session;
   return session === undefined || session.destroyed === true ? undefined : session.socket;
+}
+
+/**
+ * @internal The request whose socket carries the peer, for the guard and `@Peer()` alike: an HTTP request (Express or
+ * Fastify), or the request in a GraphQL context (`{ req }` with Express drivers, `{ request }` with Mercurius).
+ * Undefined for other transports.
+ */
+export function requestOf(context: ExecutionContext): WithSocket | undefined {
+  const type = context.getType<'http' | 'graphql' | 'rpc' | 'ws'>();
+  if (type === 'http') return context.switchToHttp().getRequest<WithSocket>();
+  if (type === 'graphql') {
+    const graphqlContext = context.getArgByIndex<{ req?: WithSocket; request?: WithSocket } | undefined>(2);
+    // Served by the mTLS server: without a request to authenticate, it is denied, never let through.
+    return graphqlContext?.req ?? graphqlContext?.request ?? {};
+  }
+  return undefined;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { SetMetadata, createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { PeerRule } from '../authorization/peer-rule.js';
 import { MTLS_PEER_RULE } from '../mtls.constants.js';
-import { peerOfRequest } from './peer-request.js';
+import { peerOfRequest, requestOf } from './peer-request.js';
 
 function rule(value: PeerRule): ClassDecorator & MethodDecorator {
   return SetMetadata(MTLS_PEER_RULE, value);
@@ -67,6 +67,7 @@ export const AllowCommonNames = (...names: string[]): ClassDecorator & MethodDec
  * @example
  * get(@Param('sku') sku: string, @Peer() caller: PeerIdentity) {}
  */
-export const Peer = createParamDecorator((_data: unknown, context: ExecutionContext) =>
-  peerOfRequest(context.switchToHttp().getRequest<object>()),
-);
+export const Peer = createParamDecorator((_data: unknown, context: ExecutionContext) => {
+  const request = requestOf(context);
+  return request === undefined ? undefined : peerOfRequest(request);
+});

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { rawSocketOf } from './connection-gate.js';
 
 /** What is known about a peer whose handshake was rejected: where it came from, and the certificate it sent, if any. */
@@ -87,7 +87,6 @@ export function describeRejectedPeer(peer: RejectedPeer): string {
   const spiffeIds = leaf.uris.filter((uri) => uri.toLowerCase().startsWith('spiffe://'));
   const identity = spiffeIds.length === 1 && leaf.uris.length === 1 ? `SPIFFE ID ${quoted(spiffeIds[0]!)}` : describeSans(leaf);
   return (
-    `${where} (subject ${quoted(leaf.subject)}, ${identity}, issuer ${quoted(leaf.issuer)}, ` +
-    `SHA-256 ${leaf.fingerprint256})`
+    `${where} (subject ${quoted(leaf.subject)}, ${identity}, issuer ${quoted(leaf.issuer)}, ` + `SHA-256 ${leaf.fingerprint256})`
   );
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Credentials } from '../credentials/credentials.interfaces.js';
-import { revocationListsOf, type RevocationList } from '../credentials/crl.js';
-import type { CertificateInfo } from '../identity/certificate.js';
+import type { RevocationList } from '../x509/crl.js';
+import { revocationListsOf } from '../credentials/revocation-lists.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 
 /**
  * What the server trusts at one moment: the CA bundle and the CRLs of one credential set. A new generation starts

@@ -71,7 +71,11 @@ export function callAs(
   const origin = baseUrl(target);
   const ca = options.ca ?? peer?.caPem;
   if (ca === undefined) throw new Error('callAs: pass options.ca to verify the server when calling without a peer');
-  const send1 = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send1 = (
+    method: string,
+    path: string,
+    { headers = {}, body, token = options.token }: PeerRequestOptions = {},
+  ): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -105,7 +109,11 @@ export function callAs(
       req.on('error', reject);
       req.end(payload);
     });
-  const send2 = (method: string, path: string, { headers = {}, body, token = options.token }: PeerRequestOptions = {}): Promise<PeerResponse> =>
+  const send2 = (
+    method: string,
+    path: string,
+    { headers = {}, body, token = options.token }: PeerRequestOptions = {},
+  ): Promise<PeerResponse> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const session = connectHttp2(origin.origin, {
@@ -124,7 +132,12 @@ export function callAs(
       // session's error when it has one (it may surface just after its streams end).
       const closedEarly = () =>
         setImmediate(() =>
-          fail(sessionError ?? Object.assign(new Error('the server closed the HTTP/2 session before answering'), { code: 'ERR_HTTP2_NO_RESPONSE' })),
+          fail(
+            sessionError ??
+              Object.assign(new Error('the server closed the HTTP/2 session before answering'), {
+                code: 'ERR_HTTP2_NO_RESPONSE',
+              }),
+          ),
         );
       session.on('error', (error: Error) => {
         sessionError = error;

@@ -4,9 +4,14 @@ export { callAs } from './call-as.js';
 export { TestTokenIssuer, certificateThumbprint } from './test-token-issuer.js';
 export type { MintOptions, TestSigningKey, TestTokenIssuerOptions } from './test-token-issuer.js';
 export type { CallAsOptions, CallerCredentials, PeerCaller, PeerRequestOptions, PeerResponse } from './call-as.js';
-export { writeKubernetesSecret } from './kubernetes-secret-writer.js';
-export { CertificateAuthority } from '../pki/certificate-authority.js';
-export type { CertificateAuthorityOptions, IssuedCertificate, IssueOptions, KeyAlgorithm } from '../pki/certificate-authority.js';
+export { writeKubernetesSecret } from '../credentials/secret-layout.js';
+export { CertificateAuthority } from '../x509/certificate-authority.js';
+export type {
+  CertificateAuthorityOptions,
+  IssuedCertificate,
+  IssueOptions,
+  KeyAlgorithm,
+} from '../x509/certificate-authority.js';
 export { WorkloadApiTestServer } from './workload-api-server.js';
 export type { TestX509Svid, WorkloadApiRefusal } from './workload-api-server.js';
 export { rfc9440Fields, xfccElement } from './proxy-headers.js';

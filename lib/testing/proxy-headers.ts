@@ -1,5 +1,5 @@
-import { parseCertificatesPem } from '../identity/certificate.js';
-import type { IssuedCertificate } from '../pki/certificate-authority.js';
+import { parseCertificatesPem } from '../x509/certificate.js';
+import type { IssuedCertificate } from '../x509/certificate-authority.js';
 
 /** What an XFCC element should carry, as Envoy's `set_current_client_cert_details` chooses. */
 export interface XfccElementOptions {
@@ -44,7 +44,10 @@ export function xfccElement(peer: Pick<IssuedCertificate, 'certPem' | 'chainPem'
 }
 
 /** RFC 9440 `Client-Cert` for `peer`'s leaf, and `Client-Cert-Chain` for the rest of its chain (absent when empty). */
-export function rfc9440Fields(peer: Pick<IssuedCertificate, 'chainPem'>): { clientCert: string; clientCertChain: string | undefined } {
+export function rfc9440Fields(peer: Pick<IssuedCertificate, 'chainPem'>): {
+  clientCert: string;
+  clientCertChain: string | undefined;
+} {
   const ders = parseCertificatesPem(peer.chainPem).map((certificate) => certificate.der.toString('base64'));
   const [leaf, ...rest] = ders;
   if (leaf === undefined) throw new TypeError('chainPem holds no certificate');

@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CredentialsSourceOptions } from '../credentials/credentials.interfaces.js';
-import { CertificateAuthority, type IssuedCertificate, type IssueOptions } from '../pki/certificate-authority.js';
-import { writeKubernetesSecret } from './kubernetes-secret-writer.js';
+import { CertificateAuthority, type IssuedCertificate, type IssueOptions } from '../x509/certificate-authority.js';
+import { writeKubernetesSecret } from '../credentials/secret-layout.js';
 import { TestTokenIssuer, type TestTokenIssuerOptions } from './test-token-issuer.js';
 
 /** A minted peer: its certificate and key, and the bundle it trusts (to verify the server it calls). */

@@ -117,7 +117,8 @@ export class TestTokenIssuer {
     const expiresIn = options.expiresInSec === undefined ? 300 : options.expiresInSec;
     if (expiresIn !== null && !('exp' in claims)) payload.exp = now + expiresIn;
     const header = { alg: key.alg, kid: key.kid, typ: 'JWT', ...options.header };
-    for (const name of Object.keys(header)) if ((header as Record<string, unknown>)[name] === undefined) delete (header as Record<string, unknown>)[name];
+    for (const name of Object.keys(header))
+      if ((header as Record<string, unknown>)[name] === undefined) delete (header as Record<string, unknown>)[name];
     return new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(key.privateKey);
   }
 

@@ -158,7 +158,12 @@ export class WorkloadApiTestServer {
     if (this.#server !== undefined) return;
     const grpc = this.#grpc;
     const server = new grpc.Server();
-    const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+    const raw = {
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    };
     const stream = (path: string) => ({ path, requestStream: false, responseStream: true, ...raw });
     const unary = (path: string) => ({ path, requestStream: false, responseStream: false, ...raw });
     server.addService(
@@ -170,8 +175,10 @@ export class WorkloadApiTestServer {
       },
       {
         FetchX509SVID: (call: Call) => this.#openStream('FetchX509SVID', call, this.#x509Calls, () => this.#x509Message()),
-        FetchX509Bundles: (call: Call) => this.#openStream('FetchX509Bundles', call, this.#bundleCalls, () => this.#bundlesMessage()),
-        FetchJWTBundles: (call: Call) => this.#openStream('FetchJWTBundles', call, this.#jwtBundleCalls, () => this.#jwtBundlesMessage()),
+        FetchX509Bundles: (call: Call) =>
+          this.#openStream('FetchX509Bundles', call, this.#bundleCalls, () => this.#bundlesMessage()),
+        FetchJWTBundles: (call: Call) =>
+          this.#openStream('FetchJWTBundles', call, this.#jwtBundleCalls, () => this.#jwtBundlesMessage()),
         FetchJWTSVID: (call: Grpc.ServerUnaryCall<Buffer, Buffer>, callback: Grpc.sendUnaryData<Buffer>) =>
           this.#fetchJwtSvid(call, callback),
       },
@@ -236,7 +243,10 @@ export class WorkloadApiTestServer {
   #jwtBundlesMessage(): Buffer | undefined {
     if (this.#jwtAuthorities.size === 0) return undefined;
     const bundles = new Map(
-      [...this.#jwtAuthorities].map(([td, authority]) => [`spiffe://${td}`, Buffer.from(JSON.stringify({ keys: [authority.jwk] }))]),
+      [...this.#jwtAuthorities].map(([td, authority]) => [
+        `spiffe://${td}`,
+        Buffer.from(JSON.stringify({ keys: [authority.jwk] })),
+      ]),
     );
     return encodeJwtBundlesResponse({ bundles });
   }
@@ -257,7 +267,8 @@ export class WorkloadApiTestServer {
     const refusal = this.#admit('FetchJWTSVID', call.metadata);
     if (refusal !== undefined) return callback({ code: GRPC_CODES[refusal], details: `test server: ${refusal}` });
     const request = decodeJwtSvidRequest(call.request);
-    if (request.audience.length === 0) return callback({ code: GRPC_CODES['invalid-argument'], details: 'audience must be specified' });
+    if (request.audience.length === 0)
+      return callback({ code: GRPC_CODES['invalid-argument'], details: 'audience must be specified' });
     const svids = this.#svids
       .filter(({ peer }) => request.spiffeId === '' || peer.spiffeId === request.spiffeId)
       .flatMap(({ peer, hint }) => {

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'chokidar';
 import { open } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { SECRET_DATA_LINK } from '../credentials/credentials-loader.js';
+import { SECRET_DATA_LINK } from '../credentials/secret-layout.js';
 import { MtlsConfigError, MtlsError } from '../errors/mtls.errors.js';
 import type { ReloadLogger } from '../credentials/credentials-reloader.js';
 import { importKeySet, MAX_JWKS_BYTES, type JwksKeySet } from './jwks-key-set.js';
@@ -20,7 +20,8 @@ export interface JwksFileSourceOptions {
   readonly maxRetryDelayMs: number;
   readonly logger: ReloadLogger;
   /** Told of every installed and every refused document. */
-  readonly onChange?: ((change: { readonly result: 'rotated' | 'refused'; readonly error?: MtlsConfigError }) => void) | undefined;
+  readonly onChange?:
+    ((change: { readonly result: 'rotated' | 'refused'; readonly error?: MtlsConfigError }) => void) | undefined;
 }
 
 /** Reads at most {@link MAX_JWKS_BYTES} + 1 bytes: a huge file is refused without being read whole. */
@@ -47,7 +48,10 @@ export async function loadJwksFile(file: string, algorithms: readonly TokenAlgor
     bytes = await readBounded(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new MtlsConfigError('ERR_MTLS_JWKS_INVALID', `${file}: cannot be read (${code}). Fix: write the issuer's JWKS there, readable by this process`);
+    throw new MtlsConfigError(
+      'ERR_MTLS_JWKS_INVALID',
+      `${file}: cannot be read (${code}). Fix: write the issuer's JWKS there, readable by this process`,
+    );
   }
   return importKeySet(bytes, file, algorithms);
 }
@@ -110,10 +114,13 @@ export class JwksFileSource implements KeySource {
       if (path === undefined || path === '' || names.has(basename(path))) this.#changed();
     });
     this.#watcher.on('error', (error: unknown) => {
-      this.#options.logger.warn(`token issuer ${this.#options.issuer}: JWKS watcher error on ${dir} (${String(error)}); the periodic re-read still picks up changes`);
+      this.#options.logger.warn(
+        `token issuer ${this.#options.issuer}: JWKS watcher error on ${dir} (${String(error)}); the periodic re-read still picks up changes`,
+      );
     });
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
-    if (this.#options.pollIntervalMs > 0) this.#poll = setInterval(() => void this.reloadNow(), this.#options.pollIntervalMs).unref();
+    if (this.#options.pollIntervalMs > 0)
+      this.#poll = setInterval(() => void this.reloadNow(), this.#options.pollIntervalMs).unref();
     await this.reloadNow();
   }
 
@@ -157,10 +164,18 @@ export class JwksFileSource implements KeySource {
       next = await loadJwksFile(file, algorithms);
     } catch (error) {
       if (this.#stopped) return;
-      const refusal = error instanceof MtlsConfigError ? error : new MtlsConfigError('ERR_MTLS_JWKS_INVALID', `${file}: ${error instanceof MtlsError ? error.message : String(error)}`);
+      const refusal =
+        error instanceof MtlsConfigError
+          ? error
+          : new MtlsConfigError(
+              'ERR_MTLS_JWKS_INVALID',
+              `${file}: ${error instanceof MtlsError ? error.message : String(error)}`,
+            );
       if (refusal.message !== this.#refused) {
         this.#refused = refusal.message;
-        logger.warn(`token issuer ${issuer}: JWKS on disk refused, still serving keys ${describe(this.#current)}; retrying: ${refusal.message}`);
+        logger.warn(
+          `token issuer ${issuer}: JWKS on disk refused, still serving keys ${describe(this.#current)}; retrying: ${refusal.message}`,
+        );
         this.#options.onChange?.({ result: 'refused', error: refusal });
       }
       this.#scheduleRetry();

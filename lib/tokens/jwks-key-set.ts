@@ -58,7 +58,12 @@ export class JwksKeySet {
   }
 }
 
-const CURVE_ALGORITHMS: Readonly<Record<string, TokenAlgorithm>> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', Ed25519: 'EdDSA' };
+const CURVE_ALGORITHMS: Readonly<Record<string, TokenAlgorithm>> = {
+  'P-256': 'ES256',
+  'P-384': 'ES384',
+  'P-521': 'ES512',
+  Ed25519: 'EdDSA',
+};
 const RSA_ALGORITHMS: readonly TokenAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 const MIN_RSA_MODULUS_BYTES = 256;
 
@@ -70,10 +75,18 @@ function invalid(source: string, problem: string, fix: string): MtlsConfigError 
 function algorithmsOfKey(jwk: Record<string, unknown>, index: number, source: string): readonly TokenAlgorithm[] {
   const where = `keys[${index}]`;
   if (jwk.kty === 'oct') {
-    throw invalid(source, `${where} is a symmetric ("oct") key`, 'publish only public keys of an asymmetric algorithm (RS/PS/ES/EdDSA)');
+    throw invalid(
+      source,
+      `${where} is a symmetric ("oct") key`,
+      'publish only public keys of an asymmetric algorithm (RS/PS/ES/EdDSA)',
+    );
   }
   if (jwk.d !== undefined || jwk.p !== undefined || jwk.priv !== undefined) {
-    throw invalid(source, `${where} holds private key material`, 'publish the public key only, and rotate this key: it has leaked');
+    throw invalid(
+      source,
+      `${where} holds private key material`,
+      'publish the public key only, and rotate this key: it has leaked',
+    );
   }
   if (jwk.alg !== undefined) {
     if (typeof jwk.alg !== 'string' || !(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(jwk.alg)) {
@@ -83,7 +96,8 @@ function algorithmsOfKey(jwk: Record<string, unknown>, index: number, source: st
   let possible: readonly TokenAlgorithm[];
   if (jwk.kty === 'RSA') {
     const modulus = typeof jwk.n === 'string' ? Buffer.from(jwk.n, 'base64url').length : 0;
-    if (modulus < MIN_RSA_MODULUS_BYTES) throw invalid(source, `${where} is an RSA key shorter than 2048 bits`, 'use RSA keys of 2048 bits or more');
+    if (modulus < MIN_RSA_MODULUS_BYTES)
+      throw invalid(source, `${where} is an RSA key shorter than 2048 bits`, 'use RSA keys of 2048 bits or more');
     possible = RSA_ALGORITHMS;
   } else if ((jwk.kty === 'EC' || jwk.kty === 'OKP') && typeof jwk.crv === 'string' && CURVE_ALGORITHMS[jwk.crv] !== undefined) {
     possible = [CURVE_ALGORITHMS[jwk.crv]!];
@@ -107,7 +121,8 @@ export async function importKeySet(
   pinned: readonly TokenAlgorithm[] | undefined,
 ): Promise<JwksKeySet> {
   const bytes = typeof text === 'string' ? Buffer.from(text) : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
-  if (bytes.length > MAX_JWKS_BYTES) throw invalid(source, `the document is larger than ${MAX_JWKS_BYTES} bytes`, 'publish only the current keys');
+  if (bytes.length > MAX_JWKS_BYTES)
+    throw invalid(source, `the document is larger than ${MAX_JWKS_BYTES} bytes`, 'publish only the current keys');
   let document: unknown;
   try {
     document = JSON.parse(bytes.toString('utf8'));
@@ -118,7 +133,8 @@ export async function importKeySet(
   if (typeof document !== 'object' || document === null || !Array.isArray(keys)) {
     throw invalid(source, 'not a JWKS or SPIFFE bundle: no "keys" array', 'write {"keys":[…]}');
   }
-  if (keys.length > MAX_JWKS_KEYS) throw invalid(source, `${keys.length} keys (at most ${MAX_JWKS_KEYS})`, 'publish only the current keys');
+  if (keys.length > MAX_JWKS_KEYS)
+    throw invalid(source, `${keys.length} keys (at most ${MAX_JWKS_KEYS})`, 'publish only the current keys');
   const entries: KeyEntry[] = [];
   const kids = new Set<string>();
   for (const [index, value] of keys.entries()) {
@@ -128,7 +144,8 @@ export async function importKeySet(
     const jwk = value as Record<string, unknown>;
     const algorithms = algorithmsOfKey(jwk, index, source);
     if (jwk.use !== undefined && jwk.use !== 'sig' && jwk.use !== 'jwt-svid') continue;
-    if (jwk.kid !== undefined && typeof jwk.kid !== 'string') throw invalid(source, `keys[${index}].kid is not a string`, 'use a string "kid"');
+    if (jwk.kid !== undefined && typeof jwk.kid !== 'string')
+      throw invalid(source, `keys[${index}].kid is not a string`, 'use a string "kid"');
     const kid = jwk.kid as string | undefined;
     // A SPIFFE bundle's `use: "jwt-svid"` is this key's purpose, not a JWS `use`: the imported key is a plain signing key.
     const { use: _use, key_ops: _ops, alg: _alg, ...publicJwk } = jwk;
@@ -138,7 +155,11 @@ export async function importKeySet(
       try {
         key = (await importJWK(publicJwk as JWK, alg)) as CryptoKey;
       } catch (error) {
-        throw invalid(source, `keys[${index}]${kid === undefined ? '' : ` (kid ${JSON.stringify(kid)})`} cannot be imported for ${alg}: ${(error as Error).message}`, 'publish a valid public JWK');
+        throw invalid(
+          source,
+          `keys[${index}]${kid === undefined ? '' : ` (kid ${JSON.stringify(kid)})`} cannot be imported for ${alg}: ${(error as Error).message}`,
+          'publish a valid public JWK',
+        );
       }
       entries.push({ kid, alg, key });
       if (kid !== undefined) kids.add(kid);

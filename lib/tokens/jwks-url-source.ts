@@ -51,13 +51,21 @@ export class JwksUrlSource implements KeySource {
     if (current !== undefined && age < this.#options.refreshMs) return current;
     const withinStale = current !== undefined && age < this.#options.refreshMs + this.#options.staleIfErrorMs;
     // While fetches fail, retry at most once per cooldown (and per second): each request must not become a fetch.
-    if (withinStale && this.#lastError !== undefined && this.#inFlight === undefined &&
-        this.#now() - this.#lastAttemptAt < Math.max(this.#options.cooldownMs, 1_000)) {
+    if (
+      withinStale &&
+      this.#lastError !== undefined &&
+      this.#inFlight === undefined &&
+      this.#now() - this.#lastAttemptAt < Math.max(this.#options.cooldownMs, 1_000)
+    ) {
       this.#options.onStale?.(age, this.#lastError);
       return current;
     }
-    if (current === undefined && this.#lastError !== undefined && this.#inFlight === undefined &&
-        this.#now() - this.#lastAttemptAt < Math.max(this.#options.cooldownMs, 1_000)) {
+    if (
+      current === undefined &&
+      this.#lastError !== undefined &&
+      this.#inFlight === undefined &&
+      this.#now() - this.#lastAttemptAt < Math.max(this.#options.cooldownMs, 1_000)
+    ) {
       throw this.#lastError;
     }
     try {
@@ -103,7 +111,10 @@ export class JwksUrlSource implements KeySource {
       this.#fetchedAt = this.#now();
       if (this.#lastError !== undefined) logger.log(`token issuer ${issuer}: JWKS from ${url} fetched again after failures`);
       this.#lastError = undefined;
-      if (previous?.digest !== next.digest) logger.log(`token issuer ${issuer}: JWKS from ${url}: keys ${next.kids.map((k) => JSON.stringify(k)).join(', ') || '(no kid)'}`);
+      if (previous?.digest !== next.digest)
+        logger.log(
+          `token issuer ${issuer}: JWKS from ${url}: keys ${next.kids.map((k) => JSON.stringify(k)).join(', ') || '(no kid)'}`,
+        );
       return next;
     } catch (error) {
       this.#lastError = error;

@@ -83,7 +83,10 @@ function algorithmsOf(option: string, value: unknown): readonly TokenAlgorithm[]
   if (!Array.isArray(value) || value.length === 0) fail(option, 'must be a non-empty array of asymmetric JWS algorithms');
   for (const alg of value as unknown[]) {
     if (typeof alg === 'string' && (/^HS/i.test(alg) || alg.toLowerCase() === 'none')) {
-      fail(option, `names ${JSON.stringify(alg)}: shared-secret and unsigned tokens are never accepted; use ${ASYMMETRIC_ALGORITHMS.join(', ')}`);
+      fail(
+        option,
+        `names ${JSON.stringify(alg)}: shared-secret and unsigned tokens are never accepted; use ${ASYMMETRIC_ALGORITHMS.join(', ')}`,
+      );
     }
     if (!(ASYMMETRIC_ALGORITHMS as readonly unknown[]).includes(alg)) {
       fail(option, `names ${JSON.stringify(alg)}; use ${ASYMMETRIC_ALGORITHMS.join(', ')}`);
@@ -115,7 +118,11 @@ function jwksOf(option: string, value: unknown): ResolvedJwksSource {
   if (url.username !== '' || url.password !== '') fail(`${option}.url`, 'must not carry credentials');
   const caFile = value.caFile === undefined ? undefined : nonEmptyString(`${option}.caFile`, value.caFile);
   const expectPeer = value.expectPeer as string | { hostname: string } | undefined;
-  if (expectPeer !== undefined && typeof expectPeer !== 'string' && !(isRecord(expectPeer) && typeof expectPeer.hostname === 'string')) {
+  if (
+    expectPeer !== undefined &&
+    typeof expectPeer !== 'string' &&
+    !(isRecord(expectPeer) && typeof expectPeer.hostname === 'string')
+  ) {
     fail(`${option}.expectPeer`, 'must be a peer name, a SPIFFE ID or { hostname }');
   }
   if (caFile !== undefined && expectPeer !== undefined) {
@@ -142,11 +149,17 @@ function resolveIssuer(name: string, value: unknown): ResolvedTokenIssuer {
   const issuer = nonEmptyString(`${option}.issuer`, value.issuer);
   const audiences = typeof value.audience === 'string' ? [value.audience] : value.audience;
   if (!Array.isArray(audiences) || audiences.length === 0 || audiences.some((a) => typeof a !== 'string' || a.trim() === '')) {
-    fail(`${option}.audience`, 'must name this service: a non-empty string or a non-empty array of them ("aud" is always required)');
+    fail(
+      `${option}.audience`,
+      'must name this service: a non-empty string or a non-empty array of them ("aud" is always required)',
+    );
   }
   const tolerance = value.clockToleranceSec ?? 30;
   if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0 || tolerance > MAX_CLOCK_TOLERANCE_SEC) {
-    fail(`${option}.clockToleranceSec`, `is ${JSON.stringify(value.clockToleranceSec)}; use a number of seconds from 0 to ${MAX_CLOCK_TOLERANCE_SEC}`);
+    fail(
+      `${option}.clockToleranceSec`,
+      `is ${JSON.stringify(value.clockToleranceSec)}; use a number of seconds from 0 to ${MAX_CLOCK_TOLERANCE_SEC}`,
+    );
   }
   const maxAge = value.maxTokenAgeSec;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {

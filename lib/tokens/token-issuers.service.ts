@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { MtlsHttpClient } from '../client/mtls-http-client.js';
@@ -48,10 +55,13 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
 
   async onModuleInit(): Promise<void> {
     for (const issuer of this.options.tokens.issuers.values()) {
-      const source = issuer.jwks.kind === 'file' ? await this.#fileSource(issuer, issuer.jwks.file) : this.#urlSource(issuer, issuer.jwks);
+      const source =
+        issuer.jwks.kind === 'file' ? await this.#fileSource(issuer, issuer.jwks.file) : this.#urlSource(issuer, issuer.jwks);
       this.#sources.set(issuer.name, source);
       this.#verifiers.set(issuer.name, new TokenVerifier(issuer, source));
-      this.#logger.log(`token issuer ${issuer.name}: iss ${issuer.issuer}, aud ${issuer.audience.join(' ')}, keys from ${describeSource(issuer.jwks)}`);
+      this.#logger.log(
+        `token issuer ${issuer.name}: iss ${issuer.issuer}, aud ${issuer.audience.join(' ')}, keys from ${describeSource(issuer.jwks)}`,
+      );
     }
   }
 
@@ -80,11 +90,17 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
         maxRetryDelayMs,
         logger: this.#logger,
         onChange: ({ result, error }) =>
-          this.events.emit(result === 'rotated' ? { type: 'jwks.rotated', issuer: issuer.name } : { type: 'jwks.refused', issuer: issuer.name, error: error! }),
+          this.events.emit(
+            result === 'rotated'
+              ? { type: 'jwks.rotated', issuer: issuer.name }
+              : { type: 'jwks.refused', issuer: issuer.name, error: error! },
+          ),
       });
     } catch (error) {
       if (error instanceof MtlsConfigError) {
-        throw new MtlsConfigError(error.code, `MtlsModule option "tokens.issuers.${issuer.name}.jwks": ${error.message}`, { cause: error });
+        throw new MtlsConfigError(error.code, `MtlsModule option "tokens.issuers.${issuer.name}.jwks": ${error.message}`, {
+          cause: error,
+        });
       }
       throw error;
     }
@@ -162,5 +178,9 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
 }
 
 function describeSource(jwks: ResolvedJwksSource): string {
-  return jwks.kind === 'file' ? jwks.file : jwks.caFile === undefined ? `${jwks.url.href} (mTLS)` : `${jwks.url.href} (CA ${jwks.caFile})`;
+  return jwks.kind === 'file'
+    ? jwks.file
+    : jwks.caFile === undefined
+      ? `${jwks.url.href} (mTLS)`
+      : `${jwks.url.href} (CA ${jwks.caFile})`;
 }

@@ -46,7 +46,10 @@ export class TokenPolicyRegistry implements OnModuleInit {
     let policy = handlers.get(handler);
     if (policy === undefined) {
       const route = `${controller.name}.${handler.name}`;
-      const metadata = this.reflector.getAllAndOverride<TokenRequirementMetadata | undefined>(MTLS_TOKEN_REQUIREMENT, [handler, controller]);
+      const metadata = this.reflector.getAllAndOverride<TokenRequirementMetadata | undefined>(MTLS_TOKEN_REQUIREMENT, [
+        handler,
+        controller,
+      ]);
       if (metadata !== undefined && !this.options.tokens.issuers.has(metadata.issuer)) {
         const known = [...this.options.tokens.issuers.keys()];
         throw new MtlsConfigError(

@@ -115,12 +115,13 @@ export class TokenVerifier {
     if (requirement.bind === 'certificate') {
       const cnf = claims.cnf as Record<string, unknown> | undefined;
       const x5t = typeof cnf === 'object' && cnf !== null ? cnf['x5t#S256'] : undefined;
-      if (typeof x5t !== 'string') return refuse('ERR_MTLS_TOKEN_UNBOUND', 'cnf_missing', 'token has no cnf["x5t#S256"] (RFC 8705)');
+      if (typeof x5t !== 'string')
+        return refuse('ERR_MTLS_TOKEN_UNBOUND', 'cnf_missing', 'token has no cnf["x5t#S256"] (RFC 8705)');
       const expected = thumbprintOf(peer);
       const presented = X5T_S256.test(x5t) ? Buffer.from(x5t, 'base64url') : undefined;
       // Length first (no secret in it), then constant time: the thumbprint is compared like a MAC.
       if (presented === undefined || presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-        return refuse('ERR_MTLS_TOKEN_UNBOUND', 'cnf_mismatch', 'token is bound to another certificate than this connection\'s');
+        return refuse('ERR_MTLS_TOKEN_UNBOUND', 'cnf_mismatch', "token is bound to another certificate than this connection's");
       }
     } else if (requirement.bind === 'peer-id') {
       if (peer.spiffeId === undefined) {
@@ -133,7 +134,12 @@ export class TokenVerifier {
     if (requirement.scopes.length > 0) {
       const granted = scopesOf(claims);
       if (!requirement.scopes.every((scope) => granted.has(scope))) {
-        return refuse('ERR_MTLS_TOKEN_SCOPE', 'insufficient_scope', `token lacks a required scope (${requirement.scopes.join(' ')})`, requirement.scopes.join(' '));
+        return refuse(
+          'ERR_MTLS_TOKEN_SCOPE',
+          'insufficient_scope',
+          `token lacks a required scope (${requirement.scopes.join(' ')})`,
+          requirement.scopes.join(' '),
+        );
       }
     }
     return { issuerName: this.#issuer.name, claims, token };
@@ -197,7 +203,7 @@ function describeFailure(error: unknown): readonly [reason: string, message: str
     const messages = {
       unknown_kid: 'no key of the issuer matches the token\'s "kid" and "alg"',
       ambiguous_key: 'several keys of the issuer match a token without "kid"',
-      jwks_unavailable: 'the issuer\'s keys are not available',
+      jwks_unavailable: "the issuer's keys are not available",
     };
     return [error.reason, messages[error.reason]];
   }

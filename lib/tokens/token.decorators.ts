@@ -27,14 +27,19 @@ const BINDINGS: readonly TokenBinding[] = ['none', 'certificate', 'peer-id'];
  * ```
  */
 export function RequireToken(issuer: string, options: RequireTokenOptions = {}): ClassDecorator & MethodDecorator {
-  if (typeof issuer !== 'string' || issuer === '') throw new TypeError('@RequireToken() needs the name of an issuer of MtlsModule option "tokens.issuers"');
+  if (typeof issuer !== 'string' || issuer === '')
+    throw new TypeError('@RequireToken() needs the name of an issuer of MtlsModule option "tokens.issuers"');
   const bind = options.bind ?? 'none';
-  if (!BINDINGS.includes(bind)) throw new TypeError(`@RequireToken('${issuer}'): bind must be one of ${BINDINGS.map((b) => `'${b}'`).join(', ')}`);
+  if (!BINDINGS.includes(bind))
+    throw new TypeError(`@RequireToken('${issuer}'): bind must be one of ${BINDINGS.map((b) => `'${b}'`).join(', ')}`);
   const scopes = options.scopes ?? [];
   if (!Array.isArray(scopes) || scopes.some((scope) => typeof scope !== 'string' || scope === '' || /\s/.test(scope))) {
     throw new TypeError(`@RequireToken('${issuer}'): scopes must be non-empty strings without spaces`);
   }
-  return SetMetadata(MTLS_TOKEN_REQUIREMENT, Object.freeze({ issuer, bind, scopes: Object.freeze([...scopes]) }) satisfies TokenRequirementMetadata);
+  return SetMetadata(
+    MTLS_TOKEN_REQUIREMENT,
+    Object.freeze({ issuer, bind, scopes: Object.freeze([...scopes]) }) satisfies TokenRequirementMetadata,
+  );
 }
 
 /**

@@ -5,7 +5,7 @@ import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
-import { requestOf } from '../server/mtls.guard.js';
+import { requestOf } from '../server/peer-request.js';
 import { toHttpException } from '../server/mtls-http-errors.js';
 import { peerOfRequest } from '../server/peer-request.js';
 import { bearerToken, type BearerProblem, type HeaderSource } from './bearer-header.js';
@@ -56,8 +56,19 @@ export class MtlsTokenGuard implements CanActivate {
     }
     const header = bearerToken(request);
     if ('problem' in header) {
-      const code = header.problem === 'missing' || header.problem === 'scheme' ? 'ERR_MTLS_TOKEN_MISSING' : 'ERR_MTLS_TOKEN_INVALID';
-      return this.#deny(context, policy, peer.spiffeId ?? peer.subject, new TokenError(code, HEADER_MESSAGES[header.problem], { issuer: policy.issuer, reason: header.problem }, header.problem !== 'missing'));
+      const code =
+        header.problem === 'missing' || header.problem === 'scheme' ? 'ERR_MTLS_TOKEN_MISSING' : 'ERR_MTLS_TOKEN_INVALID';
+      return this.#deny(
+        context,
+        policy,
+        peer.spiffeId ?? peer.subject,
+        new TokenError(
+          code,
+          HEADER_MESSAGES[header.problem],
+          { issuer: policy.issuer, reason: header.problem },
+          header.problem !== 'missing',
+        ),
+      );
     }
     // The registry refused unknown issuer names at startup.
     const verdict = await this.issuers.verifier(policy.issuer)!.verify(header.token, peer, policy);
@@ -82,12 +93,15 @@ export class MtlsTokenGuard implements CanActivate {
       const more = suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : '';
       const kid = error.kid === undefined ? '' : ` kid ${error.kid}`;
       const sub = error.sub === undefined ? '' : ` sub ${error.sub}`;
-      this.#logger.warn(`${error.code} on ${policy.route}: peer ${peer}, issuer ${error.issuer}${kid}${sub}: ${error.reason}: ${error.message}${more}`);
+      this.#logger.warn(
+        `${error.code} on ${policy.route}: peer ${peer}, issuer ${error.issuer}${kid}${sub}: ${error.reason}: ${error.message}${more}`,
+      );
     }
     const exception = toHttpException(error);
     if (context.getType() === 'http') {
       const response = context.switchToHttp().getResponse<unknown>();
-      for (const [name, value] of Object.entries(exception.headers)) this.adapterHost.httpAdapter.setHeader(response, name, value);
+      for (const [name, value] of Object.entries(exception.headers))
+        this.adapterHost.httpAdapter.setHeader(response, name, value);
     }
     throw exception;
   }

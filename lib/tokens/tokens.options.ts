@@ -1,15 +1,5 @@
 /** Asymmetric JWS algorithms a token issuer may use; `HS*` and `none` are never accepted. */
-export type TokenAlgorithm =
-  | 'RS256'
-  | 'RS384'
-  | 'RS512'
-  | 'PS256'
-  | 'PS384'
-  | 'PS512'
-  | 'ES256'
-  | 'ES384'
-  | 'ES512'
-  | 'EdDSA';
+export type TokenAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
 
 /** A JWKS (or SPIFFE bundle) fetched over HTTPS. */
 export interface JwksUrlOptions {

@@ -98,7 +98,9 @@ export class WorkloadJwtSource {
       },
       onFatal: (end) => {
         this.#bundleProblem = describeCallEnd(end);
-        this.#logger.error(`JWT bundles: the Workload API ${this.endpoint} refused the request (${this.#bundleProblem}); not retrying`);
+        this.#logger.error(
+          `JWT bundles: the Workload API ${this.endpoint} refused the request (${this.#bundleProblem}); not retrying`,
+        );
         this.#wakeBundleWaiters();
       },
       ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
@@ -179,7 +181,9 @@ export class WorkloadJwtSource {
       const text = describeCallEnd({ code, details: (error as Error).message });
       // The agent is away but the token is still valid: better than failing the call; the next call tries again.
       if (stale !== undefined && Date.now() < stale.expiresAt - 1_000) {
-        this.#logger.warn(`JWT-SVID for ${key}: the Workload API ${this.endpoint} failed (${text}); using the cached one until it expires`);
+        this.#logger.warn(
+          `JWT-SVID for ${key}: the Workload API ${this.endpoint} failed (${text}); using the cached one until it expires`,
+        );
         return stale.token;
       }
       throw new WorkloadApiError(
@@ -221,7 +225,10 @@ export class WorkloadJwtSource {
         const parsed = JSON.parse(json.toString('utf8')) as { keys?: unknown };
         if (!Array.isArray(parsed.keys)) throw new Error(`the bundle of ${name} has no "keys" array`);
         const keys = parsed.keys
-          .filter((k): k is Record<string, unknown> => k !== null && typeof k === 'object' && typeof (k as { kty?: unknown }).kty === 'string')
+          .filter(
+            (k): k is Record<string, unknown> =>
+              k !== null && typeof k === 'object' && typeof (k as { kty?: unknown }).kty === 'string',
+          )
           // Public parts only: a bundle that carries a private member ("d") is a leak, not a key to use.
           .filter((k) => !('d' in k))
           .map(({ use: _use, ...rest }) => Object.freeze(rest) as JwtBundleKey);
@@ -229,7 +236,9 @@ export class WorkloadJwtSource {
       }
     } catch (error) {
       this.#bundleProblem = `JWT bundles refused: ${(error as Error).message}`;
-      this.#logger.warn(`JWT bundles from the Workload API ${this.endpoint} refused, keeping the previous ones: ${(error as Error).message}`);
+      this.#logger.warn(
+        `JWT bundles from the Workload API ${this.endpoint} refused, keeping the previous ones: ${(error as Error).message}`,
+      );
       return;
     }
     this.#bundles = bundles;
@@ -254,7 +263,14 @@ export class WorkloadJwtSource {
         clearTimeout(timer);
         this.#bundleWaiters.delete(wake);
         if (this.#bundles !== undefined) resolve();
-        else reject(new WorkloadApiError('ERR_MTLS_WORKLOAD_API_CLOSED', `JWT bundles unavailable from ${this.endpoint}: ${this.#bundleProblem ?? 'closed'}`, this.endpoint));
+        else
+          reject(
+            new WorkloadApiError(
+              'ERR_MTLS_WORKLOAD_API_CLOSED',
+              `JWT bundles unavailable from ${this.endpoint}: ${this.#bundleProblem ?? 'closed'}`,
+              this.endpoint,
+            ),
+          );
       };
       this.#bundleWaiters.add(wake);
     });

@@ -270,7 +270,11 @@ function varint(value: number): Buffer {
 function lengthDelimited(number: number, payload: Uint8Array | string, always = false): Buffer[] {
   const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
   if (bytes.length === 0 && !always) return [];
-  return [varint((number << 3) | LENGTH_DELIMITED), varint(bytes.length), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)];
+  return [
+    varint((number << 3) | LENGTH_DELIMITED),
+    varint(bytes.length),
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length),
+  ];
 }
 
 function mapField(number: number, map: ReadonlyMap<string, Uint8Array>): Buffer[] {
@@ -288,7 +292,10 @@ export function encodeEmpty(): Buffer {
 
 /** Encodes `JWTSVIDRequest`. */
 export function encodeJwtSvidRequest(request: JwtSvidRequest): Buffer {
-  return Buffer.concat([...request.audience.flatMap((a) => lengthDelimited(1, a, true)), ...lengthDelimited(2, request.spiffeId)]);
+  return Buffer.concat([
+    ...request.audience.flatMap((a) => lengthDelimited(1, a, true)),
+    ...lengthDelimited(2, request.spiffeId),
+  ]);
 }
 
 /** Encodes `X509SVIDResponse` (for the test server). */

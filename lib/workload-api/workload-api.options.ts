@@ -31,9 +31,14 @@ export function isWorkloadApiCredentials(options: unknown): options is WorkloadA
 }
 
 /** Checks a `credentials: { workloadApi }` option. Throws MtlsConfigError naming the option and the fix. */
-export function resolveWorkloadApiOptions(options: WorkloadApiCredentialsOptions, optionName: string): ResolvedWorkloadApiOptions {
+export function resolveWorkloadApiOptions(
+  options: WorkloadApiCredentialsOptions,
+  optionName: string,
+): ResolvedWorkloadApiOptions {
   const name = `${optionName}.workloadApi`;
-  const others = Object.keys(options).filter((key) => key !== 'workloadApi' && (options as unknown as Record<string, unknown>)[key] !== undefined);
+  const others = Object.keys(options).filter(
+    (key) => key !== 'workloadApi' && (options as unknown as Record<string, unknown>)[key] !== undefined,
+  );
   if (others.length > 0) {
     throw new MtlsConfigError(
       'ERR_MTLS_CONFIG_INVALID',
@@ -43,12 +48,18 @@ export function resolveWorkloadApiOptions(options: WorkloadApiCredentialsOptions
   }
   const value: unknown = options.workloadApi;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${name}" must be an object ({} to use SPIFFE_ENDPOINT_SOCKET)`);
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `MtlsModule option "${name}" must be an object ({} to use SPIFFE_ENDPOINT_SOCKET)`,
+    );
   }
   const fields = value as Record<string, unknown>;
   for (const key of Object.keys(fields)) {
     if (!KEYS.includes(key)) {
-      throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${name}.${key}" is not an option; known options: ${KEYS.join(', ')}`);
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "${name}.${key}" is not an option; known options: ${KEYS.join(', ')}`,
+      );
     }
   }
   const { socket, svid, startupTimeoutMs } = fields;
@@ -56,10 +67,19 @@ export function resolveWorkloadApiOptions(options: WorkloadApiCredentialsOptions
     throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${name}.socket" must be a string`);
   }
   if (svid !== undefined && (typeof svid !== 'string' || svid === '')) {
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${name}.svid" must be a non-empty hint or SPIFFE ID`);
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `MtlsModule option "${name}.svid" must be a non-empty hint or SPIFFE ID`,
+    );
   }
-  if (startupTimeoutMs !== undefined && !(typeof startupTimeoutMs === 'number' && Number.isInteger(startupTimeoutMs) && startupTimeoutMs >= 1)) {
-    throw new MtlsConfigError('ERR_MTLS_CONFIG_INVALID', `MtlsModule option "${name}.startupTimeoutMs" is ${JSON.stringify(startupTimeoutMs)}; use a whole number ≥ 1`);
+  if (
+    startupTimeoutMs !== undefined &&
+    !(typeof startupTimeoutMs === 'number' && Number.isInteger(startupTimeoutMs) && startupTimeoutMs >= 1)
+  ) {
+    throw new MtlsConfigError(
+      'ERR_MTLS_CONFIG_INVALID',
+      `MtlsModule option "${name}.startupTimeoutMs" is ${JSON.stringify(startupTimeoutMs)}; use a whole number ≥ 1`,
+    );
   }
   return {
     endpoint: resolveWorkloadApiEndpoint(socket, name),

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { DerError, DerReader, Tag } from '../asn1/der.js';
+import { DerError, DerReader, Tag } from '../x509/der.js';
 import type { InstallLogger } from '../credentials/credentials-installer.js';
 import { WorkloadApiError } from '../errors/mtls.errors.js';
-import { parseCertificateDer, type CertificateInfo } from '../identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
 import type { BackoffOptions } from './workload-api.backoff.js';
 import { decodeX509BundlesResponse, encodeEmpty, WORKLOAD_API_METHODS } from './workload-api.codec.js';
@@ -98,7 +98,8 @@ export class WorkloadX509BundleSource {
         const certificates: CertificateInfo[] = [];
         while (!reader.done) certificates.push(parseCertificateDer(reader.readEncoded(Tag.SEQUENCE, `bundle of ${trustDomain}`)));
         if (certificates.length === 0) throw new Error(`the bundle of ${trustDomain} is empty`);
-        if (certificates.some((certificate) => !certificate.isCa)) throw new Error(`the bundle of ${trustDomain} holds a certificate that is not a CA`);
+        if (certificates.some((certificate) => !certificate.isCa))
+          throw new Error(`the bundle of ${trustDomain} holds a certificate that is not a CA`);
         bundles.set(trustDomain, Object.freeze(certificates));
       }
     } catch (error) {
@@ -128,7 +129,14 @@ export class WorkloadX509BundleSource {
         clearTimeout(timer);
         this.#waiters.delete(wake);
         if (this.#bundles !== undefined) resolve();
-        else reject(new WorkloadApiError('ERR_MTLS_WORKLOAD_API_CLOSED', `X.509 bundles unavailable from ${this.endpoint}: ${this.#problem ?? 'closed'}`, this.endpoint));
+        else
+          reject(
+            new WorkloadApiError(
+              'ERR_MTLS_WORKLOAD_API_CLOSED',
+              `X.509 bundles unavailable from ${this.endpoint}: ${this.#problem ?? 'closed'}`,
+              this.endpoint,
+            ),
+          );
       };
       this.#waiters.add(wake);
     });

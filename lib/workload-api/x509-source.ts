@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { CredentialStore } from '../credentials/credential-store.js';
 import { registerCredentialSource, type CredentialSourceStatus } from '../credentials/credential-source.js';
-import { formatDuration } from '../credentials/credentials-description.js';
+import { formatDuration } from '../format/duration.js';
 import {
   CrlRollbackGuard,
   installCredentials,
@@ -153,7 +153,9 @@ export class WorkloadX509Source {
     clearTimeout(this.#expiryTimer);
     if (this.#ownsTransport) this.#transport?.close();
     this.#ownsTransport = false;
-    this.#rejectFirst(new WorkloadApiError('ERR_MTLS_WORKLOAD_API_CLOSED', 'the source was stopped before the first X509-SVID', this.#address));
+    this.#rejectFirst(
+      new WorkloadApiError('ERR_MTLS_WORKLOAD_API_CLOSED', 'the source was stopped before the first X509-SVID', this.#address),
+    );
   }
 
   #rejectFirst(error: Error): void {
@@ -205,7 +207,10 @@ export class WorkloadX509Source {
     return result;
   }
 
-  #install(raw: RawCredentials, spiffeId: string): { ok: true; rotated: boolean } | { ok: false; error: CredentialsError; key: string } {
+  #install(
+    raw: RawCredentials,
+    spiffeId: string,
+  ): { ok: true; rotated: boolean } | { ok: false; error: CredentialsError; key: string } {
     const accept = (candidate: Credentials): void => {
       this.#crls?.check(candidate, raw.crlFiles);
       // The agent says which ID the SVID carries; a leaf that says otherwise is not the SVID it claims to be.
@@ -269,10 +274,7 @@ export class WorkloadX509Source {
       current === undefined
         ? 'no SVID yet'
         : `still serving sha256 ${current.fingerprint256} until ${current.notAfter.toISOString()}`;
-    const hint =
-      end.code === GrpcStatus.PERMISSION_DENIED
-        ? ' (no registration entry matches this workload yet; retrying)'
-        : '';
+    const hint = end.code === GrpcStatus.PERMISSION_DENIED ? ' (no registration entry matches this workload yet; retrying)' : '';
     this.#logger.warn(
       `${this.#options.set} credentials: Workload API ${this.#address}: ${text}${hint}; reconnecting in ${formatDuration(delayMs)}, ${serving}`,
     );

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { DerError, DerReader, Tag } from '../asn1/der.js';
+import { DerError, DerReader, Tag } from '../x509/der.js';
 import { CredentialsError } from '../errors/mtls.errors.js';
 import { parseSpiffeId, parseTrustDomain } from '../identity/spiffe-id.js';
 import type { CredentialFiles, RawCredentials } from '../credentials/credentials.interfaces.js';
-import { encodePem } from '../credentials/pem.js';
+import { encodePem } from '../x509/pem.js';
 import { PrivateKeyMaterial } from '../credentials/private-key.js';
 import type { X509SvidMessage, X509SvidResponse } from './workload-api.codec.js';
 
@@ -24,21 +24,36 @@ export function workloadApiLabels(address: string): CredentialFiles {
   };
 }
 
-function refused(files: CredentialFiles, reason: string, fix: string, field: 'certificate' | 'key' | 'ca' | 'crl' = 'certificate'): CredentialsError {
-  return new CredentialsError('ERR_MTLS_SVID_INVALID', reason, { file: field === 'ca' ? files.ca : field === 'key' ? files.key : files.cert, field, fix });
+function refused(
+  files: CredentialFiles,
+  reason: string,
+  fix: string,
+  field: 'certificate' | 'key' | 'ca' | 'crl' = 'certificate',
+): CredentialsError {
+  return new CredentialsError('ERR_MTLS_SVID_INVALID', reason, {
+    file: field === 'ca' ? files.ca : field === 'key' ? files.key : files.cert,
+    field,
+    fix,
+  });
 }
 
 /** Picks the SVID named by `selector` (a SPIFFE ID or a hint), else the first. Throws CredentialsError when none fits. */
 export function selectSvid(svids: readonly X509SvidMessage[], selector: SvidSelector, files: CredentialFiles): X509SvidMessage {
   if (svids.length === 0) {
-    throw refused(files, 'the response holds no X509-SVID', 'register this workload with the SPIRE server (an entry whose selectors match it)');
+    throw refused(
+      files,
+      'the response holds no X509-SVID',
+      'register this workload with the SPIRE server (an entry whose selectors match it)',
+    );
   }
   if (selector === undefined) return svids[0]!;
   const byId = selector.startsWith('spiffe://');
   // Hints are unique per response; were they not, the standard says the first wins.
   const found = svids.find((svid) => (byId ? svid.spiffeId === selector : svid.hint === selector));
   if (found !== undefined) return found;
-  const offered = svids.map((svid) => (svid.hint === '' ? svid.spiffeId : `${svid.spiffeId} (hint ${JSON.stringify(svid.hint)})`));
+  const offered = svids.map((svid) =>
+    svid.hint === '' ? svid.spiffeId : `${svid.spiffeId} (hint ${JSON.stringify(svid.hint)})`,
+  );
   throw refused(
     files,
     `no X509-SVID with ${byId ? 'SPIFFE ID' : 'hint'} ${JSON.stringify(selector)}; the agent serves ${offered.join(', ')}`,
@@ -54,7 +69,12 @@ function splitDer(der: Buffer, what: string, files: CredentialFiles, field: 'cer
     while (!reader.done) items.push(reader.readEncoded(Tag.SEQUENCE, what));
   } catch (error) {
     const detail = error instanceof DerError ? error.message : 'malformed DER';
-    throw refused(files, `${what} is not concatenated DER certificates: ${detail}`, 'report this to the Workload API server operator', field);
+    throw refused(
+      files,
+      `${what} is not concatenated DER certificates: ${detail}`,
+      'report this to the Workload API server operator',
+      field,
+    );
   }
   if (items.length === 0) throw refused(files, `${what} is empty`, 'report this to the Workload API server operator', field);
   return items;
@@ -120,7 +140,11 @@ function convert(response: X509SvidResponse, selector: SvidSelector, address: st
   try {
     spiffeId = parseSpiffeId(svid.spiffeId).toString();
   } catch {
-    throw refused(files, `the X509-SVID's spiffe_id ${JSON.stringify(svid.spiffeId)} is not a SPIFFE ID`, 'report this to the Workload API server operator');
+    throw refused(
+      files,
+      `the X509-SVID's spiffe_id ${JSON.stringify(svid.spiffeId)} is not a SPIFFE ID`,
+      'report this to the Workload API server operator',
+    );
   }
   if (svid.key.length === 0) {
     throw refused(files, 'the X509-SVID has no private key', 'report this to the Workload API server operator', 'key');
@@ -152,12 +176,24 @@ function convert(response: X509SvidResponse, selector: SvidSelector, address: st
     try {
       trustDomain = parseTrustDomain(name);
     } catch {
-      throw refused(files, `federated_bundles key ${JSON.stringify(name)} is not a trust domain`, 'report this to the Workload API server operator', 'ca');
+      throw refused(
+        files,
+        `federated_bundles key ${JSON.stringify(name)} is not a trust domain`,
+        'report this to the Workload API server operator',
+        'ca',
+      );
     }
     if (federated.has(trustDomain)) {
-      throw refused(files, `federated_bundles holds trust domain ${trustDomain} twice`, 'report this to the Workload API server operator', 'ca');
+      throw refused(
+        files,
+        `federated_bundles holds trust domain ${trustDomain} twice`,
+        'report this to the Workload API server operator',
+        'ca',
+      );
     }
-    const pem = splitDer(der, `federated bundle of ${trustDomain}`, files, 'ca').map((c) => encodePem('CERTIFICATE', c)).join('');
+    const pem = splitDer(der, `federated bundle of ${trustDomain}`, files, 'ca')
+      .map((c) => encodePem('CERTIFICATE', c))
+      .join('');
     federated.set(trustDomain, pem);
     frame(`td:${trustDomain}`, der);
   }

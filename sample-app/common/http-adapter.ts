@@ -28,7 +28,11 @@ export function servingFromEnv(env: NodeJS.ProcessEnv = process.env): SampleServ
  * Creates the service's Nest app on the adapter `serving` names, TLS set up for MtlsModule; `plainHttp` behind a
  * loopback sidecar, which terminates mTLS itself.
  */
-export async function createSampleApp(module: DynamicModule, serving: SampleServing, plainHttp = false): Promise<INestApplication> {
+export async function createSampleApp(
+  module: DynamicModule,
+  serving: SampleServing,
+  plainHttp = false,
+): Promise<INestApplication> {
   if (serving.adapter === 'express') {
     return NestFactory.create(module, { ...(plainHttp ? {} : { httpsOptions: mtlsHttpsOptions() }), abortOnError: false });
   }

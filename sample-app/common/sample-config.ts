@@ -56,7 +56,9 @@ export function credentialsFromEnv(service: string, env: NodeJS.ProcessEnv = pro
   const files = { MTLS_CERT_FILE: env.MTLS_CERT_FILE, MTLS_KEY_FILE: env.MTLS_KEY_FILE, MTLS_CA_FILE: env.MTLS_CA_FILE };
   const given = Object.entries(files).filter(([, value]) => value);
   if (given.length > 0) {
-    const missing = Object.entries(files).filter(([, value]) => !value).map(([name]) => name);
+    const missing = Object.entries(files)
+      .filter(([, value]) => !value)
+      .map(([name]) => name);
     if (missing.length > 0) {
       throw new SampleConfigError(
         `${missing.join(', ')} not set: set all of MTLS_CERT_FILE, MTLS_KEY_FILE and MTLS_CA_FILE, or MTLS_DIR alone`,
@@ -116,7 +118,8 @@ export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsTokensO
 export function proxyFromEnv(env: NodeJS.ProcessEnv = process.env): MtlsProxyOptions | undefined {
   const header = env.MTLS_PROXY;
   if (header === undefined || header === '') {
-    if (env.MTLS_PROXY_TRUST) throw new SampleConfigError('MTLS_PROXY_TRUST is set but MTLS_PROXY is not: set MTLS_PROXY=xfcc or MTLS_PROXY=rfc9440');
+    if (env.MTLS_PROXY_TRUST)
+      throw new SampleConfigError('MTLS_PROXY_TRUST is set but MTLS_PROXY is not: set MTLS_PROXY=xfcc or MTLS_PROXY=rfc9440');
     return undefined;
   }
   if (header !== 'xfcc' && header !== 'rfc9440') {

@@ -287,10 +287,26 @@ describe('rule values are checked when the authorizer is built', () => {
     expect.objectContaining({ name: 'MtlsConfigError', code: 'ERR_MTLS_CONFIG_INVALID', message });
 
   it.each([
-    ['an upper-case trust domain', () => authorizeId('spiffe://Shop.test/ns/shop/sa/orders'), `invalid SPIFFE ID "spiffe://Shop.test/ns/shop/sa/orders": ${TD_CHARS}`],
-    ['a missing scheme', () => authorizeId('shop.test/ns/shop/sa/orders'), 'invalid SPIFFE ID "shop.test/ns/shop/sa/orders": scheme is missing or invalid'],
-    ['a trailing slash', () => authorizeOneOf(ORDERS, `${PAYMENTS}/`), `invalid SPIFFE ID "${PAYMENTS}/": path cannot have a trailing slash`],
-    ['a wildcard in an ID rule', () => authorizeId('spiffe://shop.test/ns/shop/sa/*'), 'invalid SPIFFE ID "spiffe://shop.test/ns/shop/sa/*": path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
+    [
+      'an upper-case trust domain',
+      () => authorizeId('spiffe://Shop.test/ns/shop/sa/orders'),
+      `invalid SPIFFE ID "spiffe://Shop.test/ns/shop/sa/orders": ${TD_CHARS}`,
+    ],
+    [
+      'a missing scheme',
+      () => authorizeId('shop.test/ns/shop/sa/orders'),
+      'invalid SPIFFE ID "shop.test/ns/shop/sa/orders": scheme is missing or invalid',
+    ],
+    [
+      'a trailing slash',
+      () => authorizeOneOf(ORDERS, `${PAYMENTS}/`),
+      `invalid SPIFFE ID "${PAYMENTS}/": path cannot have a trailing slash`,
+    ],
+    [
+      'a wildcard in an ID rule',
+      () => authorizeId('spiffe://shop.test/ns/shop/sa/*'),
+      'invalid SPIFFE ID "spiffe://shop.test/ns/shop/sa/*": path segment characters are limited to letters, numbers, dots, dashes, and underscores',
+    ],
     [
       'a root ID',
       () => authorizeId('spiffe://shop.test'),
@@ -305,34 +321,94 @@ describe('rule values are checked when the authorizer is built', () => {
       `trust domain "${ORDERS}" is a workload's SPIFFE ID; give the trust domain "shop.test" to admit all of it, or the ID as a peer to admit that workload only`,
     ],
     ['no trust domains', () => authorizeMemberOf(), 'authorizeMemberOf() needs at least one trust domain'],
-    ['a pattern without scheme', () => authorizeMatch('shop.test/ns/*'), 'SPIFFE ID pattern "shop.test/ns/*" must start with spiffe://'],
+    [
+      'a pattern without scheme',
+      () => authorizeMatch('shop.test/ns/*'),
+      'SPIFFE ID pattern "shop.test/ns/*" must start with spiffe://',
+    ],
     [
       'a wildcard trust domain',
       () => authorizeMatch('spiffe://*.test/ns/shop/sa/orders'),
       'SPIFFE ID pattern "spiffe://*.test/ns/shop/sa/orders": the trust domain must be literal; list each trust domain instead',
     ],
-    ['an upper-case pattern trust domain', () => authorizeMatch('spiffe://Shop.test/ns/*'), `SPIFFE ID pattern "spiffe://Shop.test/ns/*": ${TD_CHARS}`],
+    [
+      'an upper-case pattern trust domain',
+      () => authorizeMatch('spiffe://Shop.test/ns/*'),
+      `SPIFFE ID pattern "spiffe://Shop.test/ns/*": ${TD_CHARS}`,
+    ],
     [
       'a partial-segment glob',
       () => authorizeMatch('spiffe://shop.test/ns/shop/sa/or*'),
       'SPIFFE ID pattern "spiffe://shop.test/ns/shop/sa/or*": "*" must be a whole path segment, as in /sa/*, not part of one ("or*")',
     ],
-    ['** before the end', () => authorizeMatch('spiffe://shop.test/**/orders'), 'SPIFFE ID pattern "spiffe://shop.test/**/orders": "**" may only be the last segment'],
-    ['a pattern with no path', () => authorizeMatch('spiffe://shop.test'), 'SPIFFE ID pattern "spiffe://shop.test" has no path; to admit a whole trust domain, name the trust domain'],
-    ['an empty segment', () => authorizeMatch('spiffe://shop.test/ns//*'), 'SPIFFE ID pattern "spiffe://shop.test/ns//*": path cannot contain empty segments'],
-    ['a dot segment', () => authorizeMatch('spiffe://shop.test/ns/../*'), 'SPIFFE ID pattern "spiffe://shop.test/ns/../*": path cannot contain dot segments'],
-    ['a trailing slash in a pattern', () => authorizeMatch('spiffe://shop.test/ns/*/'), 'SPIFFE ID pattern "spiffe://shop.test/ns/*/": path cannot contain empty segments'],
-    ['a wildcard over a TLD', () => authorizeDnsName('*.com'), 'DNS name rule "*.com" is a wildcard over a top-level domain; give at least two labels after "*."'],
-    ['an inner wildcard', () => authorizeDnsName('a.*.example.com'), 'DNS name rule "a.*.example.com" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")'],
-    ['a partial-label wildcard', () => authorizeDnsName('a*.example.com'), 'DNS name rule "a*.example.com" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")'],
-    ['hostile text as a DNS rule', () => authorizeDnsName(`x.example, URI:${ORDERS}`), `DNS name rule "x.example, URI:${ORDERS}" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")`],
-    ['a non-ASCII DNS rule', () => authorizeDnsName('\u212Aube.test'), 'DNS name rule "\u212Aube.test" is not ASCII; give its A-label (xn--…) form'],
-    ['a trailing dot', () => authorizeDnsName('orders.shop.svc.'), 'DNS name rule "orders.shop.svc." has a trailing dot; remove it'],
-    ['a 64-character label', () => authorizeDnsName(`${'a'.repeat(64)}.test`), `DNS name rule "${'a'.repeat(64)}.test" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")`],
+    [
+      '** before the end',
+      () => authorizeMatch('spiffe://shop.test/**/orders'),
+      'SPIFFE ID pattern "spiffe://shop.test/**/orders": "**" may only be the last segment',
+    ],
+    [
+      'a pattern with no path',
+      () => authorizeMatch('spiffe://shop.test'),
+      'SPIFFE ID pattern "spiffe://shop.test" has no path; to admit a whole trust domain, name the trust domain',
+    ],
+    [
+      'an empty segment',
+      () => authorizeMatch('spiffe://shop.test/ns//*'),
+      'SPIFFE ID pattern "spiffe://shop.test/ns//*": path cannot contain empty segments',
+    ],
+    [
+      'a dot segment',
+      () => authorizeMatch('spiffe://shop.test/ns/../*'),
+      'SPIFFE ID pattern "spiffe://shop.test/ns/../*": path cannot contain dot segments',
+    ],
+    [
+      'a trailing slash in a pattern',
+      () => authorizeMatch('spiffe://shop.test/ns/*/'),
+      'SPIFFE ID pattern "spiffe://shop.test/ns/*/": path cannot contain empty segments',
+    ],
+    [
+      'a wildcard over a TLD',
+      () => authorizeDnsName('*.com'),
+      'DNS name rule "*.com" is a wildcard over a top-level domain; give at least two labels after "*."',
+    ],
+    [
+      'an inner wildcard',
+      () => authorizeDnsName('a.*.example.com'),
+      'DNS name rule "a.*.example.com" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")',
+    ],
+    [
+      'a partial-label wildcard',
+      () => authorizeDnsName('a*.example.com'),
+      'DNS name rule "a*.example.com" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")',
+    ],
+    [
+      'hostile text as a DNS rule',
+      () => authorizeDnsName(`x.example, URI:${ORDERS}`),
+      `DNS name rule "x.example, URI:${ORDERS}" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")`,
+    ],
+    [
+      'a non-ASCII DNS rule',
+      () => authorizeDnsName('\u212Aube.test'),
+      'DNS name rule "\u212Aube.test" is not ASCII; give its A-label (xn--…) form',
+    ],
+    [
+      'a trailing dot',
+      () => authorizeDnsName('orders.shop.svc.'),
+      'DNS name rule "orders.shop.svc." has a trailing dot; remove it',
+    ],
+    [
+      'a 64-character label',
+      () => authorizeDnsName(`${'a'.repeat(64)}.test`),
+      `DNS name rule "${'a'.repeat(64)}.test" is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of 1–63 characters; "*" only as "*.rest")`,
+    ],
     ['no DNS names', () => authorizeDnsName(), 'authorizeDnsName() needs at least one DNS name'],
     ['an empty common name', () => authorizeCommonName(''), 'common name rule is empty'],
     ['no authorizers', () => authorizeAnyOf(), 'authorizeAnyOf() needs at least one authorizer'],
-    ['a plain function', () => authorizeAnyOf((() => undefined) as unknown as Authorizer), 'authorizeAnyOf() takes authorizers made by the authorize… functions'],
+    [
+      'a plain function',
+      () => authorizeAnyOf((() => undefined) as unknown as Authorizer),
+      'authorizeAnyOf() takes authorizers made by the authorize… functions',
+    ],
   ])('refuses %s', (_, build, message) => {
     expect(build).toThrow(invalid(message));
   });

@@ -1,8 +1,8 @@
 import { normalizeDnsName } from '../../lib/identity/dns-name.js';
 import { parseSpiffeId } from '../../lib/identity/spiffe-id.js';
 import { peerIdentityFromDer, type PeerIdentity } from '../../lib/identity/peer-identity.js';
-import { gn, subjectAltName } from '../identity/fixtures/der-builder.js';
-import { OpensslCertificates, SVID_LEAF_EXTENSIONS, sanDer } from '../identity/fixtures/openssl.js';
+import { gn, subjectAltName } from '../x509/fixtures/der-builder.js';
+import { OpensslCertificates, SVID_LEAF_EXTENSIONS, sanDer } from '../x509/fixtures/openssl.js';
 
 /*
  * One fixed set of peers, every authorizer is run against all of them (go-spiffe's table style). The attack
@@ -22,7 +22,7 @@ export function peer(fields: Partial<PeerIdentity>): PeerIdentity {
     svidError: 'certificate contains no URI SAN',
     uris: [],
     dnsNames,
-    normalizedDnsNames: [...new Set(dnsNames.map(normalizeDnsName).filter((name) => name !== undefined))],
+    normalizedDnsNames: [...new Set(dnsNames.map((name) => normalizeDnsName(name)).filter((name) => name !== undefined))],
     ipAddresses: [],
     emails: [],
     subject: '',

@@ -181,7 +181,11 @@ describe('npm run bench, in a tiny configuration', () => {
     expectCases(group?.protocol, ['h1-keep-alive', 'h2-multiplexed']);
     expectCases(group?.client, ['mtls-client', 'mtls-client-h2']);
     expect(Object.keys(group?.ratios ?? {})).toEqual(
-      expect.arrayContaining(['serverCpu:fastify-mtls/fastify', 'handshakesPerSecond:fastify-mtls/fastify', 'serverCpu:fastify-mtls/raw']),
+      expect.arrayContaining([
+        'serverCpu:fastify-mtls/fastify',
+        'handshakesPerSecond:fastify-mtls/fastify',
+        'serverCpu:fastify-mtls/raw',
+      ]),
     );
     expect(group?.checks.map((check) => check.bound)).toEqual(['≤ 1.05 (floor)', '≥ 0.95 (floor)', '≤ 1.2 (goal)']);
     expect(fastify.markdown).toContain('## Fastify and HTTP/2');

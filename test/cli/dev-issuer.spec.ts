@@ -26,7 +26,9 @@ describe('nestjs-mtls dev-ca issuer / token', () => {
     const dir = join(root, 'a');
     const created = await cli('dev-ca', 'issuer', 'init', '--dir', dir);
     expect(created).toMatchObject({ status: EXIT_OK, err: '' });
-    expect(created.out).toMatch(/^dev token issuer created: iss https:\/\/issuer\.shop\.test, kid \S+, keys .*issuer\/jwks\.json/);
+    expect(created.out).toMatch(
+      /^dev token issuer created: iss https:\/\/issuer\.shop\.test, kid \S+, keys .*issuer\/jwks\.json/,
+    );
     expect((await stat(join(dir, 'issuer', 'issuer.key'))).mode & 0o777).toBe(0o600);
     expect((await cli('dev-ca', 'issuer', 'init', '--dir', dir)).out).toMatch(/^dev token issuer already present/);
 
@@ -34,10 +36,26 @@ describe('nestjs-mtls dev-ca issuer / token', () => {
     const peer = await pki.peer('spiffe://shop.test/ns/web/sa/frontend');
     const certFile = join(root, 'frontend.crt');
     await import('node:fs/promises').then(({ writeFile }) => writeFile(certFile, peer.chainPem));
-    const printed = await cli('dev-ca', 'token', '--dir', dir, '--sub', 'alice', '--aud', 'orders', '--ttl', '10m', '--bind-cert', certFile);
+    const printed = await cli(
+      'dev-ca',
+      'token',
+      '--dir',
+      dir,
+      '--sub',
+      'alice',
+      '--aud',
+      'orders',
+      '--ttl',
+      '10m',
+      '--bind-cert',
+      certFile,
+    );
     expect(printed.status).toBe(EXIT_OK);
     const jwks = createLocalJWKSet(JSON.parse(await readFile(join(dir, 'issuer', 'jwks.json'), 'utf8')));
-    const { payload, protectedHeader } = await jwtVerify(printed.out, jwks, { issuer: 'https://issuer.shop.test', audience: 'orders' });
+    const { payload, protectedHeader } = await jwtVerify(printed.out, jwks, {
+      issuer: 'https://issuer.shop.test',
+      audience: 'orders',
+    });
     expect(protectedHeader.alg).toBe('ES256');
     expect(payload).toMatchObject({ sub: 'alice', aud: 'orders', cnf: { 'x5t#S256': certificateThumbprint(peer.certPem) } });
     expect(payload.exp! - payload.iat!).toBe(600);

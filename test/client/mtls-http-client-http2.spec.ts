@@ -43,7 +43,9 @@ describe('MtlsHttpClient over HTTP/2', () => {
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const { credentials } = await pki.credentials(INVENTORY);
-    app = await startMtlsApp({ credentials, peers: { orders: ORDERS } }, [VersionController], { cell: SERVER_CELLS.find((c) => c.http2)! });
+    app = await startMtlsApp({ credentials, peers: { orders: ORDERS } }, [VersionController], {
+      cell: SERVER_CELLS.find((c) => c.http2)!,
+    });
     const server = app.getHttpServer() as Http2SecureServer;
     server.on('secureConnection', () => counts.connections++);
     server.on('stream', () => counts.streams++);
@@ -70,7 +72,9 @@ describe('MtlsHttpClient over HTTP/2', () => {
       const before = counts.connections;
       // Before ALPN has answered, undici's pool cannot know the connection will multiplex: a cold burst opens more.
       await h2.get(`${origin}/version`, { expectPeer: 'inventory' });
-      const responses = await Promise.all(Array.from({ length: 40 }, () => h2.get(`${origin}/version`, { expectPeer: 'inventory' })));
+      const responses = await Promise.all(
+        Array.from({ length: 40 }, () => h2.get(`${origin}/version`, { expectPeer: 'inventory' })),
+      );
       expect(responses.map((response) => response.status)).toEqual(Array.from({ length: 40 }, () => 200));
       expect(counts.connections - before).toBe(1);
     } finally {

@@ -31,7 +31,9 @@ afterEach(async () => {
 });
 
 /** A client for the orders service, built as the module builds it (without Nest); the caller closes it. */
-async function buildOrdersClient(options: Partial<MtlsModuleOptions> = {}): Promise<{ client: MtlsHttpClient; store: CredentialStore }> {
+async function buildOrdersClient(
+  options: Partial<MtlsModuleOptions> = {},
+): Promise<{ client: MtlsHttpClient; store: CredentialStore }> {
   const { credentials } = await pki.credentials(ORDERS);
   const resolved = resolveMtlsOptions({ credentials, peers: { inventory: INVENTORY }, ...options });
   const store = new CredentialStore(await loadCredentials(resolved.credentialFiles));
@@ -39,7 +41,9 @@ async function buildOrdersClient(options: Partial<MtlsModuleOptions> = {}): Prom
 }
 
 /** A client for the orders service, closed after the test. */
-async function ordersClient(options: Partial<MtlsModuleOptions> = {}): Promise<{ client: MtlsHttpClient; store: CredentialStore }> {
+async function ordersClient(
+  options: Partial<MtlsModuleOptions> = {},
+): Promise<{ client: MtlsHttpClient; store: CredentialStore }> {
   const built = await buildOrdersClient(options);
   cleanups.push(() => built.client.close());
   return built;
@@ -125,7 +129,7 @@ describe('MtlsHttpClient against a real mTLS server', () => {
 
     const before = mark(server);
     const timeout = await refusal(client.get(`${server.origin}/stock/2`, { expectPeer: 'inventory', timeoutMs: 0 }));
-    expect(timeout.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(timeout.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     expect(timeout.message).toBe(
       `GET /stock/2 to upstream ${server.origin}: options.timeoutMs must be a whole number of ms from 1 to 2147483647; got 0; nothing was sent`,
     );
@@ -223,14 +227,18 @@ describe('MtlsHttpClient against a real mTLS server', () => {
       const server = await upstream(serverPeer(INVENTORY));
       const { client } = await ordersClient();
 
-      await expect(client.get(`${server.origin}/`, { expectPeer: { hostname: '127.0.0.1' } })).resolves.toMatchObject({ status: 200 });
+      await expect(client.get(`${server.origin}/`, { expectPeer: { hostname: '127.0.0.1' } })).resolves.toMatchObject({
+        status: 200,
+      });
     });
 
     it('checks an expected host name and sends it as SNI', async () => {
       const server = await upstream(pki.peer({ dnsNames: ['inventory.shop.internal'] }));
       const { client } = await ordersClient();
 
-      await expect(client.get(`${server.origin}/`, { expectPeer: { hostname: 'inventory.shop.internal' } })).resolves.toMatchObject({
+      await expect(
+        client.get(`${server.origin}/`, { expectPeer: { hostname: 'inventory.shop.internal' } }),
+      ).resolves.toMatchObject({
         status: 200,
       });
       expect(server.requests[0]?.servername).toBe('inventory.shop.internal');
@@ -259,18 +267,21 @@ describe('MtlsHttpClient against a real mTLS server', () => {
     // undici reuses a socket only a full event-loop turn after its response (for servers that close despite
     // keep-alive), so a caller that sends at once gets a second connection; both are then reused.
     [16, 2],
-  ])('keeps connections alive: 50 sequential requests with %i connection(s) per origin, at most %i handshake(s)', async (connectionsPerOrigin, handshakes) => {
-    const server = await upstream(serverPeer(INVENTORY));
-    const { client } = await ordersClient({ client: { connectionsPerOrigin } });
+  ])(
+    'keeps connections alive: 50 sequential requests with %i connection(s) per origin, at most %i handshake(s)',
+    async (connectionsPerOrigin, handshakes) => {
+      const server = await upstream(serverPeer(INVENTORY));
+      const { client } = await ordersClient({ client: { connectionsPerOrigin } });
 
-    for (let i = 0; i < 50; i++) {
-      expect((await client.get(`${server.origin}/n/${i}`, { expectPeer: 'inventory' })).status).toBe(200);
-    }
+      for (let i = 0; i < 50; i++) {
+        expect((await client.get(`${server.origin}/n/${i}`, { expectPeer: 'inventory' })).status).toBe(200);
+      }
 
-    expect(server.requests).toHaveLength(50);
-    expect(server.handshakes).toBeLessThanOrEqual(handshakes);
-    expect(server.handshakes - server.resumed).toBe(1);
-  });
+      expect(server.requests).toHaveLength(50);
+      expect(server.handshakes).toBeLessThanOrEqual(handshakes);
+      expect(server.handshakes - server.resumed).toBe(1);
+    },
+  );
 
   it('resumes the TLS session on a new connection', async () => {
     const server = await upstream(serverPeer(INVENTORY), (_request, response) => {
@@ -369,7 +380,7 @@ describe('MtlsHttpClient against a real mTLS server', () => {
     expect(refused.seen).toBe('ECONNREFUSED');
 
     const plain = await refusal(client.get('http://127.0.0.1:1/'));
-    expect(plain.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(plain.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     expect(plain.message).toBe(
       'GET: url must be https://, not http:// (http://127.0.0.1:1): plain http can neither present the client certificate nor verify the server; nothing was sent',
     );
@@ -404,11 +415,15 @@ describe('MtlsHttpClient against a real mTLS server', () => {
     });
 
     it('rejects unknown upstreams and relative paths', async () => {
-      const { client } = await ordersClient({ client: { upstreams: { inventory: { url: 'https://127.0.0.1:1', expectPeer: INVENTORY } } } });
+      const { client } = await ordersClient({
+        client: { upstreams: { inventory: { url: 'https://127.0.0.1:1', expectPeer: INVENTORY } } },
+      });
 
-      expect(() => client.upstream('billing')).toThrow('no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")');
+      expect(() => client.upstream('billing')).toThrow(
+        'no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")',
+      );
       const error = await refusal(client.upstream('inventory').get('stock/1'));
-      expect(error.code).toBe('ERR_MTLS_CONFIG_INVALID');
+      expect(error.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
       expect(error.message).toBe('GET to upstream inventory: the path must start with "/"; got "stock/1"; nothing was sent');
     });
   });
@@ -494,7 +509,9 @@ describe('MtlsHttpClient against a real mTLS server', () => {
     const dispatcher = client.dispatcher({ expectPeer: 'inventory' });
     const agent = client.httpsAgent({ expectPeer: 'inventory' });
     const viaAgent = (path: string): Promise<unknown> =>
-      new Promise((resolve, reject) => httpsGet(`${server.origin}${path}`, { agent }, (response) => response.resume().on('end', resolve)).on('error', reject));
+      new Promise((resolve, reject) =>
+        httpsGet(`${server.origin}${path}`, { agent }, (response) => response.resume().on('end', resolve)).on('error', reject),
+      );
     const callAll = async (): Promise<void> => {
       await client.get(`${server.origin}/client`, { expectPeer: 'inventory' });
       await (await undiciFetch(`${server.origin}/dispatcher`, { dispatcher })).text();
@@ -528,7 +545,11 @@ describe('MtlsHttpClient in a Nest application', () => {
     const options = resolveMtlsOptions({ credentials, peers: { inventory: INVENTORY } });
     const store = new CredentialStore(await loadCredentials(options.credentialFiles));
     const moduleRef = await Test.createTestingModule({
-      providers: [{ provide: MTLS_OPTIONS, useValue: options }, { provide: MTLS_CLIENT_CREDENTIALS, useValue: store }, MtlsHttpClient],
+      providers: [
+        { provide: MTLS_OPTIONS, useValue: options },
+        { provide: MTLS_CLIENT_CREDENTIALS, useValue: store },
+        MtlsHttpClient,
+      ],
     }).compile();
     moduleRef.enableShutdownHooks();
     const client = moduleRef.get(MtlsHttpClient);
@@ -575,7 +596,9 @@ describe('MtlsHttpClient argument checks', () => {
 
   beforeAll(async () => {
     server = await startUpstream(await serverPeer(INVENTORY), pki.bundlePem);
-    ({ client } = await buildOrdersClient({ client: { upstreams: { inventory: { url: 'https://127.0.0.1:1/api', expectPeer: 'inventory' } } } }));
+    ({ client } = await buildOrdersClient({
+      client: { upstreams: { inventory: { url: 'https://127.0.0.1:1/api', expectPeer: 'inventory' } } },
+    }));
   });
 
   afterAll(async () => {
@@ -591,30 +614,126 @@ describe('MtlsHttpClient argument checks', () => {
     ['a number as the URL', (c) => c.get(42 as never), 'GET: url must be a string or a URL; got 42'],
     ['null as the URL', (c) => c.post(null as never, {}), 'POST: url must be a string or a URL; got null'],
     ['a relative URL', (c) => c.get('/stock/1?token=secret'), 'GET: url must be an absolute https:// URL; got "/stock/1"'],
-    ['an http:// URL', (c) => c.delete('http://inventory:8080/stock/1'), 'DELETE: url must be https://, not http:// (http://inventory:8080): plain http can neither present the client certificate nor verify the server'],
-    ['a URL with credentials', (c, o) => c.get(o.replace('https://', 'https://user:pw@')), 'GET: url must not carry credentials (user:password@127.0.0.1:PORT); send them in a header'],
-    ['a lower-case method', (c, o) => c.request('get' as never, o), 'MtlsHttpClient.request(): the method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS; got "get"'],
-    ['null options', (c, o) => c.get(`${o}/stock`, null as never), 'GET /stock to upstream ORIGIN: options must be an object; got null'],
-    ['a null query', (c, o) => c.get(`${o}/stock`, { query: null as never }), 'GET /stock to upstream ORIGIN: options.query must be a plain object of name → value; got null'],
-    ['a URLSearchParams query', (c, o) => c.get(`${o}/stock`, { query: new URLSearchParams('a=1') as never }), 'GET /stock to upstream ORIGIN: options.query must be a plain object of name → value; got an instance of URLSearchParams'],
-    ['a null query value', (c, o) => c.get(`${o}/stock`, { query: { sku: null as never } }), 'GET /stock to upstream ORIGIN: options.query["sku"] must be a string, a finite number, a boolean or an array of them; got null'],
-    ['a Headers instance', (c, o) => c.get(`${o}/stock`, { headers: new Headers({ a: '1' }) as never }), 'GET /stock to upstream ORIGIN: options.headers must be a plain object of name → value; got an instance of Headers'],
-    ['a header value with CRLF', (c, o) => c.get(`${o}/stock`, { headers: { 'x-id': 'a\r\nx-injected: 1' } }), 'GET /stock to upstream ORIGIN: options.headers["x-id"] contains a character not allowed in a header value (CR, LF, NUL…)'],
-    ['a header undici does not send', (c, o) => c.get(`${o}/stock`, { expectPeer: 'inventory', headers: { 'transfer-encoding': 'chunked' } }), 'GET /stock to upstream ORIGIN: undici refused the request: invalid transfer-encoding header'],
-    ['a zero timeout', (c, o) => c.get(`${o}/stock`, { timeoutMs: 0 }), 'GET /stock to upstream ORIGIN: options.timeoutMs must be a whole number of ms from 1 to 2147483647; got 0'],
-    ['a timeout Node cannot honour', (c, o) => c.get(`${o}/stock`, { timeoutMs: 2 ** 31 }), 'GET /stock to upstream ORIGIN: options.timeoutMs must be a whole number of ms from 1 to 2147483647; got 2147483648'],
-    ['a negative maxResponseBytes', (c, o) => c.get(`${o}/stock`, { maxResponseBytes: -1 }), 'GET /stock to upstream ORIGIN: options.maxResponseBytes must be a whole number of bytes ≥ 0; got -1'],
-    ['a signal that is not an AbortSignal', (c, o) => c.get(`${o}/stock`, { signal: {} as never }), 'GET /stock to upstream ORIGIN: options.signal must be an AbortSignal; got an object'],
-    ['a number as expectPeer', (c, o) => c.get(`${o}/stock`, { expectPeer: 42 as never }), 'GET /stock to upstream ORIGIN: options.expectPeer: expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 42'],
-    ['a host name with a space', (c, o) => c.get(`${o}/stock`, { expectPeer: { hostname: 'a b' } }), 'GET /stock to upstream ORIGIN: options.expectPeer: expectPeer.hostname must be a DNS name or an IP address; got "a b"'],
-    ['a circular body', (c, o) => c.post(`${o}/stock`, circular, { expectPeer: 'inventory' }), 'POST /stock to upstream ORIGIN: the body cannot be encoded as JSON (TypeError: Converting circular structure to JSON'],
-    ['a BigInt body', (c, o) => c.put(`${o}/stock`, { n: 1n }, { expectPeer: 'inventory' }), 'PUT /stock to upstream ORIGIN: the body cannot be encoded as JSON (TypeError: Do not know how to serialize a BigInt)'],
-    ['a function body', (c, o) => c.patch(`${o}/stock`, () => 1, { expectPeer: 'inventory' }), 'PATCH /stock to upstream ORIGIN: the body cannot be encoded as JSON (it is a function)'],
-    ['a web ReadableStream body', (c, o) => c.post(`${o}/stock`, new ReadableStream(), { expectPeer: 'inventory' }), 'POST /stock to upstream ORIGIN: the body is an instance of ReadableStream; pass a string, bytes or a node:stream Readable (Readable.fromWeb)'],
-    ['an upstream path that is not a string', (c) => c.upstream('inventory').get(42 as never), 'GET to upstream inventory: the path must start with "/"; got 42'],
-    ['an upstream path with a space', (c) => c.upstream('inventory').get('/stock 1'), 'GET to upstream inventory: the path contains a space, a control character or a non-ASCII character: percent-encode it'],
-    ['an expectPeer on a named upstream', (c) => c.upstream('inventory').get('/stock', { expectPeer: PAYMENTS } as never), 'GET /stock to upstream inventory: options.expectPeer cannot be set on a named upstream: its identity is configured in "client.upstreams"'],
-    ['a null query on a named upstream', (c) => c.upstream('inventory').get('/stock', { query: null as never }), 'GET /stock to upstream inventory: options.query must be a plain object of name → value; got null'],
+    [
+      'an http:// URL',
+      (c) => c.delete('http://inventory:8080/stock/1'),
+      'DELETE: url must be https://, not http:// (http://inventory:8080): plain http can neither present the client certificate nor verify the server',
+    ],
+    [
+      'a URL with credentials',
+      (c, o) => c.get(o.replace('https://', 'https://user:pw@')),
+      'GET: url must not carry credentials (user:password@127.0.0.1:PORT); send them in a header',
+    ],
+    [
+      'a lower-case method',
+      (c, o) => c.request('get' as never, o),
+      'MtlsHttpClient.request(): the method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS; got "get"',
+    ],
+    [
+      'null options',
+      (c, o) => c.get(`${o}/stock`, null as never),
+      'GET /stock to upstream ORIGIN: options must be an object; got null',
+    ],
+    [
+      'a null query',
+      (c, o) => c.get(`${o}/stock`, { query: null as never }),
+      'GET /stock to upstream ORIGIN: options.query must be a plain object of name → value; got null',
+    ],
+    [
+      'a URLSearchParams query',
+      (c, o) => c.get(`${o}/stock`, { query: new URLSearchParams('a=1') as never }),
+      'GET /stock to upstream ORIGIN: options.query must be a plain object of name → value; got an instance of URLSearchParams',
+    ],
+    [
+      'a null query value',
+      (c, o) => c.get(`${o}/stock`, { query: { sku: null as never } }),
+      'GET /stock to upstream ORIGIN: options.query["sku"] must be a string, a finite number, a boolean or an array of them; got null',
+    ],
+    [
+      'a Headers instance',
+      (c, o) => c.get(`${o}/stock`, { headers: new Headers({ a: '1' }) as never }),
+      'GET /stock to upstream ORIGIN: options.headers must be a plain object of name → value; got an instance of Headers',
+    ],
+    [
+      'a header value with CRLF',
+      (c, o) => c.get(`${o}/stock`, { headers: { 'x-id': 'a\r\nx-injected: 1' } }),
+      'GET /stock to upstream ORIGIN: options.headers["x-id"] contains a character not allowed in a header value (CR, LF, NUL…)',
+    ],
+    [
+      'a header undici does not send',
+      (c, o) => c.get(`${o}/stock`, { expectPeer: 'inventory', headers: { 'transfer-encoding': 'chunked' } }),
+      'GET /stock to upstream ORIGIN: undici refused the request: invalid transfer-encoding header',
+    ],
+    [
+      'a zero timeout',
+      (c, o) => c.get(`${o}/stock`, { timeoutMs: 0 }),
+      'GET /stock to upstream ORIGIN: options.timeoutMs must be a whole number of ms from 1 to 2147483647; got 0',
+    ],
+    [
+      'a timeout Node cannot honour',
+      (c, o) => c.get(`${o}/stock`, { timeoutMs: 2 ** 31 }),
+      'GET /stock to upstream ORIGIN: options.timeoutMs must be a whole number of ms from 1 to 2147483647; got 2147483648',
+    ],
+    [
+      'a negative maxResponseBytes',
+      (c, o) => c.get(`${o}/stock`, { maxResponseBytes: -1 }),
+      'GET /stock to upstream ORIGIN: options.maxResponseBytes must be a whole number of bytes ≥ 0; got -1',
+    ],
+    [
+      'a signal that is not an AbortSignal',
+      (c, o) => c.get(`${o}/stock`, { signal: {} as never }),
+      'GET /stock to upstream ORIGIN: options.signal must be an AbortSignal; got an object',
+    ],
+    [
+      'a number as expectPeer',
+      (c, o) => c.get(`${o}/stock`, { expectPeer: 42 as never }),
+      'GET /stock to upstream ORIGIN: options.expectPeer: expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 42',
+    ],
+    [
+      'a host name with a space',
+      (c, o) => c.get(`${o}/stock`, { expectPeer: { hostname: 'a b' } }),
+      'GET /stock to upstream ORIGIN: options.expectPeer: expectPeer.hostname must be a DNS name or an IP address; got "a b"',
+    ],
+    [
+      'a circular body',
+      (c, o) => c.post(`${o}/stock`, circular, { expectPeer: 'inventory' }),
+      'POST /stock to upstream ORIGIN: the body cannot be encoded as JSON (TypeError: Converting circular structure to JSON',
+    ],
+    [
+      'a BigInt body',
+      (c, o) => c.put(`${o}/stock`, { n: 1n }, { expectPeer: 'inventory' }),
+      'PUT /stock to upstream ORIGIN: the body cannot be encoded as JSON (TypeError: Do not know how to serialize a BigInt)',
+    ],
+    [
+      'a function body',
+      (c, o) => c.patch(`${o}/stock`, () => 1, { expectPeer: 'inventory' }),
+      'PATCH /stock to upstream ORIGIN: the body cannot be encoded as JSON (it is a function)',
+    ],
+    [
+      'a web ReadableStream body',
+      (c, o) => c.post(`${o}/stock`, new ReadableStream(), { expectPeer: 'inventory' }),
+      'POST /stock to upstream ORIGIN: the body is an instance of ReadableStream; pass a string, bytes or a node:stream Readable (Readable.fromWeb)',
+    ],
+    [
+      'an upstream path that is not a string',
+      (c) => c.upstream('inventory').get(42 as never),
+      'GET to upstream inventory: the path must start with "/"; got 42',
+    ],
+    [
+      'an upstream path with a space',
+      (c) => c.upstream('inventory').get('/stock 1'),
+      'GET to upstream inventory: the path contains a space, a control character or a non-ASCII character: percent-encode it',
+    ],
+    [
+      'an expectPeer on a named upstream',
+      (c) => c.upstream('inventory').get('/stock', { expectPeer: PAYMENTS } as never),
+      'GET /stock to upstream inventory: options.expectPeer cannot be set on a named upstream: its identity is configured in "client.upstreams"',
+    ],
+    [
+      'a null query on a named upstream',
+      (c) => c.upstream('inventory').get('/stock', { query: null as never }),
+      'GET /stock to upstream inventory: options.query must be a plain object of name → value; got null',
+    ],
   ])('rejects %s with MtlsConfigError, never throws, and sends nothing', async (_case, call, message) => {
     let promise: Promise<unknown> | undefined;
     expect(() => {
@@ -623,7 +742,7 @@ describe('MtlsHttpClient argument checks', () => {
 
     const error = await refusal(promise!);
 
-    expect(error.code).toBe('ERR_MTLS_CONFIG_INVALID');
+    expect(error.code).toBe('ERR_MTLS_INVALID_ARGUMENT');
     const port = new URL(server.origin).port;
     expect(error.message).toContain(message.replace('ORIGIN', server.origin).replace('PORT', port));
     expect(error.message).toMatch(/; nothing was sent$/);
@@ -634,13 +753,22 @@ describe('MtlsHttpClient argument checks', () => {
 
   it('makes the factories throw MtlsConfigError for bad arguments', () => {
     expect(() => client.upstream(42 as never)).toThrow(
-      expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message: 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")' }),
+      expect.objectContaining({
+        code: 'ERR_MTLS_INVALID_ARGUMENT',
+        message: 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")',
+      }),
     );
     expect(() => client.dispatcher(null as never)).toThrow(
-      expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message: 'MtlsHttpClient.dispatcher(): options must be an object; got null' }),
+      expect.objectContaining({
+        code: 'ERR_MTLS_INVALID_ARGUMENT',
+        message: 'MtlsHttpClient.dispatcher(): options must be an object; got null',
+      }),
     );
     expect(() => client.httpsAgent({ expectPeer: 'invetnory' })).toThrow(
-      expect.objectContaining({ code: 'ERR_MTLS_UNKNOWN_PEER', message: expect.stringMatching(/^MtlsHttpClient\.httpsAgent\(\): options\.expectPeer: .*unknown peer "invetnory"/) }),
+      expect.objectContaining({
+        code: 'ERR_MTLS_UNKNOWN_PEER',
+        message: expect.stringMatching(/^MtlsHttpClient\.httpsAgent\(\): options\.expectPeer: .*unknown peer "invetnory"/),
+      }),
     );
   });
 
@@ -674,7 +802,9 @@ describe('MtlsHttpClient argument checks', () => {
         (error: unknown) => error,
       );
       expect(error).toBeInstanceOf(UpstreamError);
-      expect((error as UpstreamError).message).toContain(`the mTLS dispatcher only reaches https:// origins, got ${JSON.stringify(origin)}`);
+      expect((error as UpstreamError).message).toContain(
+        `the mTLS dispatcher only reaches https:// origins, got ${JSON.stringify(origin)}`,
+      );
     }
   });
 });
@@ -683,7 +813,9 @@ describe('MtlsHttpClient dispatcher origins', () => {
   it("finds the named upstream's expectation whatever the origin's spelling", async () => {
     // SPIFFE ID only: the URL's host name cannot be verified, only the named upstream's expectation accepts it.
     const server = await upstream(pki.peer({ spiffeId: INVENTORY }));
-    const { client } = await ordersClient({ client: { upstreams: { inventory: { url: server.origin, expectPeer: 'inventory' } } } });
+    const { client } = await ordersClient({
+      client: { upstreams: { inventory: { url: server.origin, expectPeer: 'inventory' } } },
+    });
     const dispatcher = client.dispatcher();
 
     for (const origin of [server.origin, `${server.origin}/`, new URL(server.origin)]) {
@@ -726,7 +858,9 @@ describe('MtlsHttpClient response size limit', () => {
     });
     const { client } = await ordersClient({ client: { connectionsPerOrigin: 1 } });
 
-    const error = await failure(client.get(`${server.origin}/endless?token=secret`, { expectPeer: 'inventory', maxResponseBytes: 64 * 1024 }));
+    const error = await failure(
+      client.get(`${server.origin}/endless?token=secret`, { expectPeer: 'inventory', maxResponseBytes: 64 * 1024 }),
+    );
 
     expect(error.code).toBe('ERR_MTLS_UPSTREAM_REQUEST');
     expect(error.message).toBe(
@@ -735,7 +869,9 @@ describe('MtlsHttpClient response size limit', () => {
     // (undici then opens a fresh connection to retry the head of its queue, finds it aborted, and keeps it idle.)
     await eventually(() => streamed?.destroyed === true);
     // One connection per origin: the next call would wait forever if the aborted one still held it.
-    await expect(client.get(`${server.origin}/small`, { expectPeer: 'inventory', timeoutMs: 2_000 })).resolves.toMatchObject({ text: 'small' });
+    await expect(client.get(`${server.origin}/small`, { expectPeer: 'inventory', timeoutMs: 2_000 })).resolves.toMatchObject({
+      text: 'small',
+    });
   });
 
   it('fails on a declared content-length over the limit before the body arrives', async () => {
@@ -750,7 +886,9 @@ describe('MtlsHttpClient response size limit', () => {
     const { client } = await ordersClient();
 
     const started = Date.now();
-    const error = await failure(client.get(`${server.origin}/`, { expectPeer: 'inventory', maxResponseBytes: 1024, timeoutMs: 10_000 }));
+    const error = await failure(
+      client.get(`${server.origin}/`, { expectPeer: 'inventory', maxResponseBytes: 1024, timeoutMs: 10_000 }),
+    );
 
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(error.message).toBe(
@@ -765,7 +903,9 @@ describe('MtlsHttpClient response size limit', () => {
 
     const exact = await client.get(`${server.origin}/`, { expectPeer: 'inventory', maxResponseBytes: 50_000 });
     expect(exact.text).toHaveLength(50_000);
-    await expect(client.head(`${server.origin}/`, { expectPeer: 'inventory', maxResponseBytes: 0 })).resolves.toMatchObject({ status: 200 });
+    await expect(client.head(`${server.origin}/`, { expectPeer: 'inventory', maxResponseBytes: 0 })).resolves.toMatchObject({
+      status: 200,
+    });
     const over = await failure(client.get(`${server.origin}/`, { expectPeer: 'inventory', maxResponseBytes: 49_999 }));
     expect(over.message).toContain('(status 200, content-length 50000) exceeds maxResponseBytes (49999 bytes)');
   });
@@ -781,12 +921,17 @@ describe('MtlsHttpClient response size limit', () => {
     const { credentials } = await pki.credentials(ORDERS);
     const resolved = resolveMtlsOptions({ credentials, peers: { inventory: INVENTORY } });
     const store = new CredentialStore(await loadCredentials(resolved.credentialFiles));
-    const limited = new MtlsHttpClient({ ...resolved, client: { ...resolved.client, maxResponseBytes: 100 } as typeof resolved.client }, store);
+    const limited = new MtlsHttpClient(
+      { ...resolved, client: { ...resolved.client, maxResponseBytes: 100 } as typeof resolved.client },
+      store,
+    );
     cleanups.push(() => limited.close());
 
     const small = await failure(limited.get(`${server.origin}/200B`, { expectPeer: 'inventory' }));
     expect(small.message).toContain('exceeds maxResponseBytes (100 bytes)');
-    await expect(limited.get(`${server.origin}/200B`, { expectPeer: 'inventory', maxResponseBytes: 200 })).resolves.toMatchObject({ status: 200 });
+    await expect(limited.get(`${server.origin}/200B`, { expectPeer: 'inventory', maxResponseBytes: 200 })).resolves.toMatchObject(
+      { status: 200 },
+    );
 
     expect(() => resolveMtlsOptions({ credentials: { dir: '/unused' }, client: { maxResponseBytes: -1 } })).toThrow(
       'MtlsModule option "client.maxResponseBytes" is -1; use a whole number ≥ 0',

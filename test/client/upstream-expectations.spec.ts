@@ -58,7 +58,12 @@ async function rejection(call: Promise<unknown>): Promise<unknown> {
 
 /** Not one TCP connection, handshake or byte reached the server. */
 function expectUntouched(server: UpstreamServer): void {
-  expect({ connections: server.connections.size, handshakes: server.handshakes, bytes: server.bytesReceived, requests: server.requestHeads }).toEqual({
+  expect({
+    connections: server.connections.size,
+    handshakes: server.handshakes,
+    bytes: server.bytesReceived,
+    requests: server.requestHeads,
+  }).toEqual({
     connections: 0,
     handshakes: 0,
     bytes: 0,
@@ -124,7 +129,9 @@ describe('a named upstream reached by another host name', () => {
     }
     expect((await client.upstream('inventory').get('/e')).status).toBe(200);
     // An explicit expectation still wins over the configured one, and is checked.
-    const wrong = await rejection(client.get(`https://localhost:${port}/f`, { expectPeer: 'spiffe://shop.test/ns/shop/sa/payments' }));
+    const wrong = await rejection(
+      client.get(`https://localhost:${port}/f`, { expectPeer: 'spiffe://shop.test/ns/shop/sa/payments' }),
+    );
     expect(wrong).toMatchObject({ code: 'ERR_MTLS_UPSTREAM_IDENTITY' });
   });
 
@@ -138,12 +145,16 @@ describe('a named upstream reached by another host name', () => {
     });
     const dispatcher = client.dispatcher();
 
-    const error = await rejection(fetchWith(`https://127.0.0.1:${portOf(server)}/stock`, { dispatcher } as unknown as RequestInit));
+    const error = await rejection(
+      fetchWith(`https://127.0.0.1:${portOf(server)}/stock`, { dispatcher } as unknown as RequestInit),
+    );
     expect(error).toBeInstanceOf(TypeError);
     const cause = (error as TypeError).cause;
     expect(cause).toBeInstanceOf(MtlsConfigError);
     expect(cause).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
-    expect((cause as Error).message).toMatch(/^MtlsHttpClient\.dispatcher\(\) without expectPeer: https:\/\/127\.0\.0\.1:\d+ is not the origin of a configured upstream/);
+    expect((cause as Error).message).toMatch(
+      /^MtlsHttpClient\.dispatcher\(\) without expectPeer: https:\/\/127\.0\.0\.1:\d+ is not the origin of a configured upstream/,
+    );
     expectUntouched(server);
 
     // The configured origin through the same dispatcher: the upstream's expectation, served.
@@ -162,11 +173,18 @@ describe('a named upstream reached by another host name', () => {
     const error = await rejection(httpsGetStatus(`https://127.0.0.1:${portOf(server)}/stock`, agent));
     expect(error).toBeInstanceOf(MtlsConfigError);
     expect(error).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
-    expect((error as Error).message).toMatch(/^MtlsHttpClient\.httpsAgent\(\) without expectPeer: https:\/\/127\.0\.0\.1:\d+ is not the origin of a configured upstream/);
+    expect((error as Error).message).toMatch(
+      /^MtlsHttpClient\.httpsAgent\(\) without expectPeer: https:\/\/127\.0\.0\.1:\d+ is not the origin of a configured upstream/,
+    );
     expectUntouched(server);
 
     expect(await httpsGetStatus(`https://localhost:${portOf(server)}/stock`, agent)).toBe(200);
-    expect(await httpsGetStatus(`https://127.0.0.1:${portOf(server)}/stock`, client.httpsAgent({ expectPeer: { hostname: '127.0.0.1' } }))).toBe(200);
+    expect(
+      await httpsGetStatus(
+        `https://127.0.0.1:${portOf(server)}/stock`,
+        client.httpsAgent({ expectPeer: { hostname: '127.0.0.1' } }),
+      ),
+    ).toBe(200);
   });
 
   it('refuses a URL call without expectPeer when no upstream is configured at all', async () => {

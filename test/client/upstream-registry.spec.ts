@@ -35,8 +35,12 @@ describe('UpstreamRegistry', () => {
   });
 
   it('names at most eight upstreams in the refusal', () => {
-    const many = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`u${i}`, { url: `https://u${i}.internal`, expectPeer: 'inventory' }]));
-    expect(() => registry(many).expectation(undefined, 'https://other', 'GET /')).toThrow(/u7: https:\/\/u7\.internal, 12 more\)/);
+    const many = Object.fromEntries(
+      Array.from({ length: 20 }, (_, i) => [`u${i}`, { url: `https://u${i}.internal`, expectPeer: 'inventory' }]),
+    );
+    expect(() => registry(many).expectation(undefined, 'https://other', 'GET /')).toThrow(
+      /u7: https:\/\/u7\.internal, 12 more\)/,
+    );
   });
 
   it.each<[configured: string, called: string, same: boolean]>([
@@ -66,23 +70,68 @@ describe('UpstreamRegistry', () => {
     expect(reg.compile(INVENTORY)).toBe(reg.compile(INVENTORY));
     expect(reg.compile({ hostname: 'billing.internal' })).toBe(reg.compile({ hostname: 'billing.internal' }));
     expect(reg.compile('inventory')).not.toBe(reg.compile(INVENTORY));
-    expect(reg.compile({ hostname: 'billing.internal' })).toMatchObject({ description: 'host name billing.internal', servername: 'billing.internal' });
+    expect(reg.compile({ hostname: 'billing.internal' })).toMatchObject({
+      description: 'host name billing.internal',
+      servername: 'billing.internal',
+    });
     expect(reg.compile({ hostname: '10.0.0.1' }).servername).toBeUndefined();
   });
 
   it.each([
     ['an unknown named peer', 'invetnory', 'ERR_MTLS_UNKNOWN_PEER', 'unknown peer "invetnory"'],
     ['an invalid SPIFFE ID', 'spiffe://Shop.test/x', 'ERR_MTLS_CONFIG_INVALID', ''],
-    ['an empty host name', { hostname: '' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address; got ""'],
-    ['a host name with a space', { hostname: 'billing internal' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address; got "billing internal"'],
-    ['a host name with a port', { hostname: 'billing:8443' }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address; got "billing:8443"'],
-    ['a label of 64 characters', { hostname: `${'a'.repeat(64)}.internal` }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer.hostname must be a DNS name or an IP address'],
-    ['a host name that is not a string', { hostname: 42 }, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got { hostname: 42 }'],
-    ['a number', 42, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 42'],
-    ['null', null, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got null'],
-    ['a BigInt', 1n, 'ERR_MTLS_CONFIG_INVALID', 'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 1n'],
+    [
+      'an empty host name',
+      { hostname: '' },
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer.hostname must be a DNS name or an IP address; got ""',
+    ],
+    [
+      'a host name with a space',
+      { hostname: 'billing internal' },
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer.hostname must be a DNS name or an IP address; got "billing internal"',
+    ],
+    [
+      'a host name with a port',
+      { hostname: 'billing:8443' },
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer.hostname must be a DNS name or an IP address; got "billing:8443"',
+    ],
+    [
+      'a label of 64 characters',
+      { hostname: `${'a'.repeat(64)}.internal` },
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer.hostname must be a DNS name or an IP address',
+    ],
+    [
+      'a host name that is not a string',
+      { hostname: 42 },
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got { hostname: 42 }',
+    ],
+    [
+      'a number',
+      42,
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 42',
+    ],
+    [
+      'null',
+      null,
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got null',
+    ],
+    [
+      'a BigInt',
+      1n,
+      'ERR_MTLS_CONFIG_INVALID',
+      'expectPeer must be a named peer, a SPIFFE ID or pattern, or { hostname }; got 1n',
+    ],
   ])('refuses %s', (_case, expectPeer, code, message) => {
-    expect(() => registry().compile(expectPeer as never)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(message) }));
+    expect(() => registry().compile(expectPeer as never)).toThrow(
+      expect.objectContaining({ code, message: expect.stringContaining(message) }),
+    );
   });
 
   it.each([
@@ -136,12 +185,15 @@ describe('UpstreamRegistry', () => {
 
   it.each([
     ['billing', 'no upstream named "billing" in MtlsModule option "client.upstreams" (configured: "inventory")'],
-    ['inventroy', 'no upstream named "inventroy" in MtlsModule option "client.upstreams" (configured: "inventory"); did you mean "inventory"?'],
+    [
+      'inventroy',
+      'no upstream named "inventroy" in MtlsModule option "client.upstreams" (configured: "inventory"); did you mean "inventory"?',
+    ],
     [42, 'no upstream named 42 in MtlsModule option "client.upstreams" (configured: "inventory")'],
     [undefined, 'no upstream named undefined in MtlsModule option "client.upstreams" (configured: "inventory")'],
   ])('names the configured upstreams when asked for %j', (name, message) => {
     const reg = registry({ inventory: { url: 'https://inventory:8443', expectPeer: INVENTORY } });
 
-    expect(() => reg.upstream(name as string)).toThrow(expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message }));
+    expect(() => reg.upstream(name as string)).toThrow(expect.objectContaining({ code: 'ERR_MTLS_INVALID_ARGUMENT', message }));
   });
 });

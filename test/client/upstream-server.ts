@@ -56,11 +56,7 @@ const echo: Handler = (request, response, body) => {
 };
 
 /** Starts a server presenting `identity` and trusting `caPem` for client certificates. */
-export async function startUpstream(
-  identity: TestPeer,
-  caPem: string,
-  handler: Handler = echo,
-): Promise<UpstreamServer> {
+export async function startUpstream(identity: TestPeer, caPem: string, handler: Handler = echo): Promise<UpstreamServer> {
   const server = createServer(
     { key: identity.keyPem, cert: identity.chainPem, ca: caPem, requestCert: true, rejectUnauthorized: true },
     (request, response) => {
@@ -159,7 +155,10 @@ export async function expectNothingReceived(
   await eventually(() => server.connections.size <= keepOpen);
   // The close and a last read can land in the same turn: let pending reads be counted.
   await new Promise((resolve) => setImmediate(resolve));
-  expect({ bytesReceived: server.bytesReceived - since.bytesReceived, requestHeads: server.requestHeads - since.requestHeads }).toEqual({
+  expect({
+    bytesReceived: server.bytesReceived - since.bytesReceived,
+    requestHeads: server.requestHeads - since.requestHeads,
+  }).toEqual({
     bytesReceived: 0,
     requestHeads: 0,
   });

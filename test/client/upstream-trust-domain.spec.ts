@@ -4,15 +4,15 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TrustAnchors } from '../../lib/authorization/trust-anchors.js';
+import { TrustAnchors } from '../../lib/identity/trust-anchors.js';
 import { MtlsHttpClient } from '../../lib/client/index.js';
 import { expectHostName, expectSpiffePeer, type UpstreamExpectation } from '../../lib/client/upstream-identity.js';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
 import { loadCredentials } from '../../lib/credentials/credentials-loader.js';
 import { UpstreamError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificatesPem } from '../../lib/identity/certificate.js';
+import { parseCertificatesPem } from '../../lib/x509/certificate.js';
 import { resolveMtlsOptions } from '../../lib/mtls.config.js';
-import type { IssueOptions } from '../../lib/pki/certificate-authority.js';
+import type { IssueOptions } from '../../lib/x509/certificate-authority.js';
 import { TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { expectNothingReceived, startUpstream, type UpstreamServer } from './upstream-server.js';
 
@@ -51,7 +51,11 @@ beforeAll(async () => {
   anchors = TrustAnchors.of(parseCertificatesPem(bundlePem));
   orders = await shop.peer(ORDERS);
   for (const [name, { issuer, options }] of Object.entries(SERVERS)) {
-    const identity = await (issuer === 'shop' ? shop : elsewhere).peer({ ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], ...options });
+    const identity = await (issuer === 'shop' ? shop : elsewhere).peer({
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+      ...options,
+    });
     servers.set(name, await startUpstream(identity, shop.bundlePem));
   }
 });
@@ -61,7 +65,12 @@ afterAll(async () => {
 });
 
 /** One GET over a fresh connection, checked by `expectation` as the client checks it; resolves the status or the error. */
-function get(server: UpstreamServer, expectation: UpstreamExpectation, withAnchors: boolean, host = '127.0.0.1'): Promise<number | Error> {
+function get(
+  server: UpstreamServer,
+  expectation: UpstreamExpectation,
+  withAnchors: boolean,
+  host = '127.0.0.1',
+): Promise<number | Error> {
   const origin = new URL(server.origin.replace('127.0.0.1', host));
   return new Promise((resolve) => {
     const req = request(
@@ -103,7 +112,12 @@ describe.each([
     ['a SPIFFE pattern', 'impostor', impostorReason, () => expectSpiffePeer('spiffe://shop.test/ns/*/sa/inventory', NAMED)],
     ['a host name', 'impostor', impostorReason, () => expectHostName('localhost'), 'localhost'],
     ['the host name 127.0.0.1', 'impostor', impostorReason, () => expectHostName('127.0.0.1')],
-    ['its own SPIFFE ID', 'elsewhereWorkload', undefined, () => expectSpiffePeer('spiffe://elsewhere.test/ns/stock/sa/inventory', NAMED)],
+    [
+      'its own SPIFFE ID',
+      'elsewhereWorkload',
+      undefined,
+      () => expectSpiffePeer('spiffe://elsewhere.test/ns/stock/sa/inventory', NAMED),
+    ],
     ['a host name, legacy server of the other CA', 'legacyElsewhere', undefined, () => expectHostName('localhost'), 'localhost'],
     [
       'a host name, CA:TRUE leaf (P1-23)',

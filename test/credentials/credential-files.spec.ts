@@ -35,7 +35,11 @@ describe('resolveCredentialFiles', () => {
 
   it.each<[string, CredentialsSourceOptions, string[]]>([
     ['one CRL file', { certFile: 'a.crt', keyFile: '/k/a.key', caFile: 'ca.pem', crlFile: 'r.crl' }, [resolve('r.crl')]],
-    ['several CRL files', { certFile: 'a.crt', keyFile: '/k/a.key', caFile: 'ca.pem', crlFile: ['r1.crl', '/r2.crl'] }, [resolve('r1.crl'), '/r2.crl']],
+    [
+      'several CRL files',
+      { certFile: 'a.crt', keyFile: '/k/a.key', caFile: 'ca.pem', crlFile: ['r1.crl', '/r2.crl'] },
+      [resolve('r1.crl'), '/r2.crl'],
+    ],
     ['no CRL file', { certFile: 'a.crt', keyFile: '/k/a.key', caFile: 'ca.pem' }, []],
   ])('resolves separate files with %s', (_name, options, crl) => {
     expect(resolveCredentialFiles(options)).toEqual({
@@ -54,24 +58,60 @@ describe('resolveCredentialFiles', () => {
 
   const files = { certFile: '/a.crt', keyFile: '/a.key', caFile: '/ca.crt' };
   it.each<[string, unknown, RegExp]>([
-    ['null', null, /"credentials" must be an object: pass \{ dir \} \(Kubernetes Secret layout\) or \{ certFile, keyFile, caFile \}/],
+    [
+      'null',
+      null,
+      /"credentials" must be an object: pass \{ dir \} \(Kubernetes Secret layout\) or \{ certFile, keyFile, caFile \}/,
+    ],
     ['a string', '/tls', /"credentials" must be an object/],
     ['an array', ['/tls'], /"credentials" must be an object/],
     ['an empty object', {}, /"credentials" is empty: pass \{ dir \}/],
     ['an empty dir', { dir: '' }, /"credentials\.dir" must be a non-empty file path, got ""/],
-    ['a blank dir', { dir: '  ' }, /"credentials\.dir" must be a non-empty file path, got "  "/],
-    ['a numeric dir', { dir: 42 }, /"credentials\.dir" must be a non-empty file path, got a number/],
+    ['a blank dir', { dir: '  ' }, /"credentials\.dir" must be a non-empty file path, got " {2}"/],
+    ['a numeric dir', { dir: 42 }, /"credentials\.dir" must be a non-empty file path, got 42/],
     ['a NUL byte', { ...files, keyFile: '/a\0b' }, /"credentials\.keyFile" must be a non-empty file path/],
-    ['both shapes', { dir: '/tls', certFile: '/a.crt' }, /mixes the Secret layout \(dir\) with separate files \(certFile\); use either/],
+    [
+      'both shapes',
+      { dir: '/tls', certFile: '/a.crt' },
+      /mixes the Secret layout \(dir\) with separate files \(certFile\); use either/,
+    ],
     ['a missing caFile', { certFile: '/a.crt', keyFile: '/a.key' }, /"credentials\.caFile" is missing/],
     ['a missing keyFile', { certFile: '/a.crt', caFile: '/ca.crt' }, /"credentials\.keyFile" is missing/],
-    ['file names without dir', { certFileName: 'x.crt' }, /"credentials\.dir" is missing: certFileName only apply to a Secret directory/],
-    ['a file name escaping the directory', { dir: '/tls', certFileName: '../x.crt' }, /"credentials\.certFileName" must name a file inside "\/tls", got "\.\.\/x\.crt"/],
-    ['an absolute file name outside the directory', { dir: '/tls', keyFileName: '/etc/key.pem' }, /"credentials\.keyFileName" must name a file inside "\/tls"/],
-    ['the directory itself as a file name', { dir: '/tls', caFileName: '.' }, /"credentials\.caFileName" must name a file inside/],
-    ['crlFiles as a string', { dir: '/tls', crlFiles: 'crl.pem' }, /"credentials\.crlFiles" must be an array of paths, got "crl\.pem"/],
-    ['a non-string CRL entry', { ...files, crlFile: ['/ok.crl', 7] }, /"credentials\.crlFile\[1\]" must be a non-empty file path, got a number/],
-    ['crlFile as an object', { ...files, crlFile: { path: '/x' } }, /"credentials\.crlFile" must be a path or an array of paths, got an object/],
+    [
+      'file names without dir',
+      { certFileName: 'x.crt' },
+      /"credentials\.dir" is missing: certFileName only apply to a Secret directory/,
+    ],
+    [
+      'a file name escaping the directory',
+      { dir: '/tls', certFileName: '../x.crt' },
+      /"credentials\.certFileName" must name a file inside "\/tls", got "\.\.\/x\.crt"/,
+    ],
+    [
+      'an absolute file name outside the directory',
+      { dir: '/tls', keyFileName: '/etc/key.pem' },
+      /"credentials\.keyFileName" must name a file inside "\/tls"/,
+    ],
+    [
+      'the directory itself as a file name',
+      { dir: '/tls', caFileName: '.' },
+      /"credentials\.caFileName" must name a file inside/,
+    ],
+    [
+      'crlFiles as a string',
+      { dir: '/tls', crlFiles: 'crl.pem' },
+      /"credentials\.crlFiles" must be an array of paths, got "crl\.pem"/,
+    ],
+    [
+      'a non-string CRL entry',
+      { ...files, crlFile: ['/ok.crl', 7] },
+      /"credentials\.crlFile\[1\]" must be a non-empty file path, got 7/,
+    ],
+    [
+      'crlFile as an object',
+      { ...files, crlFile: { path: '/x' } },
+      /"credentials\.crlFile" must be a path or an array of paths, got an object/,
+    ],
     ['a misspelt field', { ...files, certfile: '/a.crt' }, /unknown field\(s\) "certfile"; use dir, certFileName, .*certFile/],
   ])('refuses %s', (_name, options, message) => {
     const error = (() => {

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCredentials, resolveCredentialFiles, validateCredentials } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles, RawCredentials } from '../../lib/credentials/credentials.interfaces.js';
 import { CredentialsError } from '../../lib/errors/mtls.errors.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import { writeKubernetesSecret } from '../../lib/testing/kubernetes-secret-writer.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import { writeKubernetesSecret } from '../../lib/credentials/secret-layout.js';
 import { expectNoKeyMaterial, keyLines, tempRoot } from './fixtures.js';
 
 type Payload = {
@@ -85,12 +85,16 @@ describe('readCredentials: separate files', () => {
     const combined = setA['tls.key'] + setA['tls.crt'];
     const files = await separate({ 'tls.crt': combined, 'tls.key': combined, 'ca.crt': setA['ca.crt'] + setA['tls.key'] });
     const raw = await readCredentials(files);
-    expect(raw.certPem).toBe(`-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n-----END REDACTED PRIVATE KEY BLOCK-----\n${setA['tls.crt']}`);
+    expect(raw.certPem).toBe(
+      `-----BEGIN REDACTED PRIVATE KEY BLOCK-----\n-----END REDACTED PRIVATE KEY BLOCK-----\n${setA['tls.crt']}`,
+    );
     expect(raw.key.pem().toString()).toBe(combined);
     expectNoKeyMaterial(raw, keyLines(setA['tls.key']));
     expect(() => validateCredentials(raw)).toThrow('the trust bundle holds a private key');
     const certOnly = await readCredentials({ ...files, ca: (await separate(setA)).ca });
-    expect(validateCredentials(certOnly).warnings).toEqual([expect.stringContaining('holds a private key next to the certificates')]);
+    expect(validateCredentials(certOnly).warnings).toEqual([
+      expect.stringContaining('holds a private key next to the certificates'),
+    ]);
   });
 
   it('frames the hash per file: moving bytes from one file to the next changes it', async () => {
@@ -122,18 +126,36 @@ describe('readCredentials: separate files', () => {
 
   it('explains a missing file', async () => {
     const files = await separate({ 'tls.crt': 'x', 'ca.crt': 'x' });
-    await expectUnreadable(files, files.key, 'key', /^the file does not exist$/, /check the path and that the process can read it/);
+    await expectUnreadable(
+      files,
+      files.key,
+      'key',
+      /^the file does not exist$/,
+      /check the path and that the process can read it/,
+    );
   });
 
   it('explains a missing directory', async () => {
     const files = resolveCredentialFiles({ certFile: join(root, 'nope', 'deeper', 'tls.crt'), keyFile: '/k', caFile: '/c' });
-    await expectUnreadable(files, files.cert, 'certificate', new RegExp(`^the directory "${join(root, 'nope')}" does not exist$`), /mounted/);
+    await expectUnreadable(
+      files,
+      files.cert,
+      'certificate',
+      new RegExp(`^the directory "${join(root, 'nope')}" does not exist$`),
+      /mounted/,
+    );
   });
 
   it('explains a directory given as a file', async () => {
     const dir = await newDir();
     const files = await separate(setA);
-    await expectUnreadable({ ...files, ca: dir }, dir, 'ca', /^the path is a directory, not a file$/, /point the option at the PEM file/);
+    await expectUnreadable(
+      { ...files, ca: dir },
+      dir,
+      'ca',
+      /^the path is a directory, not a file$/,
+      /point the option at the PEM file/,
+    );
   });
 
   it('explains an empty file', async () => {
@@ -150,7 +172,13 @@ describe('readCredentials: separate files', () => {
 
   it('explains a path through a file', async () => {
     const files = await separate(setA);
-    await expectUnreadable({ ...files, ca: join(files.cert, 'ca.crt') }, join(files.cert, 'ca.crt'), 'ca', /not a directory/, /check the path/);
+    await expectUnreadable(
+      { ...files, ca: join(files.cert, 'ca.crt') },
+      join(files.cert, 'ca.crt'),
+      'ca',
+      /not a directory/,
+      /check the path/,
+    );
   });
 
   it.skipIf(process.getuid?.() === 0)('explains a permission problem (not testable as root)', async () => {

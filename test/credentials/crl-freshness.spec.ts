@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RevocationList } from '../../lib/credentials/crl.js';
+import type { RevocationList } from '../../lib/x509/crl.js';
 import {
   advanceCrlHighWaterMarks,
   compareCrls,
@@ -37,7 +37,11 @@ function crl({ number, thisUpdate = '2026-01-01T00:00:00Z', issuer = 'CA', aki, 
 }
 
 const inFile = (list: RevocationList, file = '/crl/ca.crl'): CrlInFile => ({ crl: list, file });
-const marksOf = (...lists: RevocationList[]) => advanceCrlHighWaterMarks(new Map(), lists.map((list) => inFile(list, '/old/ca.crl')));
+const marksOf = (...lists: RevocationList[]) =>
+  advanceCrlHighWaterMarks(
+    new Map(),
+    lists.map((list) => inFile(list, '/old/ca.crl')),
+  );
 
 describe('compareCrls (candidate against the CRL in force, same issuer)', () => {
   const cases: Array<[name: string, candidate: Fixture, inForce: Fixture, expected: CrlOrder]> = [
@@ -65,7 +69,9 @@ describe('compareCrls (candidate against the CRL in force, same issuer)', () => 
 
 describe('findCrlRegression', () => {
   it('names the issuer, both positions and the file of the CRL in force', () => {
-    const regression = findCrlRegression(marksOf(crl({ number: 7n })), [inFile(crl({ number: 5n, thisUpdate: '2025-12-01T00:00:00Z' }))]);
+    const regression = findCrlRegression(marksOf(crl({ number: 7n })), [
+      inFile(crl({ number: 5n, thisUpdate: '2025-12-01T00:00:00Z' })),
+    ]);
     expect(regression?.kind).toBe('older');
     expect(regression?.candidate.file).toBe('/crl/ca.crl');
     expect(regression?.reason).toBe(
@@ -76,7 +82,9 @@ describe('findCrlRegression', () => {
   it('refuses two different CRLs with one number', () => {
     const regression = findCrlRegression(marksOf(crl({ number: 7n })), [inFile(crl({ number: 7n, body: 'b' }))]);
     expect(regression?.kind).toBe('conflict');
-    expect(regression?.reason).toMatch(/^the CRL of "CN=CA" \(cRLNumber 7, .*\) differs from the one in force at the same position \(cRLNumber 7, .*\); a CA never issues two different CRLs with one number$/);
+    expect(regression?.reason).toMatch(
+      /^the CRL of "CN=CA" \(cRLNumber 7, .*\) differs from the one in force at the same position \(cRLNumber 7, .*\); a CA never issues two different CRLs with one number$/,
+    );
   });
 
   const accepted: Array<[name: string, marks: RevocationList[], candidates: RevocationList[]]> = [
@@ -84,16 +92,28 @@ describe('findCrlRegression', () => {
     ['a CRL of a new issuer', [crl({ number: 7n })], [crl({ number: 7n }), crl({ issuer: 'Other CA', number: 1n })]],
     // A CA rebuilt under the same name with a new key starts its own sequence.
     ['the same name under another key', [crl({ number: 7n, aki: 'aa' })], [crl({ number: 1n, aki: 'bb' })]],
-    ['an unchanged CRL next to a newer one of another issuer', [crl({ number: 7n }), crl({ issuer: 'B', number: 3n })], [crl({ number: 7n }), crl({ issuer: 'B', number: 4n })]],
+    [
+      'an unchanged CRL next to a newer one of another issuer',
+      [crl({ number: 7n }), crl({ issuer: 'B', number: 3n })],
+      [crl({ number: 7n }), crl({ issuer: 'B', number: 4n })],
+    ],
     ['a set without the issuer’s CRL (the high-water mark stays)', [crl({ number: 7n })], []],
   ];
   it.each(accepted)('accepts %s', (_name, marks, candidates) => {
-    expect(findCrlRegression(marksOf(...marks), candidates.map((list) => inFile(list)))).toBeUndefined();
+    expect(
+      findCrlRegression(
+        marksOf(...marks),
+        candidates.map((list) => inFile(list)),
+      ),
+    ).toBeUndefined();
   });
 
   it('checks every CRL of the set, not only the first', () => {
     const marks = marksOf(crl({ number: 7n }), crl({ issuer: 'B', number: 3n }));
-    const regression = findCrlRegression(marks, [inFile(crl({ number: 8n })), inFile(crl({ issuer: 'B', number: 2n }), '/crl/b.crl')]);
+    const regression = findCrlRegression(marks, [
+      inFile(crl({ number: 8n })),
+      inFile(crl({ issuer: 'B', number: 2n }), '/crl/b.crl'),
+    ]);
     expect(regression?.candidate.file).toBe('/crl/b.crl');
   });
 });

@@ -10,7 +10,7 @@ import * as x509 from '@peculiar/x509';
 import { expect } from 'vitest';
 import { resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
 import type { CredentialFiles } from '../../lib/credentials/credentials.interfaces.js';
-import { encodePem } from '../../lib/credentials/pem.js';
+import { encodePem } from '../../lib/x509/pem.js';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -141,7 +141,10 @@ export async function signCertificate(issuer: SignedCertificate | undefined, opt
     webcrypto,
   );
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  return { certPem: cert.toString('pem') + '\n', keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString() };
+  return {
+    certPem: cert.toString('pem') + '\n',
+    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
 }
 
 /** What a hand-signed CRL carries. */

@@ -96,7 +96,9 @@ describe('private key bytes in memory', () => {
     const combined = join(dir, 'tls-combined.pem');
     await writeSecretFile(combined, `${peer.keyPem}${peer.chainPem}`);
     await writeSecretFile(join(dir, 'ca.pem'), peer.caPem);
-    const raw = await readCredentials(resolveCredentialFiles({ certFile: combined, keyFile: combined, caFile: join(dir, 'ca.pem') }));
+    const raw = await readCredentials(
+      resolveCredentialFiles({ certFile: combined, keyFile: combined, caFile: join(dir, 'ca.pem') }),
+    );
     expect(raw.certPem).not.toContain('PRIVATE KEY-----\n');
     expect(ownsItsMemory(raw.key.pem())).toBe(true);
     const probe = Buffer.from('an unrelated small buffer');
@@ -249,7 +251,16 @@ describe('key bytes of a set that is read but never installed', () => {
     const files = resolveCredentialFiles(await writePeerFiles(dir, peer));
     const store = new CredentialStore(await loadCredentials(files));
     const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
-    const reloader = new CredentialsReloader({ set: 'identity', files, store, usages: ['serverAuth', 'clientAuth'], debounceMs: 10, pollIntervalMs: 0, maxRetryDelayMs: 60_000, logger: quiet });
+    const reloader = new CredentialsReloader({
+      set: 'identity',
+      files,
+      store,
+      usages: ['serverAuth', 'clientAuth'],
+      debounceMs: 10,
+      pollIntervalMs: 0,
+      maxRetryDelayMs: 60_000,
+      logger: quiet,
+    });
     try {
       recordAllocations();
       expect(await reloader.reloadNow()).toBe('unchanged');

@@ -9,10 +9,10 @@ import type { Credentials } from '../../lib/credentials/credentials.interfaces.j
 import { PrivateKeyMaterial } from '../../lib/credentials/private-key.js';
 import { createSecureContext, secureContextOptions } from '../../lib/credentials/secure-context.js';
 import { CredentialsError, MtlsConfigError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificateDer } from '../../lib/identity/certificate.js';
+import { parseCertificateDer } from '../../lib/x509/certificate.js';
 import type { TlsPolicyOptions } from '../../lib/mtls.options.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
-import type { IssuedCertificate } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
+import type { IssuedCertificate } from '../../lib/x509/certificate-authority.js';
 import { expectNoKeyMaterial, keyLines, tempRoot, writeSet } from './fixtures.js';
 
 let root: string;
@@ -25,9 +25,16 @@ let revokedClient: Credentials;
 let foreignClient: Credentials;
 let serverIssued: IssuedCertificate;
 
-async function credentialsFor(issuer: CertificateAuthority, spiffeId: string, bundle: string, crl?: string[]): Promise<Credentials> {
+async function credentialsFor(
+  issuer: CertificateAuthority,
+  spiffeId: string,
+  bundle: string,
+  crl?: string[],
+): Promise<Credentials> {
   const issued = await issuer.issue({ spiffeId, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  return loadCredentials(await writeSet(root, { cert: issued.chainPem, key: issued.keyPem, ca: bundle, ...(crl ? { crl } : {}) }));
+  return loadCredentials(
+    await writeSet(root, { cert: issued.chainPem, key: issued.keyPem, ca: bundle, ...(crl ? { crl } : {}) }),
+  );
 }
 
 beforeAll(async () => {
@@ -39,7 +46,9 @@ beforeAll(async () => {
   // Two CRLs in one file: the server must load both (one PEM per CRL), or the intermediate's CRL would be missing.
   const crls = [(await ca.createCrl([])) + (await intermediate.createCrl([revoked.serialNumber]))];
   serverIssued = await intermediate.issue({ spiffeId: 'spiffe://shop.test/server', dnsNames: ['localhost'] });
-  server = await loadCredentials(await writeSet(root, { cert: serverIssued.chainPem, key: serverIssued.keyPem, ca: ca.rootPem, crl: crls }));
+  server = await loadCredentials(
+    await writeSet(root, { cert: serverIssued.chainPem, key: serverIssued.keyPem, ca: ca.rootPem, crl: crls }),
+  );
   client = await credentialsFor(intermediate, 'spiffe://shop.test/client', ca.rootPem);
   revokedClient = await loadCredentials(await writeSet(root, { cert: revoked.chainPem, key: revoked.keyPem, ca: ca.rootPem }));
   foreignClient = await credentialsFor(otherCa, 'spiffe://shop.test/client', otherCa.rootPem);
@@ -52,7 +61,16 @@ afterAll(async () => {
 describe('secureContextOptions', () => {
   it('returns the full option set, with defaults', () => {
     const options = secureContextOptions(server);
-    expect(Object.keys(options).sort()).toEqual(['ca', 'cert', 'crl', 'honorCipherOrder', 'key', 'maxVersion', 'minVersion', 'secureOptions']);
+    expect(Object.keys(options).sort()).toEqual([
+      'ca',
+      'cert',
+      'crl',
+      'honorCipherOrder',
+      'key',
+      'maxVersion',
+      'minVersion',
+      'secureOptions',
+    ]);
     expect(options.key).toEqual(Buffer.from(serverIssued.keyPem));
     expect(options.cert).toBe(serverIssued.chainPem);
     expect(options.ca).toEqual([ca.rootPem]);
@@ -64,16 +82,34 @@ describe('secureContextOptions', () => {
   });
 
   it('omits crl when there is none and passes the policy through', () => {
-    const policy = { minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256', ecdhCurve: 'X25519:P-256' } as const;
+    const policy = {
+      minVersion: 'TLSv1.3',
+      ciphers: 'TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256',
+      ecdhCurve: 'X25519:P-256',
+    } as const;
     const options = secureContextOptions(client, policy);
-    expect(Object.keys(options).sort()).toEqual(['ca', 'cert', 'ciphers', 'ecdhCurve', 'honorCipherOrder', 'key', 'maxVersion', 'minVersion', 'secureOptions']);
+    expect(Object.keys(options).sort()).toEqual([
+      'ca',
+      'cert',
+      'ciphers',
+      'ecdhCurve',
+      'honorCipherOrder',
+      'key',
+      'maxVersion',
+      'minVersion',
+      'secureOptions',
+    ]);
     expect(options).toMatchObject({ ...policy, maxVersion: 'TLSv1.3', ca: [ca.rootPem] });
   });
 });
 
 describe('createSecureContext', () => {
   it.each<[string, object, RegExp]>([
-    ['an unknown cipher list', { ciphers: 'NOT-A-CIPHER' }, /"tls\.ciphers" is refused by OpenSSL \(ERR_SSL_NO_CIPHER_MATCH: no cipher match\); got "NOT-A-CIPHER"/],
+    [
+      'an unknown cipher list',
+      { ciphers: 'NOT-A-CIPHER' },
+      /"tls\.ciphers" is refused by OpenSSL \(ERR_SSL_NO_CIPHER_MATCH: no cipher match\); got "NOT-A-CIPHER"/,
+    ],
     ['an unknown curve', { ecdhCurve: 'nope' }, /"tls\.ecdhCurve" is refused by OpenSSL/],
   ])('refuses %s as a configuration error', (_name, policy, message) => {
     expect(() => createSecureContext(client, policy)).toThrow(MtlsConfigError);
@@ -184,6 +220,8 @@ describe('createSecureContext: real mutual TLS on 127.0.0.1', () => {
     expect(await handshake(foreignOnly, foreignClient, {}, swapped)).toMatchObject({ authorized: false, error: UNTRUSTED });
     expect(await handshake(foreignOnly, client, {}, swapped)).toMatchObject({ authorized: true });
     expect(await handshake(foreignOnly, revokedClient, {}, swapped)).toMatchObject({ authorized: false, error: 'CERT_REVOKED' });
-    expect(await handshake(foreignOnly, client, { maxVersion: 'TLSv1.2' }, swapped)).toEqual({ failed: 'ERR_SSL_UNSUPPORTED_PROTOCOL' });
+    expect(await handshake(foreignOnly, client, { maxVersion: 'TLSv1.2' }, swapped)).toEqual({
+      failed: 'ERR_SSL_UNSUPPORTED_PROTOCOL',
+    });
   });
 });

@@ -9,7 +9,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AllowAnyPeer, authorizeMemberOf, MtlsEvents, MtlsModule, type MtlsEvent, type MtlsModuleOptions } from '../../lib/index.js';
+import { AllowAnyPeer, MtlsEvents, MtlsModule, type MtlsEvent, type MtlsModuleOptions } from '../../lib/index.js';
+import { authorizeMemberOf } from 'nestjs-mtls/spiffe';
 import { TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { createCellApp, SERVER_CELLS, type ServerCell } from '../support/cells.js';
 import { rawRequest } from '../support/raw-tls.js';
@@ -73,7 +74,8 @@ async function startApp(options: MtlsModuleOptions, staticDir: string, cell: Ser
 }
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nhost: inventory\r\nconnection: close\r\n\r\n`;
-const UPGRADE = 'GET /socket HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+const UPGRADE =
+  'GET /socket HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
 const CONNECT = 'CONNECT internal.example:443 HTTP/1.1\r\nhost: internal.example:443\r\n\r\n';
 const PATHS = ['/raw', '/adapter', '/static/file.txt', '/guarded'] as const;
 
@@ -94,7 +96,11 @@ describe.each(SERVER_CELLS)('routes outside the controllers, against hostile cer
     staticDir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-static-'));
     await writeFile(join(staticDir, 'file.txt'), 'static');
     // Both roots trusted: each hostile certificate below passes OpenSSL; only the package's own checks stop it.
-    await writeKubernetesSecret(dir, { 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': shop.bundlePem + elsewhere.bundlePem });
+    await writeKubernetesSecret(dir, {
+      'tls.crt': server.chainPem,
+      'tls.key': server.keyPem,
+      'ca.crt': shop.bundlePem + elsewhere.bundlePem,
+    });
     const options: MtlsModuleOptions = { credentials: { dir }, reload: { enabled: false } };
     strict = await startApp(options, staticDir, cell);
     gated = await startApp({ ...options, connectionAuthorizer: authorizeMemberOf('shop.test') }, staticDir, cell);
@@ -120,7 +126,11 @@ describe.each(SERVER_CELLS)('routes outside the controllers, against hostile cer
       const answer = await rawRequest(strict.port, get(path), as(peers[name]!));
       expect(answer.status).toBeUndefined();
       expect(answer.text).toBe('');
-      expect(strict.events).toContainEqual({ type: 'handshake.rejected', reason: 'ERR_MTLS_PEER_INVALID', remoteAddress: '127.0.0.1' });
+      expect(strict.events).toContainEqual({
+        type: 'handshake.rejected',
+        reason: 'ERR_MTLS_PEER_INVALID',
+        remoteAddress: '127.0.0.1',
+      });
     });
 
     it('never reaches an upgrade or CONNECT listener', async () => {
@@ -141,7 +151,11 @@ describe.each(SERVER_CELLS)('routes outside the controllers, against hostile cer
       gated.events.length = 0;
       const answer = await rawRequest(gated.port, get(path), as(peers['a workload of elsewhere.test']!));
       expect(answer.status).toBeUndefined();
-      expect(gated.events).toContainEqual({ type: 'handshake.rejected', reason: 'ERR_MTLS_PEER_DENIED', remoteAddress: '127.0.0.1' });
+      expect(gated.events).toContainEqual({
+        type: 'handshake.rejected',
+        reason: 'ERR_MTLS_PEER_DENIED',
+        remoteAddress: '127.0.0.1',
+      });
     });
 
     it('admits shop.test', async () => {
@@ -162,7 +176,11 @@ describe.each(SERVER_CELLS)('permissive mode without a client certificate ($name
     dir = server.dir;
     staticDir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-static-'));
     await writeFile(join(staticDir, 'file.txt'), 'static');
-    permissive = await startApp({ credentials: server.credentials, mode: 'permissive', reload: { enabled: false } }, staticDir, cell);
+    permissive = await startApp(
+      { credentials: server.credentials, mode: 'permissive', reload: { enabled: false } },
+      staticDir,
+      cell,
+    );
   });
 
   afterAll(async () => {

@@ -59,7 +59,9 @@ class HealthController {
 async function start(options: MtlsModuleOptions, logger: CapturingLogger, events: MtlsEvent[]): Promise<INestApplication> {
   @Module({ imports: [MtlsModule.forRoot(options)], controllers: [StockController, HealthController] })
   class AppModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).setLogger(logger).compile();
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+    .setLogger(logger)
+    .compile();
   const app = moduleRef.createNestApplication({ httpsOptions: mtlsHttpsOptions(), logger });
   app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
   await app.listen(0, '127.0.0.1');
@@ -88,9 +90,15 @@ describe('diagnostics of a running app', () => {
     expect(table).toBeDefined();
     const lines = table!.split('\n');
     expect(lines[0]).toBe("mTLS routes (mode 'strict', defaultPolicy 'deny'):");
-    const row = (route: string) => lines.find((line) => line.trimStart().startsWith(`${route} `))?.replace(/\s+/g, ' ').trim();
+    const row = (route: string) =>
+      lines
+        .find((line) => line.trimStart().startsWith(`${route} `))
+        ?.replace(/\s+/g, ' ')
+        .trim();
     expect(row('GET /stock/:sku')).toBe('GET /stock/:sku StockController.get @AllowPeers(orders)');
-    expect(row('POST /stock/reindex')).toBe('POST /stock/reindex StockController.reindex @AllowPeers(admin, spiffe://shop.test/ns/ops/sa/*)');
+    expect(row('POST /stock/reindex')).toBe(
+      'POST /stock/reindex StockController.reindex @AllowPeers(admin, spiffe://shop.test/ns/ops/sa/*)',
+    );
     expect(row('GET /healthz')).toBe('GET /healthz HealthController.health @AllowTrustDomain(shop.test)');
     expect(row('GET /open')).toBe("GET /open HealthController.open defaultPolicy 'deny'");
     expect(row('GET /also-open')).toBe("GET /also-open HealthController.open defaultPolicy 'deny'");
@@ -113,8 +121,13 @@ describe('diagnostics of a running app', () => {
     const before = logger.messages('warn').length;
     await expect(callAs(app, foreign).get('/stock/42')).rejects.toThrow();
     await expect.poll(() => logger.messages('warn').length, { timeout: 5_000 }).toBeGreaterThan(before);
-    const line = logger.messages('warn').slice(before).find((l) => l.startsWith('TLS handshake rejected'));
-    expect(line).toMatch(/^TLS handshake rejected from 127\.0\.0\.1:\d+: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/);
+    const line = logger
+      .messages('warn')
+      .slice(before)
+      .find((l) => l.startsWith('TLS handshake rejected'));
+    expect(line).toMatch(
+      /^TLS handshake rejected from 127\.0\.0\.1:\d+: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/,
+    );
     expect(line).not.toContain('unknown address');
     expect(line).not.toContain('BEGIN');
     const rejected = events.filter((event) => event.type === 'handshake.rejected');
@@ -143,7 +156,9 @@ describe('a connection refused by admission after its handshake', () => {
     // Chains to the trusted CA, so Node completes the handshake; two URI SANs make it no X509-SVID, so admission refuses.
     const twoIds = await pki.peer({ spiffeId: ORDERS, uris: ['spiffe://shop.test/ns/shop/sa/payments'], commonName: 'two-ids' });
     await expect(callAs(app, twoIds).get('/stock/42')).rejects.toThrow();
-    await expect.poll(() => logger.messages('warn').some((l) => l.startsWith('TLS connection from')), { timeout: 5_000 }).toBe(true);
+    await expect
+      .poll(() => logger.messages('warn').some((l) => l.startsWith('TLS connection from')), { timeout: 5_000 })
+      .toBe(true);
     const line = logger.messages('warn').find((l) => l.startsWith('TLS connection from'))!;
     expect(line).toMatch(
       new RegExp(
@@ -197,14 +212,21 @@ describe('describeRejectedPeer', () => {
 
 describe('startup errors', () => {
   it('print as one paragraph through util.inspect (Nest logger, Node uncaught report of a logged error)', () => {
-    const config = new MtlsConfigError('ERR_MTLS_UNKNOWN_PEER', 'StockController.get: unknown peer "ordres": did you mean "orders"?');
-    expect(inspect(config)).toBe('MtlsConfigError [ERR_MTLS_UNKNOWN_PEER]: StockController.get: unknown peer "ordres": did you mean "orders"?');
+    const config = new MtlsConfigError(
+      'ERR_MTLS_UNKNOWN_PEER',
+      'StockController.get: unknown peer "ordres": did you mean "orders"?',
+    );
+    expect(inspect(config)).toBe(
+      'MtlsConfigError [ERR_MTLS_UNKNOWN_PEER]: StockController.get: unknown peer "ordres": did you mean "orders"?',
+    );
     const credentials = new CredentialsError('ERR_MTLS_CERT_EXPIRED', 'the certificate expired', {
       file: '/tls/tls.crt',
       field: 'certificate',
       fix: 'renew it',
     });
-    expect(inspect(credentials)).toBe('CredentialsError [ERR_MTLS_CERT_EXPIRED]: /tls/tls.crt (certificate): the certificate expired. Fix: renew it');
+    expect(inspect(credentials)).toBe(
+      'CredentialsError [ERR_MTLS_CERT_EXPIRED]: /tls/tls.crt (certificate): the certificate expired. Fix: renew it',
+    );
     expect(config.stack).toContain('at '); // the trace is still there for whoever asks for it
   });
 
@@ -219,7 +241,10 @@ describe('startup errors', () => {
     }
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    @Module({ imports: [MtlsModule.forRoot({ credentials: server.credentials, peers: { orders: ORDERS } })], controllers: [TypoController] })
+    @Module({
+      imports: [MtlsModule.forRoot({ credentials: server.credentials, peers: { orders: ORDERS } })],
+      controllers: [TypoController],
+    })
     class AppModule {}
     const app = (await Test.createTestingModule({ imports: [AppModule] }).compile()).createNestApplication({
       httpsOptions: mtlsHttpsOptions(),

@@ -76,7 +76,9 @@ describe('Fastify startup', () => {
     try {
       await expect(app.init()).rejects.toMatchObject({
         code: 'ERR_MTLS_NOT_HTTPS',
-        message: expect.stringMatching(/TLS goes into the adapter[\s\S]*NestFactory\.create\(AppModule, mtlsFastifyAdapter\(\)\)/),
+        message: expect.stringMatching(
+          /TLS goes into the adapter[\s\S]*NestFactory\.create\(AppModule, mtlsFastifyAdapter\(\)\)/,
+        ),
       });
     } finally {
       await app.close().catch(() => undefined);
@@ -84,7 +86,9 @@ describe('Fastify startup', () => {
   });
 
   it.each(['https', 'serverFactory'])('mtlsFastifyAdapter refuses "%s", which it sets itself', (name) => {
-    expect(() => mtlsFastifyAdapter({ [name]: {} } as never)).toThrow(new TypeError(`mtlsFastifyAdapter: "${name}" is set by the adapter; pass credentials to MtlsModule instead`));
+    expect(() => mtlsFastifyAdapter({ [name]: {} } as never)).toThrow(
+      new TypeError(`mtlsFastifyAdapter: "${name}" is set by the adapter; pass credentials to MtlsModule instead`),
+    );
     expect(() => mtlsFastifyAdapter({ http2: 'yes' } as never)).toThrow(/"http2" must be a boolean/);
   });
 });
@@ -124,7 +128,9 @@ describe('Fastify over HTTP/2', () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     orders = await pki.peer(ORDERS);
     const { credentials } = await pki.credentials(SERVER);
-    app = await startMtlsApp({ credentials, peers: { orders: ORDERS } }, [StockController], { cell: FASTIFY_CELLS.find((c) => c.http2)! });
+    app = await startMtlsApp({ credentials, peers: { orders: ORDERS } }, [StockController], {
+      cell: FASTIFY_CELLS.find((c) => c.http2)!,
+    });
     port = (app.getHttpServer().address() as { port: number }).port;
   });
 
@@ -137,7 +143,14 @@ describe('Fastify over HTTP/2', () => {
     const h1 = await callAs(app, orders).get('/stock');
     expect([h2.status, h2.json()]).toEqual([200, { caller: ORDERS }]);
     expect([h1.status, h1.json()]).toEqual([200, { caller: ORDERS }]);
-    const socket = connect({ host: '127.0.0.1', port, ca: pki.bundlePem, cert: orders.chainPem, key: orders.keyPem, ALPNProtocols: ['h2', 'http/1.1'] });
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      ca: pki.bundlePem,
+      cert: orders.chainPem,
+      key: orders.keyPem,
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
     await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     expect(socket.alpnProtocol).toBe('h2');
     socket.destroy();
@@ -164,10 +177,17 @@ describe.each(SERVER_CELLS.filter((cell) => !cell.http2))('TLS 1.2 renegotiation
   it('is refused: the identity of an HTTP/1.1 connection cannot change after the handshake', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const orders = await pki.peer(ORDERS);
-    const app = await startMtlsApp({ credentials: (await pki.credentials(SERVER)).credentials, peers: { orders: ORDERS } }, [StockController], { cell });
+    const app = await startMtlsApp(
+      { credentials: (await pki.credentials(SERVER)).credentials, peers: { orders: ORDERS } },
+      [StockController],
+      { cell },
+    );
     try {
       const port = (app.getHttpServer().address() as { port: number }).port;
-      const { status, socket } = await http1Over({ host: '127.0.0.1', port, ca: pki.bundlePem, cert: orders.chainPem, key: orders.keyPem, maxVersion: 'TLSv1.2' }, '/stock');
+      const { status, socket } = await http1Over(
+        { host: '127.0.0.1', port, ca: pki.bundlePem, cert: orders.chainPem, key: orders.keyPem, maxVersion: 'TLSv1.2' },
+        '/stock',
+      );
       expect(status).toBe(200);
       const outcome = await new Promise<string>((resolve) => {
         socket.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.message));
@@ -214,7 +234,10 @@ describe.skipIf(!canListenOnIpv6).each(FASTIFY_CELLS)('a Fastify app listening o
     if (!resolved.some((entry: { address: string }) => entry.address === '::1')) {
       (dns as { lookup: unknown }).lookup = function lookup(hostname: string, options: unknown, callback: unknown) {
         if (hostname === 'localhost' && typeof options === 'object' && (options as { all?: boolean }).all === true) {
-          const answer = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+          const answer = [
+            { address: '127.0.0.1', family: 4 },
+            { address: '::1', family: 6 },
+          ];
           process.nextTick(callback as (error: null, addresses: typeof answer) => void, null, answer);
           return;
         }
@@ -222,7 +245,10 @@ describe.skipIf(!canListenOnIpv6).each(FASTIFY_CELLS)('a Fastify app listening o
       };
     }
     try {
-      server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } }, undefined, { cell, host: 'localhost' });
+      server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } }, undefined, {
+        cell,
+        host: 'localhost',
+      });
     } finally {
       dns.lookup = originalLookup;
     }

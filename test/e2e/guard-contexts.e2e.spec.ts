@@ -1,8 +1,9 @@
 import 'reflect-metadata';
-import { Controller, Get, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Req, type INestApplication } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AllowAnyPeer, AllowPeers, MtlsGuard, MtlsHttpException } from '../../lib/index.js';
+import { AllowAnyPeer, AllowPeers, MtlsGuard, MtlsHttpException, Peer, type PeerIdentity } from '../../lib/index.js';
 import { callAs, TestPki } from '../../lib/testing/index.js';
 import { startMtlsApp } from '../support/app.js';
 
@@ -88,5 +89,67 @@ describe('contexts other than HTTP', () => {
       );
       expect(() => guard.canActivate(contextOf('graphql', [{}, {}, {}, {}]))).toThrow(MtlsHttpException);
     }
+  });
+});
+
+/** What `@Peer()` gives for the request a real TLS call made, read through an HTTP and a GraphQL context. */
+@Controller('whoami')
+@AllowAnyPeer()
+class WhoAmIController {
+  @Get()
+  whoAmI(@Req() request: object, @Peer() viaHttp: PeerIdentity | undefined) {
+    const factory = peerFactory(WhoAmIController, 'whoAmI');
+    const graphql = (context: object) => {
+      const host = new ExecutionContextHost([{}, {}, context, {}], WhoAmIController, WhoAmIController.prototype.whoAmI);
+      host.setType('graphql');
+      return factory(undefined, host)?.spiffeId ?? null;
+    };
+    const rpc = new ExecutionContextHost([request], WhoAmIController, WhoAmIController.prototype.whoAmI);
+    rpc.setType('rpc');
+    return {
+      http: viaHttp?.spiffeId ?? null,
+      graphqlReq: graphql({ req: request }),
+      graphqlRequest: graphql({ request }),
+      graphqlWithoutRequest: graphql({}),
+      rpc: factory(undefined, rpc) ?? null,
+    };
+  }
+}
+
+/** The factory Nest calls for the `@Peer()` parameter of `method`: the decorator itself, not a copy of it. */
+function peerFactory(
+  controller: object,
+  method: string,
+): (data: unknown, context: ExecutionContextHost) => PeerIdentity | undefined {
+  const args = Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) as Record<string, { factory?: unknown }>;
+  const factory = Object.values(args).find((arg) => typeof arg.factory === 'function')?.factory;
+  return factory as (data: unknown, context: ExecutionContextHost) => PeerIdentity | undefined;
+}
+
+describe('@Peer()', () => {
+  let pki: TestPki;
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
+    app = await startMtlsApp({ credentials: server.credentials }, [WhoAmIController]);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('reads the peer of a GraphQL context (req or request) as the guard does, and nothing from other transports', async () => {
+    const response = await callAs(app, await pki.peer(ORDERS)).get('/whoami');
+
+    expect(response.status).toBe(200);
+    expect(response.json()).toEqual({
+      http: ORDERS,
+      graphqlReq: ORDERS,
+      graphqlRequest: ORDERS,
+      graphqlWithoutRequest: null,
+      rpc: null,
+    });
   });
 });

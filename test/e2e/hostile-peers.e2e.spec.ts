@@ -17,7 +17,7 @@ import {
   type PeerIdentity,
 } from '../../lib/index.js';
 import { callAs, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
-import type { IssueOptions } from '../../lib/pki/certificate-authority.js';
+import type { IssueOptions } from '../../lib/x509/certificate-authority.js';
 import { startMtlsApp } from '../support/app.js';
 import { SERVER_CELLS } from '../support/cells.js';
 
@@ -30,7 +30,11 @@ import { SERVER_CELLS } from '../support/cells.js';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 
 /** What the handler hands back: enough to see which identity was admitted. */
-const shown = (peer: PeerIdentity) => ({ spiffeId: peer.spiffeId ?? null, dnsNames: peer.dnsNames, commonName: peer.commonName ?? null });
+const shown = (peer: PeerIdentity) => ({
+  spiffeId: peer.spiffeId ?? null,
+  dnsNames: peer.dnsNames,
+  commonName: peer.commonName ?? null,
+});
 
 @Controller('rules')
 class RulesController {
@@ -116,9 +120,21 @@ const hostile: Record<string, Case> = {
     options: { uris: ['https://legacy.shop.test/', ORDERS], ...BAIT },
     expected: everywhere(INVALID),
   },
-  'an upper-case trust domain': { issuer: 'shop', options: { uris: ['spiffe://SHOP.test/ns/shop/sa/orders'], ...BAIT }, expected: everywhere(INVALID) },
-  'an upper-case scheme': { issuer: 'shop', options: { uris: ['SPIFFE://shop.test/ns/shop/sa/orders'], ...BAIT }, expected: everywhere(INVALID) },
-  'a trust domain ID without path': { issuer: 'shop', options: { uris: ['spiffe://shop.test'], ...BAIT }, expected: everywhere(INVALID) },
+  'an upper-case trust domain': {
+    issuer: 'shop',
+    options: { uris: ['spiffe://SHOP.test/ns/shop/sa/orders'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
+  'an upper-case scheme': {
+    issuer: 'shop',
+    options: { uris: ['SPIFFE://shop.test/ns/shop/sa/orders'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
+  'a trust domain ID without path': {
+    issuer: 'shop',
+    options: { uris: ['spiffe://shop.test'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
   'orders-evil (a valid shop.test workload)': {
     issuer: 'shop',
     options: { spiffeId: `${ORDERS}-evil`, commonName: 'orders' },
@@ -129,8 +145,16 @@ const hostile: Record<string, Case> = {
     options: { spiffeId: 'spiffe://shop.test.evil/ns/shop/sa/orders', ...BAIT },
     expected: everywhere(INVALID),
   },
-  'dot segments': { issuer: 'shop', options: { uris: ['spiffe://shop.test/ns/shop/sa/x/../orders'], ...BAIT }, expected: everywhere(INVALID) },
-  'percent-encoding': { issuer: 'shop', options: { uris: ['spiffe://shop.test/ns/shop/sa/%6Frders'], ...BAIT }, expected: everywhere(INVALID) },
+  'dot segments': {
+    issuer: 'shop',
+    options: { uris: ['spiffe://shop.test/ns/shop/sa/x/../orders'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
+  'percent-encoding': {
+    issuer: 'shop',
+    options: { uris: ['spiffe://shop.test/ns/shop/sa/%6Frders'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
   'a trailing slash': { issuer: 'shop', options: { uris: [`${ORDERS}/`], ...BAIT }, expected: everywhere(INVALID) },
   'a DNS SAN smuggling ", URI:spiffe://…"': {
     issuer: 'shop',
@@ -138,16 +162,32 @@ const hostile: Record<string, Case> = {
     expected: onlyAnyPeer,
   },
   'a CA:TRUE leaf': { issuer: 'shop', options: { spiffeId: ORDERS, isCa: true, ...BAIT }, expected: everywhere(INVALID) },
-  'a keyCertSign leaf': { issuer: 'shop', options: { spiffeId: ORDERS, keyUsage: ['digitalSignature', 'keyCertSign'], ...BAIT }, expected: everywhere(INVALID) },
-  'a cRLSign legacy leaf': { issuer: 'shop', options: { keyUsage: ['digitalSignature', 'cRLSign'], ...BAIT }, expected: everywhere(INVALID) },
+  'a keyCertSign leaf': {
+    issuer: 'shop',
+    options: { spiffeId: ORDERS, keyUsage: ['digitalSignature', 'keyCertSign'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
+  'a cRLSign legacy leaf': {
+    issuer: 'shop',
+    options: { keyUsage: ['digitalSignature', 'cRLSign'], ...BAIT },
+    expected: everywhere(INVALID),
+  },
   'no SAN': { issuer: 'shop', options: { commonName: 'legacy-batch' }, expected: onlyAnyPeer },
-  'CN=orders with a DNS SAN': { issuer: 'shop', options: { commonName: 'orders', dnsNames: ['evil.shop.test'] }, expected: onlyAnyPeer },
+  'CN=orders with a DNS SAN': {
+    issuer: 'shop',
+    options: { commonName: 'orders', dnsNames: ['evil.shop.test'] },
+    expected: onlyAnyPeer,
+  },
   'CN=orders with a SPIFFE ID': {
     issuer: 'shop',
     options: { commonName: 'orders', spiffeId: 'spiffe://shop.test/ns/shop/sa/payments' },
     expected: { ...everywhere(DENIED), 'trust-domain': 'admitted', any: 'admitted', 'default any-peer': 'admitted' },
   },
-  'the elsewhere.test CA claiming shop.test': { issuer: 'elsewhere', options: { spiffeId: ORDERS, ...BAIT }, expected: everywhere(INVALID) },
+  'the elsewhere.test CA claiming shop.test': {
+    issuer: 'elsewhere',
+    options: { spiffeId: ORDERS, ...BAIT },
+    expected: everywhere(INVALID),
+  },
   'the elsewhere.test CA claiming shop.test.evil': {
     issuer: 'elsewhere',
     options: { spiffeId: 'spiffe://shop.test.evil/ns/shop/sa/orders', ...BAIT },
@@ -162,7 +202,11 @@ const controls: Record<string, Case> = {
     options: { spiffeId: ORDERS, dnsNames: ['legacy.shop.test'], commonName: 'orders' },
     expected: { ...everywhere('admitted'), cn: DENIED },
   },
-  'a legacy peer with CN=orders and no SAN': { issuer: 'shop', options: { commonName: 'orders' }, expected: { ...onlyAnyPeer, cn: 'admitted' } },
+  'a legacy peer with CN=orders and no SAN': {
+    issuer: 'shop',
+    options: { commonName: 'orders' },
+    expected: { ...onlyAnyPeer, cn: 'admitted' },
+  },
   'a workload of elsewhere.test': {
     issuer: 'elsewhere',
     options: { spiffeId: 'spiffe://elsewhere.test/ns/billing/sa/api' },
@@ -182,10 +226,18 @@ describe.each(SERVER_CELLS)('hostile peers against every rule ($name)', (cell) =
   beforeAll(async () => {
     shop = await TestPki.create({ trustDomain: 'shop.test' });
     elsewhere = await TestPki.create({ trustDomain: 'elsewhere.test' });
-    const server = await shop.peer({ spiffeId: 'spiffe://shop.test/ns/shop/sa/inventory', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] });
+    const server = await shop.peer({
+      spiffeId: 'spiffe://shop.test/ns/shop/sa/inventory',
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+    });
     dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-hostile-'));
     // Both roots in one bundle: the federation case where the trust domain must come from the anchor.
-    await writeKubernetesSecret(dir, { 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': shop.bundlePem + elsewhere.bundlePem });
+    await writeKubernetesSecret(dir, {
+      'tls.crt': server.chainPem,
+      'tls.key': server.keyPem,
+      'ca.crt': shop.bundlePem + elsewhere.bundlePem,
+    });
     const options: MtlsModuleOptions = { credentials: { dir }, peers: { orders: ORDERS }, reload: { enabled: false } };
     app = await startMtlsApp(options, [RulesController], { cell });
     anyPeerApp = await startMtlsApp({ ...options, defaultPolicy: 'any-peer' }, [UndecoratedController], { cell });
@@ -202,23 +254,36 @@ describe.each(SERVER_CELLS)('hostile peers against every rule ($name)', (cell) =
   });
 
   /** The answer, and the code that refused the peer: the guard's (`peer.denied`) or the connection's (`handshake.rejected`). */
-  async function call(name: string, rule: Rule): Promise<{ status: number | 'no answer'; denial: string | undefined; body: unknown }> {
+  async function call(
+    name: string,
+    rule: Rule,
+  ): Promise<{ status: number | 'no answer'; denial: string | undefined; body: unknown }> {
     events.length = 0;
     const target = rule === 'default any-peer' ? anyPeerApp : app;
     const path = rule === 'default any-peer' ? '/open' : `/rules/${rule}`;
     try {
       const res = await callAs(target, peers.get(name), { ca: shop.bundlePem, http2: cell.http2 }).get(path);
       const denial = events.find((event) => event.type === 'peer.denied');
-      return { status: res.status, denial: denial?.type === 'peer.denied' ? denial.code : undefined, body: res.status === 200 ? res.json() : undefined };
+      return {
+        status: res.status,
+        denial: denial?.type === 'peer.denied' ? denial.code : undefined,
+        body: res.status === 200 ? res.json() : undefined,
+      };
     } catch {
       // Refused on the connection, right after the handshake: the reason is the handshake.rejected event's.
       const refusal = events.find((event) => event.type === 'handshake.rejected');
-      return { status: 'no answer', denial: refusal?.type === 'handshake.rejected' ? refusal.reason : undefined, body: undefined };
+      return {
+        status: 'no answer',
+        denial: refusal?.type === 'handshake.rejected' ? refusal.reason : undefined,
+        body: undefined,
+      };
     }
   }
 
   const cells = (cases: Record<string, Case>) =>
-    Object.entries(cases).flatMap(([name, { options, expected }]) => RULES.map((rule) => [name, rule, expected[rule], options] as const));
+    Object.entries(cases).flatMap(([name, { options, expected }]) =>
+      RULES.map((rule) => [name, rule, expected[rule], options] as const),
+    );
 
   it.each(cells(hostile))('%s on %s → %s', async (name, rule, expected, options) => {
     const { status, denial, body } = await call(name, rule);

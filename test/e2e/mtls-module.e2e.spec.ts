@@ -3,7 +3,6 @@ import { Controller, Get, Module, type INestApplication, type LoggerService } fr
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -88,7 +87,9 @@ describe.each(SERVER_CELLS)('MtlsModule guard and decorators ($name)', (cell) =>
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS }, [RulesController, UndecoratedController], { cell });
+    app = await startMtlsApp({ credentials: server.credentials, peers: PEERS }, [RulesController, UndecoratedController], {
+      cell,
+    });
     peers = {
       orders: await pki.peer(ORDERS),
       admin: await pki.peer(ADMIN),
@@ -140,7 +141,9 @@ describe.each(SERVER_CELLS)('MtlsModule guard and decorators ($name)', (cell) =>
 
   it('admits any peer on undecorated routes when defaultPolicy is any-peer', async () => {
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    const open = await startMtlsApp({ credentials: server.credentials, defaultPolicy: 'any-peer' }, [UndecoratedController], { cell });
+    const open = await startMtlsApp({ credentials: server.credentials, defaultPolicy: 'any-peer' }, [UndecoratedController], {
+      cell,
+    });
     try {
       expect((await callAs(open, peers.legacyDns, { http2: cell.http2 }).get('/open')).status).toBe(200);
     } finally {
@@ -216,9 +219,10 @@ describe('startup', () => {
   });
 
   it('fails on invalid options, naming the option', async () => {
-    await expect(
-      startMtlsApp({ credentials: good, mode: 'lenient' as never }, [UndecoratedController]),
-    ).rejects.toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID', message: expect.stringContaining('"mode"') });
+    await expect(startMtlsApp({ credentials: good, mode: 'lenient' as never }, [UndecoratedController])).rejects.toMatchObject({
+      code: 'ERR_MTLS_CONFIG_INVALID',
+      message: expect.stringContaining('"mode"'),
+    });
   });
 
   describe('refuses bad credentials, naming the file and the reason', () => {
@@ -232,20 +236,75 @@ describe('startup', () => {
     }
 
     const ID = 'spiffe://shop.test/ns/shop/sa/inventory';
-    const cases: Array<[string, () => Promise<{ files: Record<string, string>; file: 'certFile' | 'keyFile' | 'caFile' }>, string, RegExp]> = [
-      ['a missing key file', async () => {
-        const files = await filesFor(await pki.peer(ID));
-        return { files: { ...files, keyFile: `${files.keyFile}.missing` }, file: 'keyFile' };
-      }, 'ERR_MTLS_CREDENTIALS_UNREADABLE', /missing/],
-      ['a certificate file that is not PEM', async () => ({ files: await filesFor(await pki.peer(ID), { cert: 'hello' }), file: 'certFile' }), 'ERR_MTLS_CREDENTIALS_NOT_PEM', /no PEM block found/],
-      ['a key of another certificate', async () => ({ files: await filesFor(await pki.peer(ID), { key: (await pki.peer(ID)).keyPem }), file: 'keyFile' }), 'ERR_MTLS_KEY_MISMATCH', /match/],
-      ['an expired certificate', async () => ({ files: await filesFor(await pki.expiredPeer(ID)), file: 'certFile' }), 'ERR_MTLS_CERT_EXPIRED', /expired/],
-      ['a not yet valid certificate', async () => ({ files: await filesFor(await pki.notYetValidPeer(ID)), file: 'certFile' }), 'ERR_MTLS_CERT_NOT_YET_VALID', /valid/],
-      ['a certificate from another CA', async () => ({ files: await filesFor(await pki.foreignPeer(ID)), file: 'caFile' }), 'ERR_MTLS_CHAIN_UNTRUSTED', /does not chain to the trust bundle/],
-      ['no clientAuth usage', async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['serverAuth'] })), file: 'certFile' }), 'ERR_MTLS_EKU_MISSING', /clientAuth/],
-      ['no serverAuth usage', async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['clientAuth'] })), file: 'certFile' }), 'ERR_MTLS_EKU_MISSING', /serverAuth/],
-      ['two URI SANs', async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, uris: ['spiffe://shop.test/x'] })), file: 'certFile' }), 'ERR_MTLS_SVID_INVALID', /more than one URI SAN/],
-      ['a SPIFFE ID with no path', async () => ({ files: await filesFor(await pki.peer({ spiffeId: 'spiffe://shop.test' })), file: 'certFile' }), 'ERR_MTLS_SVID_INVALID', /non-root path/],
+    const cases: Array<
+      [string, () => Promise<{ files: Record<string, string>; file: 'certFile' | 'keyFile' | 'caFile' }>, string, RegExp]
+    > = [
+      [
+        'a missing key file',
+        async () => {
+          const files = await filesFor(await pki.peer(ID));
+          return { files: { ...files, keyFile: `${files.keyFile}.missing` }, file: 'keyFile' };
+        },
+        'ERR_MTLS_CREDENTIALS_UNREADABLE',
+        /missing/,
+      ],
+      [
+        'a certificate file that is not PEM',
+        async () => ({ files: await filesFor(await pki.peer(ID), { cert: 'hello' }), file: 'certFile' }),
+        'ERR_MTLS_CREDENTIALS_NOT_PEM',
+        /no PEM block found/,
+      ],
+      [
+        'a key of another certificate',
+        async () => ({ files: await filesFor(await pki.peer(ID), { key: (await pki.peer(ID)).keyPem }), file: 'keyFile' }),
+        'ERR_MTLS_KEY_MISMATCH',
+        /match/,
+      ],
+      [
+        'an expired certificate',
+        async () => ({ files: await filesFor(await pki.expiredPeer(ID)), file: 'certFile' }),
+        'ERR_MTLS_CERT_EXPIRED',
+        /expired/,
+      ],
+      [
+        'a not yet valid certificate',
+        async () => ({ files: await filesFor(await pki.notYetValidPeer(ID)), file: 'certFile' }),
+        'ERR_MTLS_CERT_NOT_YET_VALID',
+        /valid/,
+      ],
+      [
+        'a certificate from another CA',
+        async () => ({ files: await filesFor(await pki.foreignPeer(ID)), file: 'caFile' }),
+        'ERR_MTLS_CHAIN_UNTRUSTED',
+        /does not chain to the trust bundle/,
+      ],
+      [
+        'no clientAuth usage',
+        async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['serverAuth'] })), file: 'certFile' }),
+        'ERR_MTLS_EKU_MISSING',
+        /clientAuth/,
+      ],
+      [
+        'no serverAuth usage',
+        async () => ({ files: await filesFor(await pki.peer({ spiffeId: ID, extKeyUsage: ['clientAuth'] })), file: 'certFile' }),
+        'ERR_MTLS_EKU_MISSING',
+        /serverAuth/,
+      ],
+      [
+        'two URI SANs',
+        async () => ({
+          files: await filesFor(await pki.peer({ spiffeId: ID, uris: ['spiffe://shop.test/x'] })),
+          file: 'certFile',
+        }),
+        'ERR_MTLS_SVID_INVALID',
+        /more than one URI SAN/,
+      ],
+      [
+        'a SPIFFE ID with no path',
+        async () => ({ files: await filesFor(await pki.peer({ spiffeId: 'spiffe://shop.test' })), file: 'certFile' }),
+        'ERR_MTLS_SVID_INVALID',
+        /non-root path/,
+      ],
     ];
 
     it.each(cases)('%s', async (_name, make, code, reason) => {
@@ -270,7 +329,8 @@ describe('startup', () => {
       expect(failure!.message).toContain(files[file]);
       expect(failure!.message).toMatch(reason);
       expect(failure!.message).toMatch(/Fix: /);
-      for (const text of [failure!.message, String(failure), ...logs]) expect(text).not.toMatch(/PRIVATE KEY|MIG[0-9A-Za-z+/]{20}/);
+      for (const text of [failure!.message, String(failure), ...logs])
+        expect(text).not.toMatch(/PRIVATE KEY|MIG[0-9A-Za-z+/]{20}/);
     });
   });
 
@@ -346,9 +406,7 @@ describe.each(SERVER_CELLS)('permissive mode ($name)', (cell) => {
         });
         socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
         socket.on('error', reject);
-        socket.on('close', () =>
-          resolve({ status: Number(data.split(' ')[1]), resumed, session: ticket }),
-        );
+        socket.on('close', () => resolve({ status: Number(data.split(' ')[1]), resumed, session: ticket }));
       });
     const first = await get();
     expect(first.status).toBe(401);

@@ -51,7 +51,7 @@ describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapte
     expect(res.json<{ forwardedDer: number }>().forwardedDer).toBeGreaterThan(200);
   });
 
-  it('APPEND_FORWARD: a client-supplied first element claiming admin loses to the sidecar\'s last element', async () => {
+  it("APPEND_FORWARD: a client-supplied first element claiming admin loses to the sidecar's last element", async () => {
     const forged = `By=${SIDECAR};URI=${ADMIN}`;
     const header = `${forged},${xfccElement(orders, { by: SIDECAR })}`;
     const asAdmin = await rawRequest(app, '/admin-only', [[XFCC, header]]);
@@ -81,7 +81,11 @@ describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapte
       ['x-forwarded-client-cert', xfccElement(orders)],
     ]);
     expect(res.status).toBe(400);
-    expect(res.json()).toMatchObject({ statusCode: 400, code: 'ERR_MTLS_PROXY_HEADER_REPEATED', message: 'client certificate header sent more than once' });
+    expect(res.json()).toMatchObject({
+      statusCode: 400,
+      code: 'ERR_MTLS_PROXY_HEADER_REPEATED',
+      message: 'client certificate header sent more than once',
+    });
   });
 
   it.each([
@@ -92,15 +96,22 @@ describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapte
   ])('malformed (%s): 400 ERR_MTLS_PROXY_HEADER_MALFORMED, never a 500', async (_name, make) => {
     const res = await rawRequest(app, '/orders-only', [[XFCC, make(xfccElement(orders, { subject: false }))]]);
     expect(res.status).toBe(400);
-    expect(res.json()).toEqual({ statusCode: 400, error: 'Bad Request', code: 'ERR_MTLS_PROXY_HEADER_MALFORMED', message: 'malformed client certificate header' });
+    expect(res.json()).toEqual({
+      statusCode: 400,
+      error: 'Bad Request',
+      code: 'ERR_MTLS_PROXY_HEADER_MALFORMED',
+      message: 'malformed client certificate header',
+    });
   });
 
-  it('oversized: over proxy.maxHeaderBytes → 400 TOO_LARGE; over Node\'s own limit → 431 from Node', async () => {
+  it("oversized: over proxy.maxHeaderBytes → 400 TOO_LARGE; over Node's own limit → 431 from Node", async () => {
     const big = xfccElement(orders, { override: { subject: 'a'.repeat(9000) } });
     const res = await rawRequest(app, '/orders-only', [[XFCC, big]]);
     expect(res.status).toBe(400);
     expect(res.json()).toMatchObject({ code: 'ERR_MTLS_PROXY_HEADER_TOO_LARGE' });
-    const huge = await rawRequest(app, '/orders-only', [[XFCC, xfccElement(orders, { override: { subject: 'a'.repeat(20_000) } })]]);
+    const huge = await rawRequest(app, '/orders-only', [
+      [XFCC, xfccElement(orders, { override: { subject: 'a'.repeat(20_000) } })],
+    ]);
     expect(huge.status).toBe(431);
   });
 
@@ -145,10 +156,13 @@ describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapte
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const call = (path: string, header?: string) =>
       new Promise<number>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path, agent, headers: header === undefined ? {} : { [XFCC]: header } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode!));
-        });
+        const req = request(
+          { host: '127.0.0.1', port, path, agent, headers: header === undefined ? {} : { [XFCC]: header } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -195,7 +209,10 @@ describe.each(ADAPTERS)('proxy mode, RFC 9440 from a loopback proxy (%s)', (adap
     const { clientCert } = rfc9440Fields(orders);
     const bad = await rawRequest(app, '/orders-only', [['Client-Cert', clientCert.slice(0, -1)]]);
     expect(bad.json()).toMatchObject({ statusCode: 400, code: 'ERR_MTLS_PROXY_HEADER_MALFORMED' });
-    const twice = await rawRequest(app, '/orders-only', [['Client-Cert', clientCert], ['client-cert', clientCert]]);
+    const twice = await rawRequest(app, '/orders-only', [
+      ['Client-Cert', clientCert],
+      ['client-cert', clientCert],
+    ]);
     expect(twice.json()).toMatchObject({ statusCode: 400, code: 'ERR_MTLS_PROXY_HEADER_REPEATED' });
   });
 
@@ -210,7 +227,10 @@ describe.each(ADAPTERS)('proxy mode, RFC 9440 without a chain, leaf issued by th
   it('admits the caller from Client-Cert alone', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials(SIDECAR);
-    const app = await startProxyApp(adapter, { credentials: server.credentials, proxy: { header: 'rfc9440', trust: 'loopback' } });
+    const app = await startProxyApp(adapter, {
+      credentials: server.credentials,
+      proxy: { header: 'rfc9440', trust: 'loopback' },
+    });
     try {
       const orders = await pki.peer(ORDERS);
       const res = await rawRequest(app, '/orders-only', [['Client-Cert', rfc9440Fields(orders).clientCert]]);
@@ -223,10 +243,13 @@ describe.each(ADAPTERS)('proxy mode, RFC 9440 without a chain, leaf issued by th
 });
 
 describe.each(ADAPTERS)('proxy mode, element "first" behind a SANITIZE_SET edge (%s)', (adapter) => {
-  it('takes the edge\'s element and ignores what later hops appended', async () => {
+  it("takes the edge's element and ignores what later hops appended", async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials(SIDECAR);
-    const app = await startProxyApp(adapter, { credentials: server.credentials, proxy: { header: 'xfcc', trust: 'loopback', element: 'first' } });
+    const app = await startProxyApp(adapter, {
+      credentials: server.credentials,
+      proxy: { header: 'xfcc', trust: 'loopback', element: 'first' },
+    });
     try {
       const orders = await pki.peer(ORDERS);
       const res = await rawRequest(app, '/admin-only', [[XFCC, `${xfccElement(orders)},URI=${ADMIN}`]]);

@@ -16,7 +16,7 @@ import { ADAPTERS, ADMIN, ORDERS, PROXY, startProxyApp } from '../support/proxy-
 
 const XFCC = 'x-forwarded-client-cert';
 
-describe.each(ADAPTERS)('proxy mode, trusted by the proxy\'s SPIFFE ID over mTLS (%s)', (adapter) => {
+describe.each(ADAPTERS)("proxy mode, trusted by the proxy's SPIFFE ID over mTLS (%s)", (adapter) => {
   let pki: TestPki;
   let app: INestApplication;
   let proxy: TestPeer;
@@ -37,13 +37,13 @@ describe.each(ADAPTERS)('proxy mode, trusted by the proxy\'s SPIFFE ID over mTLS
     await app?.close();
   });
 
-  it('the proxy\'s connection and header name the caller (SANITIZE_SET: one element)', async () => {
+  it("the proxy's connection and header name the caller (SANITIZE_SET: one element)", async () => {
     const res = await rawRequest(app, '/orders-only', [[XFCC, xfccElement(orders, { by: PROXY, cert: true })]], proxy);
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ spiffeId: ORDERS, source: 'xfcc' });
   });
 
-  it('a header from any other TLS peer is ignored: the request has no identity (401), not the peer\'s own', async () => {
+  it("a header from any other TLS peer is ignored: the request has no identity (401), not the peer's own", async () => {
     const forged = await rawRequest(app, '/admin-only', [[XFCC, xfccElement(admin)]], orders);
     expect(forged.status).toBe(401);
     expect(forged.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
@@ -57,7 +57,15 @@ describe.each(ADAPTERS)('proxy mode, trusted by the proxy\'s SPIFFE ID over mTLS
   });
 
   it('two header lines from the proxy: 400', async () => {
-    const res = await rawRequest(app, '/orders-only', [[XFCC, xfccElement(admin)], [XFCC, xfccElement(orders)]], proxy);
+    const res = await rawRequest(
+      app,
+      '/orders-only',
+      [
+        [XFCC, xfccElement(admin)],
+        [XFCC, xfccElement(orders)],
+      ],
+      proxy,
+    );
     expect(res.json()).toMatchObject({ statusCode: 400, code: 'ERR_MTLS_PROXY_HEADER_REPEATED' });
   });
 });
@@ -70,9 +78,24 @@ function remotePeer(address: string): Socket {
 describe('proxy mode, loopback trust: where the header may come from', () => {
   it('ignores a header from a non-loopback peer without reading it, logs it rate-limited, and gives no identity', () => {
     const source = new ProxyIdentitySource(
-      { header: 'xfcc', trust: { kind: 'loopback' }, element: 'last', verifyChain: false, requireCertificate: false, maxHeaderBytes: 65_536 },
-      { identify: () => { throw new Error('not used in loopback mode'); } },
-      { get current(): never { throw new Error('a header from a non-proxy peer must not be read'); } },
+      {
+        header: 'xfcc',
+        trust: { kind: 'loopback' },
+        element: 'last',
+        verifyChain: false,
+        requireCertificate: false,
+        maxHeaderBytes: 65_536,
+      },
+      {
+        identify: () => {
+          throw new Error('not used in loopback mode');
+        },
+      },
+      {
+        get current(): never {
+          throw new Error('a header from a non-proxy peer must not be read');
+        },
+      },
       1,
     );
     const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
@@ -100,7 +123,10 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
   });
 
   it.each([
-    [{ address: '0.0.0.0', family: 'IPv4', port: 80 }, 'the application listens on 0.0.0.0:80 (every interface: no host given to listen?)'],
+    [
+      { address: '0.0.0.0', family: 'IPv4', port: 80 },
+      'the application listens on 0.0.0.0:80 (every interface: no host given to listen?)',
+    ],
     [{ address: '::', family: 'IPv6', port: 80 }, 'the application listens on :::80 (every interface: no host given to listen?)'],
     [{ address: '10.0.0.5', family: 'IPv4', port: 80 }, 'the application listens on 10.0.0.5:80'],
     ['/tmp/app.sock', 'the application listens on the pipe "/tmp/app.sock"'],
@@ -121,7 +147,9 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
     const path = join(await mkdtemp(join(tmpdir(), 'nestjs-mtls-proxy-')), 'app.sock');
     await expect(app.listen(path)).rejects.toMatchObject({
       code: 'ERR_MTLS_CONFIG_INVALID',
-      message: expect.stringMatching(/listens on the pipe .* but MtlsModule option proxy.trust is 'loopback'.*app.listen\(port, '127.0.0.1'\)/),
+      message: expect.stringMatching(
+        /listens on the pipe .* but MtlsModule option proxy.trust is 'loopback'.*app.listen\(port, '127.0.0.1'\)/,
+      ),
     });
     expect(app.getHttpServer().listening).toBe(false);
     await app.close();
@@ -134,7 +162,10 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
     class AppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
     const app = moduleRef.createNestApplication({ httpsOptions: mtlsHttpsOptions(), logger: false });
-    await expect(app.init()).rejects.toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID', message: expect.stringMatching(/Create the app without httpsOptions/) });
+    await expect(app.init()).rejects.toMatchObject({
+      code: 'ERR_MTLS_CONFIG_INVALID',
+      message: expect.stringMatching(/Create the app without httpsOptions/),
+    });
     await app.close();
   });
 });

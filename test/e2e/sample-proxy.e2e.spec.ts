@@ -49,12 +49,14 @@ describe('sample inventory behind a proxy (MTLS_PROXY)', () => {
       expect(res.json()).toEqual({ sku: '42', available: 7, caller: SPIFFE_IDS.orders });
     });
 
-    it('the sidecar\'s element wins over a client-supplied one claiming admin', async () => {
+    it("the sidecar's element wins over a client-supplied one claiming admin", async () => {
       const header = `URI=${SPIFFE_IDS.admin},${xfccElement(orders, { by: SPIFFE_IDS.inventory })}`;
       const ok = await rawRequest(app, '/stock/42', [['x-forwarded-client-cert', header]]);
       expect(ok.json()).toMatchObject({ caller: SPIFFE_IDS.orders });
       // A client-supplied first element claiming orders does not help admin, whose sidecar element comes last.
-      const res = await rawRequest(app, '/stock/42', [['x-forwarded-client-cert', `URI=${SPIFFE_IDS.orders},${xfccElement(admin)}`]]);
+      const res = await rawRequest(app, '/stock/42', [
+        ['x-forwarded-client-cert', `URI=${SPIFFE_IDS.orders},${xfccElement(admin)}`],
+      ]);
       expect(res.status).toBe(403);
     });
 
@@ -81,8 +83,14 @@ describe('sample inventory behind a proxy (MTLS_PROXY)', () => {
   it.each<[NodeJS.ProcessEnv, unknown]>([
     [{}, undefined],
     [{ MTLS_PROXY: 'xfcc' }, { header: 'xfcc', trust: 'loopback', verifyChain: false }],
-    [{ MTLS_PROXY: 'xfcc', MTLS_CA_FILE: '/ca.pem' }, { header: 'xfcc', trust: 'loopback', verifyChain: true }],
-    [{ MTLS_PROXY: 'rfc9440', MTLS_PROXY_TRUST: ENVOY }, { header: 'rfc9440', trust: { spiffeIds: [ENVOY] } }],
+    [
+      { MTLS_PROXY: 'xfcc', MTLS_CA_FILE: '/ca.pem' },
+      { header: 'xfcc', trust: 'loopback', verifyChain: true },
+    ],
+    [
+      { MTLS_PROXY: 'rfc9440', MTLS_PROXY_TRUST: ENVOY },
+      { header: 'rfc9440', trust: { spiffeIds: [ENVOY] } },
+    ],
   ])('proxyFromEnv(%j)', (env, expected) => {
     expect(proxyFromEnv(env)).toEqual(expected);
   });
@@ -90,7 +98,10 @@ describe('sample inventory behind a proxy (MTLS_PROXY)', () => {
   it.each<[NodeJS.ProcessEnv, RegExp]>([
     [{ MTLS_PROXY: 'envoy' }, /MTLS_PROXY must be xfcc or rfc9440, got "envoy"/],
     [{ MTLS_PROXY_TRUST: 'loopback' }, /MTLS_PROXY_TRUST is set but MTLS_PROXY is not/],
-    [{ MTLS_PROXY: 'xfcc', MTLS_PROXY_TRUST: 'any' }, /MTLS_PROXY_TRUST must be loopback or the proxy's spiffe:\/\/ ID, got "any"/],
+    [
+      { MTLS_PROXY: 'xfcc', MTLS_PROXY_TRUST: 'any' },
+      /MTLS_PROXY_TRUST must be loopback or the proxy's spiffe:\/\/ ID, got "any"/,
+    ],
   ])('refuses %j', (env, message) => {
     expect(() => proxyFromEnv(env)).toThrow(SampleConfigError);
     expect(() => proxyFromEnv(env)).toThrow(message);

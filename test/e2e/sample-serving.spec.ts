@@ -10,8 +10,14 @@ describe('the sample services’ ADAPTER and HTTP2 variables', () => {
     [{}, { adapter: 'express', http2: false }],
     [{ ADAPTER: 'express' }, { adapter: 'express', http2: false }],
     [{ ADAPTER: 'fastify' }, { adapter: 'fastify', http2: false }],
-    [{ ADAPTER: 'fastify', HTTP2: '1' }, { adapter: 'fastify', http2: true }],
-    [{ ADAPTER: 'fastify', HTTP2: '0' }, { adapter: 'fastify', http2: false }],
+    [
+      { ADAPTER: 'fastify', HTTP2: '1' },
+      { adapter: 'fastify', http2: true },
+    ],
+    [
+      { ADAPTER: 'fastify', HTTP2: '0' },
+      { adapter: 'fastify', http2: false },
+    ],
   ])('%j → %j', (env, expected) => {
     expect(servingFromEnv(env)).toEqual(expected);
   });
@@ -29,14 +35,19 @@ describe('the sample services’ ADAPTER and HTTP2 variables', () => {
     { adapter: 'fastify', http2: true },
   ] as const)('inventory serves the same answers on %j', async (serving) => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
-    const app = await createSampleApp(InventoryModule.register((await pki.credentials(SPIFFE_IDS.inventory)).credentials), serving);
+    const app = await createSampleApp(
+      InventoryModule.register((await pki.credentials(SPIFFE_IDS.inventory)).credentials),
+      serving,
+    );
     app.useLogger(false);
     await app.listen(0, '127.0.0.1');
     try {
       const orders = await pki.peer(SPIFFE_IDS.orders);
       const res = await callAs(app, orders, { http2: serving.http2 }).get('/stock/42');
       expect([res.status, res.json()]).toEqual([200, { sku: '42', available: 7, caller: SPIFFE_IDS.orders }]);
-      expect((await callAs(app, await pki.peer(SPIFFE_IDS.frontend), { http2: serving.http2 }).get('/stock/42')).status).toBe(403);
+      expect((await callAs(app, await pki.peer(SPIFFE_IDS.frontend), { http2: serving.http2 }).get('/stock/42')).status).toBe(
+        403,
+      );
     } finally {
       await app.close();
     }

@@ -54,13 +54,19 @@ describe('supertest against an mTLS app', () => {
 
   it('gets 403 for another peer', async () => {
     const payments = await pki.peer('spiffe://shop.test/ns/shop/sa/payments');
-    const res = await request(app.getHttpServer()).get('/stock/42').cert(payments.chainPem).key(payments.keyPem).ca(pki.bundlePem);
+    const res = await request(app.getHttpServer())
+      .get('/stock/42')
+      .cert(payments.chainPem)
+      .key(payments.keyPem)
+      .ca(pki.bundlePem);
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ code: 'ERR_MTLS_PEER_DENIED' });
   });
 
   it('is refused without a client certificate, as the Nest template e2e test is', async () => {
-    await expect(request(app.getHttpServer()).get('/stock/42').ca(pki.bundlePem)).rejects.toThrow(/certificate required|ECONNRESET|socket hang up/);
+    await expect(request(app.getHttpServer()).get('/stock/42').ca(pki.bundlePem)).rejects.toThrow(
+      /certificate required|ECONNRESET|socket hang up/,
+    );
   });
 });
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateParseError, PeerError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificateDer } from '../../lib/identity/certificate.js';
+import { parseCertificateDer } from '../../lib/x509/certificate.js';
 import { peerIdentityFromCertificate, peerIdentityFromDer, type PeerIdentity } from '../../lib/identity/peer-identity.js';
-import { gn, subjectAltName } from './fixtures/der-builder.js';
-import { OpensslCertificates, SVID_LEAF_EXTENSIONS, sanDer } from './fixtures/openssl.js';
+import { gn, subjectAltName } from '../x509/fixtures/der-builder.js';
+import { OpensslCertificates, SVID_LEAF_EXTENSIONS, sanDer } from '../x509/fixtures/openssl.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const LEAF = SVID_LEAF_EXTENSIONS;
@@ -47,7 +47,11 @@ describe('peerIdentityFromCertificate', () => {
     ['no SAN at all', [], 'certificate contains no URI SAN'],
     ['a non-SPIFFE URI', ['subjectAltName=URI:https://orders.shop.test/'], 'scheme is missing or invalid'],
     ['two non-SPIFFE URIs', ['subjectAltName=URI:https://a.test/,URI:urn:x:y'], 'certificate contains more than one URI SAN'],
-    ['a URI whose scheme only starts like spiffe', ['subjectAltName=URI:spiffey://shop.test/ns/shop/sa/orders'], 'scheme is missing or invalid'],
+    [
+      'a URI whose scheme only starts like spiffe',
+      ['subjectAltName=URI:spiffey://shop.test/ns/shop/sa/orders'],
+      'scheme is missing or invalid',
+    ],
     [
       'a hostile DNS SAN that spells out a URI SAN',
       [sanDer(subjectAltName(gn.dns(`x.example, URI:${ORDERS}`)))],
@@ -59,7 +63,10 @@ describe('peerIdentityFromCertificate', () => {
   });
 
   it('keeps every SAN of a legacy peer, for DNS and CN rules', () => {
-    const identity = identityOf('/CN=peer', [...LEAF, 'subjectAltName=URI:https://a.test/x,URI:urn:b,DNS:Peer.TEST,DNS:bad_,DNS:peer.test']);
+    const identity = identityOf('/CN=peer', [
+      ...LEAF,
+      'subjectAltName=URI:https://a.test/x,URI:urn:b,DNS:Peer.TEST,DNS:bad_,DNS:peer.test',
+    ]);
     expect(identity).toMatchObject({
       uris: ['https://a.test/x', 'urn:b'],
       dnsNames: ['Peer.TEST', 'bad_', 'peer.test'],
@@ -85,18 +92,42 @@ describe('peerIdentityFromCertificate', () => {
       ['subjectAltName=URI:spiffe://SHOP.test/ns/shop/sa/orders,DNS:orders.shop.svc'],
       'could not get leaf SPIFFE ID: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
     ],
-    ['an upper-case scheme', ['subjectAltName=URI:SPIFFE://shop.test/ns/shop/sa/orders'], 'could not get leaf SPIFFE ID: scheme is missing or invalid'],
-    ['a mixed-case scheme', ['subjectAltName=URI:Spiffe://shop.test/ns/shop/sa/orders'], 'could not get leaf SPIFFE ID: scheme is missing or invalid'],
-    ['no authority', ['subjectAltName=URI:spiffe:shop.test/ns/shop/sa/orders'], 'could not get leaf SPIFFE ID: scheme is missing or invalid'],
-    ['a `..` segment', ['subjectAltName=URI:spiffe://shop.test/ns/shop/sa/x/../orders'], 'could not get leaf SPIFFE ID: path cannot contain dot segments'],
+    [
+      'an upper-case scheme',
+      ['subjectAltName=URI:SPIFFE://shop.test/ns/shop/sa/orders'],
+      'could not get leaf SPIFFE ID: scheme is missing or invalid',
+    ],
+    [
+      'a mixed-case scheme',
+      ['subjectAltName=URI:Spiffe://shop.test/ns/shop/sa/orders'],
+      'could not get leaf SPIFFE ID: scheme is missing or invalid',
+    ],
+    [
+      'no authority',
+      ['subjectAltName=URI:spiffe:shop.test/ns/shop/sa/orders'],
+      'could not get leaf SPIFFE ID: scheme is missing or invalid',
+    ],
+    [
+      'a `..` segment',
+      ['subjectAltName=URI:spiffe://shop.test/ns/shop/sa/x/../orders'],
+      'could not get leaf SPIFFE ID: path cannot contain dot segments',
+    ],
     [
       'a percent-encoded path',
       ['subjectAltName=URI:spiffe://shop.test/ns/shop/sa/%6Frders'],
       'could not get leaf SPIFFE ID: path segment characters are limited to letters, numbers, dots, dashes, and underscores',
     ],
     ['a trailing slash', [`subjectAltName=URI:${ORDERS}/`], 'could not get leaf SPIFFE ID: path cannot have a trailing slash'],
-    ['a port', ['subjectAltName=URI:spiffe://shop.test:443/ns/shop/sa/orders'], 'could not get leaf SPIFFE ID: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['the trust domain ID itself (X509-SVID §3.1)', ['subjectAltName=URI:spiffe://shop.test,DNS:orders.shop.svc'], 'leaf certificate SPIFFE ID must have a non-root path'],
+    [
+      'a port',
+      ['subjectAltName=URI:spiffe://shop.test:443/ns/shop/sa/orders'],
+      'could not get leaf SPIFFE ID: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'the trust domain ID itself (X509-SVID §3.1)',
+      ['subjectAltName=URI:spiffe://shop.test,DNS:orders.shop.svc'],
+      'leaf certificate SPIFFE ID must have a non-root path',
+    ],
     [
       'a URI with a NUL before a suffix',
       [sanDer(subjectAltName(gn.uri(Buffer.from(`${ORDERS}\0.evil`, 'latin1'))))],
@@ -114,9 +145,21 @@ describe('peerIdentityFromCertificate', () => {
   });
 
   it.each([
-    ['cA=true, even without keyCertSign', ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,digitalSignature'], 'leaf certificate with CA flag set to true'],
-    ['keyCertSign', ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyCertSign'], 'leaf certificate with KeyCertSign key usage'],
-    ['cRLSign', ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,cRLSign'], 'leaf certificate with KeyCrlSign key usage'],
+    [
+      'cA=true, even without keyCertSign',
+      ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,digitalSignature'],
+      'leaf certificate with CA flag set to true',
+    ],
+    [
+      'keyCertSign',
+      ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyCertSign'],
+      'leaf certificate with KeyCertSign key usage',
+    ],
+    [
+      'cRLSign',
+      ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,cRLSign'],
+      'leaf certificate with KeyCrlSign key usage',
+    ],
   ])('refuses a leaf with %s (X509-SVID §4.1, §4.3)', (_, extensions, reason) => {
     const { der } = openssl.issue({ subject: '/CN=sneaky', extensions: [...extensions, `subjectAltName=URI:${ORDERS}`] });
     expect(() => peerIdentityFromDer(der)).toThrow(

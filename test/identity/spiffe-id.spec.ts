@@ -86,7 +86,9 @@ const named = (cases: VectorCase[]) =>
 
 describe('go-spiffe v2.8.1 vectors', () => {
   if (!vectorsPresent) {
-    it('vectors folder ../shared/vectors', (ctx) => {
+    // Said out loud: a skipped test alone is easy to miss in a passing run.
+    if (!process.env['CI']) console.warn(`go-spiffe vectors SKIPPED: ${vectorsDir} not found; set CI=1 to make this an error`);
+    it('vectors folder ../shared/vectors (skipped when missing outside CI)', (ctx) => {
       if (process.env['CI']) throw new Error(`SPIFFE ID vectors missing at ${vectorsDir}: CI must run every vector`);
       ctx.skip(`SPIFFE ID vectors not found at ${vectorsDir} (outside the repo); set CI=1 to make this an error`);
     });
@@ -138,19 +140,49 @@ describe('parseSpiffeId', () => {
     ['SPIFFE://shop.test/ns/a', 'scheme is missing or invalid'],
     ['spiffe:shop.test/ns/a', 'scheme is missing or invalid'],
     [' spiffe://shop.test/ns/a', 'scheme is missing or invalid'],
-    ['spiffe://Shop.test/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://SHOP.TEST/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop.test:443/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://user@shop.test/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop%2etest/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
+    [
+      'spiffe://Shop.test/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://SHOP.TEST/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://shop.test:443/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://user@shop.test/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://shop%2etest/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
     ['spiffe://[::1]/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop.test\u0000/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop.t\u0435st/ns/a', 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores'],
+    [
+      'spiffe://shop.test\u0000/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://shop.t\u0435st/ns/a',
+      'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores',
+    ],
     ['spiffe://shop.test/ns/%61dmin', 'path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
     ['spiffe://shop.test/ns/admin?x=1', 'path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop.test/ns/admin#frag', 'path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop.test/ns/admin\u0000.evil', 'path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
-    ['spiffe://shop.test/ns/a, URI:spiffe://shop.test/ns/admin', 'path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
+    [
+      'spiffe://shop.test/ns/admin#frag',
+      'path segment characters are limited to letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://shop.test/ns/admin\u0000.evil',
+      'path segment characters are limited to letters, numbers, dots, dashes, and underscores',
+    ],
+    [
+      'spiffe://shop.test/ns/a, URI:spiffe://shop.test/ns/admin',
+      'path segment characters are limited to letters, numbers, dots, dashes, and underscores',
+    ],
     ['spiffe://shop.test/ns/admin/../attacker', 'path cannot contain dot segments'],
     ['spiffe://shop.test/ns/./admin', 'path cannot contain dot segments'],
     ['spiffe://shop.test/ns//admin', 'path cannot contain empty segments'],

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCertificateDer, type CertificateInfo } from '../../lib/identity/certificate.js';
+import { parseCertificateDer, type CertificateInfo } from '../../lib/x509/certificate.js';
 import { claimsSpiffeId, hasSpiffeScheme, svidProblems, type SvidProblem } from '../../lib/identity/svid-rules.js';
-import { OpensslCertificates, SVID_LEAF_EXTENSIONS } from './fixtures/openssl.js';
+import { OpensslCertificates, SVID_LEAF_EXTENSIONS } from '../x509/fixtures/openssl.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const LEAF = SVID_LEAF_EXTENSIONS;

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MtlsHttpClient } from '../../lib/client/index.js';
-import { MTLS_CLIENT_CREDENTIALS, type CredentialStore } from '../../lib/index.js';
+import { MTLS_CLIENT_CREDENTIALS } from 'nestjs-mtls';
+import type { CredentialStore } from 'nestjs-mtls/credentials';
 import { secretFiles, TestPki, writeKubernetesSecret } from '../../lib/testing/index.js';
 import { startLifecycleApp, waitFor, type LifecycleApp } from './lifecycle-support.js';
 import { temporaryDir } from '../support/temporary-dirs.js';
@@ -58,7 +58,11 @@ describe('client certificate rotation', () => {
       // A request in flight on the old connections while the set rotates: drained, not cut.
       const inFlight = http.get<string>(`${url}/slow?ms=400`, { expectPeer: INVENTORY });
       await writeKubernetesSecret(clientDir, secretFiles(next));
-      await waitFor('the client set to rotate', () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined), 3_000);
+      await waitFor(
+        'the client set to rotate',
+        () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined),
+        3_000,
+      );
       expect(await whoami()).toEqual({ spiffeId: ORDERS, fingerprint256: next.fingerprint256 });
       expect(await inFlight).toMatchObject({ status: 200, body: 'done' });
     }
@@ -85,7 +89,11 @@ describe('client certificate rotation', () => {
       expect((await viaAgent()).fingerprint256).toBe(clientStore.current.leaf.fingerprint256);
       const next = await clientCertificate();
       await writeKubernetesSecret(clientDir, secretFiles(next));
-      await waitFor('the client set to rotate', () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined), 3_000);
+      await waitFor(
+        'the client set to rotate',
+        () => (clientStore.current.leaf.fingerprint256 === next.fingerprint256 ? true : undefined),
+        3_000,
+      );
       expect((await viaAgent()).fingerprint256).toBe(next.fingerprint256);
     } finally {
       agent.destroy();

@@ -55,7 +55,9 @@ describe.each([
         }
         await sleep(20);
       }
-      console.info(`served ${servedAt.length} requests; last ${Math.max(...servedAt) - expiresAt} ms from expiry; closed ${closedAt === undefined ? 'never' : `${closedAt - expiresAt} ms after expiry`}`);
+      console.info(
+        `served ${servedAt.length} requests; last ${Math.max(...servedAt) - expiresAt} ms from expiry; closed ${closedAt === undefined ? 'never' : `${closedAt - expiresAt} ms after expiry`}`,
+      );
       expect(servedAt.length).toBeGreaterThan(20);
       expect(Math.max(...servedAt)).toBeLessThanOrEqual(expiresAt);
       expect(closedAt).toBeDefined();

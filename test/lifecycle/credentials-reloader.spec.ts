@@ -4,8 +4,12 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
 import { loadCredentials, resolveCredentialFiles } from '../../lib/credentials/credentials-loader.js';
-import { CredentialsReloadService } from '../../lib/credentials/credentials-reload.service.js';
-import { CredentialsReloader, watchTargets, type CredentialsReloaderOptions } from '../../lib/credentials/credentials-reloader.js';
+import { CredentialsReloadService } from '../../lib/credentials-reload.service.js';
+import {
+  CredentialsReloader,
+  watchTargets,
+  type CredentialsReloaderOptions,
+} from '../../lib/credentials/credentials-reloader.js';
 import type { CredentialsSourceOptions, MtlsEvent } from '../../lib/index.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { serverFingerprint, sleep, startLifecycleApp, waitFor, writeByRename } from './lifecycle-support.js';
@@ -65,7 +69,11 @@ describe('CredentialsReloader', () => {
       pollIntervalMs: 0,
       maxRetryDelayMs: 100,
       events: { emit: (event) => void events.push(event) },
-      logger: { log: (m: unknown) => void logs.push(`log ${String(m)}`), warn: (m: unknown) => void logs.push(`warn ${String(m)}`), error: (m: unknown) => void logs.push(`error ${String(m)}`) },
+      logger: {
+        log: (m: unknown) => void logs.push(`log ${String(m)}`),
+        warn: (m: unknown) => void logs.push(`warn ${String(m)}`),
+        error: (m: unknown) => void logs.push(`error ${String(m)}`),
+      },
       ...options,
     });
     running.push(reloader);
@@ -107,7 +115,11 @@ describe('CredentialsReloader', () => {
     );
     await symlink('r2', join(root, 'current.tmp'));
     await rename(join(root, 'current.tmp'), join(root, 'current'));
-    await waitFor('the periodic re-read', () => (store.current.leaf.fingerprint256 === second.fingerprint256 ? true : undefined), 3_000);
+    await waitFor(
+      'the periodic re-read',
+      () => (store.current.leaf.fingerprint256 === second.fingerprint256 ? true : undefined),
+      3_000,
+    );
   });
 
   it('refuses a missing file, keeps the set, and takes the file back when it returns', async () => {

@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialsStatus, MtlsEvents, type CredentialsError } from '../../lib/index.js';
 import { MTLS_METRIC_NAMES, MtlsMetrics } from '../../lib/observability/prometheus/index.js';
-import { parseCrlPem } from '../../lib/credentials/crl.js';
+import { parseCrlPem } from '../../lib/x509/crl.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { metricValue } from '../observability/fixtures.js';
 import { get, keepAliveAgent, sleep, startLifecycleApp, waitFor, type LifecycleApp } from './lifecycle-support.js';
@@ -42,7 +42,10 @@ describe('an older CRL written over a newer one', () => {
     payments = await pki.peer(PAYMENTS);
     dir = await temporaryDir('nestjs-mtls-crl-freshness-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
-    server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20, maxRetryDelayMs: 100 } });
+    server = await startLifecycleApp({
+      credentials: { dir, crlFiles: ['ca.crl'] },
+      reload: { debounceMs: 20, maxRetryDelayMs: 100 },
+    });
     metrics = new MtlsMetrics(server.app.get(MtlsEvents), server.app.get(CredentialsStatus), registry);
   });
 
@@ -73,9 +76,15 @@ describe('an older CRL written over a newer one', () => {
       // With a renewed server certificate in the same write: the whole set is refused, not only the CRL.
       const renewed = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
       await writeKubernetesSecret(dir, { ...secretFiles(renewed), 'ca.crl': older });
-      const event = await waitFor('the refusal', () =>
-        server.events.find((e): e is { type: 'credentials.refused'; set: 'identity'; error: CredentialsError } => e.type === 'credentials.refused'),
-      3_000);
+      const event = await waitFor(
+        'the refusal',
+        () =>
+          server.events.find(
+            (e): e is { type: 'credentials.refused'; set: 'identity'; error: CredentialsError } =>
+              e.type === 'credentials.refused',
+          ),
+        3_000,
+      );
       // Retries (20 ms, then up to 100 ms apart) read the same files: no second log line, no second count.
       await sleep(500);
 
@@ -90,7 +99,9 @@ describe('an older CRL written over a newer one', () => {
       expect(server.store.current.crlPems).toEqual([newer]);
       const warnings = server.logs.slice(logsBefore).filter((line) => line.level === 'warn');
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]!.message).toContain(`identity credentials on disk refused, still serving sha256 ${serverPeer.fingerprint256}`);
+      expect(warnings[0]!.message).toContain(
+        `identity credentials on disk refused, still serving sha256 ${serverPeer.fingerprint256}`,
+      );
       expect(warnings[0]!.message).toContain(event.error.message);
       expect(await metricValue(registry, MTLS_METRIC_NAMES.credentialReloads, { set: 'identity', result: 'refused' })).toBe(1);
 

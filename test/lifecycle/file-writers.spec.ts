@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CredentialFilesOptions } from '../../lib/index.js';
 import { TestPki, type TestPeer } from '../../lib/testing/index.js';
-import { serverFingerprint, sleep, startLifecycleApp, startLoad, waitFor, writeByRename, writeInPlace, type LifecycleApp } from './lifecycle-support.js';
+import {
+  serverFingerprint,
+  sleep,
+  startLifecycleApp,
+  startLoad,
+  waitFor,
+  writeByRename,
+  writeInPlace,
+  type LifecycleApp,
+} from './lifecycle-support.js';
 import { temporaryDir } from '../support/temporary-dirs.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -39,7 +48,11 @@ const vaultAgent: Writer = async (files, next, rotation) => {
 };
 
 describe.each([
-  ['spiffe-helper (in place, certificate then key 200 ms later, then bundle)', spiffeHelper, ['svid.pem', 'svid_key.pem', 'svid_bundle.pem']],
+  [
+    'spiffe-helper (in place, certificate then key 200 ms later, then bundle)',
+    spiffeHelper,
+    ['svid.pem', 'svid_key.pem', 'svid_bundle.pem'],
+  ],
   ['Vault Agent (temp file + rename per file, 300 ms apart)', vaultAgent, ['tls.crt', 'tls.key', 'ca.crt']],
 ] as const)('server certificate rotation by %s', (_name, write, [certName, keyName, caName]) => {
   let pki: TestPki;
@@ -77,9 +90,12 @@ describe.each([
         while (!(await Promise.race([writing.then(() => true), sleep(25).then(() => false)]))) {
           await serverFingerprint(server.port, orders).catch((error: Error) => void probeFailures.push(error.message));
         }
-        await waitFor('the new certificate on a new connection', async () =>
-          (await serverFingerprint(server.port, orders)) === next.fingerprint256 ? true : undefined,
-        3_000, 10);
+        await waitFor(
+          'the new certificate on a new connection',
+          async () => ((await serverFingerprint(server.port, orders)) === next.fingerprint256 ? true : undefined),
+          3_000,
+          10,
+        );
       }
     } finally {
       unsubscribe();
@@ -97,14 +113,20 @@ describe.each([
     // it was retried: a key that does not match yet is seen at least once per rotation, and reported at most once.
     const refusals = server.events.flatMap((event) => (event.type === 'credentials.refused' ? [event.error] : []));
     for (const refusal of refusals) {
-      expect(['ERR_MTLS_KEY_MISMATCH', 'ERR_MTLS_CREDENTIALS_NOT_PEM', 'ERR_MTLS_CREDENTIALS_UNREADABLE']).toContain(refusal.code);
+      expect(['ERR_MTLS_KEY_MISMATCH', 'ERR_MTLS_CREDENTIALS_NOT_PEM', 'ERR_MTLS_CREDENTIALS_UNREADABLE']).toContain(
+        refusal.code,
+      );
     }
     const mismatches = refusals.filter((refusal) => refusal.code === 'ERR_MTLS_KEY_MISMATCH');
     expect(mismatches.length).toBeGreaterThan(0);
     expect(mismatches.length).toBeLessThanOrEqual(ROTATIONS);
     expect(mismatches[0]).toMatchObject({ file: files.keyFile, field: 'key' });
-    const refusalLogs = server.logs.filter((line) => line.level === 'warn' && line.message.includes('credentials on disk refused'));
+    const refusalLogs = server.logs.filter(
+      (line) => line.level === 'warn' && line.message.includes('credentials on disk refused'),
+    );
     expect(refusalLogs).toHaveLength(refusals.length);
-    expect(refusalLogs.map((line) => line.message).join('\n')).toContain(`${files.keyFile} (key): the private key does not belong`);
+    expect(refusalLogs.map((line) => line.message).join('\n')).toContain(
+      `${files.keyFile} (key): the private key does not belong`,
+    );
   });
 });

@@ -4,7 +4,7 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MtlsHttpClient } from '../../lib/client/index.js';
-import type { Credentials } from '../../lib/index.js';
+import type { Credentials } from 'nestjs-mtls/credentials';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { EXPRESS_H1, SERVER_CELLS } from '../support/cells.js';
 import {
@@ -75,14 +75,19 @@ describe.each(SERVER_CELLS)('server certificate rotation in the Kubernetes Secre
         swappedAt = 0;
         const writeStartedAt = performance.now();
         await writeKubernetesSecret(dir, secretFiles(peer));
-        await waitFor('the new certificate on a new connection', async () => {
-          try {
-            return (await serverFingerprint(server.port, orders)) === peer.fingerprint256 && swappedAt > 0 ? true : undefined;
-          } catch (error) {
-            probeFailures.push((error as Error).message);
-            return undefined;
-          }
-        }, 3_000, 10);
+        await waitFor(
+          'the new certificate on a new connection',
+          async () => {
+            try {
+              return (await serverFingerprint(server.port, orders)) === peer.fingerprint256 && swappedAt > 0 ? true : undefined;
+            } catch (error) {
+              probeFailures.push((error as Error).message);
+              return undefined;
+            }
+          },
+          3_000,
+          10,
+        );
         latencies.push(performance.now() - swappedAt);
         fromWrite.push(performance.now() - writeStartedAt);
         // Let both loads run on the new certificate for a moment.
@@ -114,7 +119,9 @@ describe.each(SERVER_CELLS)('server certificate rotation in the Kubernetes Secre
     const rotations = server.logs.filter((line) => line.message.startsWith('identity credentials rotated'));
     expect(rotations).toHaveLength(ROTATIONS);
     const last = rotations[rotations.length - 1]!.message;
-    expect(last).toMatch(/certificate sha256 [0-9A-F:]{95} \(valid \S+ to \S+\) → sha256 [0-9A-F:]{95} \(valid \S+ to \S+, \S+ left\)/);
+    expect(last).toMatch(
+      /certificate sha256 [0-9A-F:]{95} \(valid \S+ to \S+\) → sha256 [0-9A-F:]{95} \(valid \S+ to \S+, \S+ left\)/,
+    );
     expect(last).toContain(server.store.current.leaf.fingerprint256);
     expect(server.logs.map((line) => line.message).join('\n')).not.toMatch(/PRIVATE KEY/);
   });
@@ -131,7 +138,11 @@ describe('1,000 reloads', () => {
     for (let i = 0; i < 4; i++) sets.push(await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] }));
     const orders = await pki.peer(ORDERS);
     // Handles that keep the loop alive (unref'd timers and watchers are not listed: async_hooks sees those).
-    const handles = () => process.getActiveResourcesInfo().filter((type) => type !== 'Timeout').sort();
+    const handles = () =>
+      process
+        .getActiveResourcesInfo()
+        .filter((type) => type !== 'Timeout')
+        .sort();
     const handlesBefore = handles();
     const resources = trackResources();
 
@@ -170,7 +181,10 @@ describe('1,000 reloads', () => {
       server.events.length = 0;
       if (reload % 50 === 0) {
         // Traffic on both sides, so that every generation has connections to drain.
-        const [viaClient, viaAgent] = await Promise.all([http.get(url, { expectPeer: SERVER }), get(server.port, orders, '/ping', { agent })]);
+        const [viaClient, viaAgent] = await Promise.all([
+          http.get(url, { expectPeer: SERVER }),
+          get(server.port, orders, '/ping', { agent }),
+        ]);
         if (viaClient.status !== 200 || viaAgent.status !== 200) failures++;
       }
       if (reload === WARM_UP) {

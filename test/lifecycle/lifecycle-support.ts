@@ -21,11 +21,11 @@ import {
   MtlsEvents,
   MtlsModule,
   Peer,
-  type CredentialStore,
   type MtlsEvent,
   type MtlsModuleOptions,
   type PeerIdentity,
 } from '../../lib/index.js';
+import type { CredentialStore } from 'nestjs-mtls/credentials';
 import { MtlsServerBinding } from '../../lib/server/mtls-server.binding.js';
 import type { TestPeer } from '../../lib/testing/index.js';
 import { createCellApp, EXPRESS_H1, type ServerCell } from '../support/cells.js';
@@ -91,7 +91,9 @@ export async function startLifecycleApp(
   const logger: LoggerService = { log: capture('log'), warn: capture('warn'), error: capture('error') };
   @Module({ imports: [MtlsModule.forRoot(options)], controllers })
   class LifecycleTestModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] }).setLogger(logger).compile();
+  const moduleRef = await Test.createTestingModule({ imports: [LifecycleTestModule] })
+    .setLogger(logger)
+    .compile();
   const app = createCellApp(moduleRef, cell, { logger });
   const events: MtlsEvent[] = [];
   const subscription: Subscription = app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
@@ -227,7 +229,10 @@ export function get(
 
 /** A keep-alive agent presenting `peer`; with `http2`, one HTTP/2 connection. */
 export function keepAliveAgent(peer: TestPeer, options?: { ca?: string; maxSockets?: number }): Agent;
-export function keepAliveAgent(peer: TestPeer, options: { ca?: string; maxSockets?: number; http2: boolean }): Agent | Http2Connection;
+export function keepAliveAgent(
+  peer: TestPeer,
+  options: { ca?: string; maxSockets?: number; http2: boolean },
+): Agent | Http2Connection;
 export function keepAliveAgent(
   peer: TestPeer,
   { ca = peer.caPem, maxSockets = 1, http2 = false }: { ca?: string; maxSockets?: number; http2?: boolean } = {},
@@ -312,7 +317,12 @@ export function serverFingerprint(port: number, peer: TestPeer): Promise<string>
 }
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 5_000, everyMs = 5): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 5_000,
+  everyMs = 5,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

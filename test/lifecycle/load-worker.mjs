@@ -7,7 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 /** @type {{ port: number, path: string, ca: string, cert: string, key: string, keepAlive: boolean, concurrency: number, pauseMs: number, http2: boolean }} */
 const options = workerData;
 const tls = { ca: options.ca, cert: options.cert, key: options.key };
-const agent = options.keepAlive && !options.http2 ? new Agent({ keepAlive: true, maxSockets: options.concurrency, ...tls }) : false;
+const agent =
+  options.keepAlive && !options.http2 ? new Agent({ keepAlive: true, maxSockets: options.concurrency, ...tls }) : false;
 const stats = { ok: 0, failures: [], fingerprints: [] };
 let running = true;
 /** With HTTP/2 keep-alive: one session, every loop's streams multiplexed on it. */
@@ -51,7 +52,13 @@ function onceHttp2() {
     stream.on('error', (error) => settle(`stream: ${error.code ?? ''} ${error.message}`));
     stream.on('close', () => {
       if (status === 200) stats.ok++;
-      settle(status === 200 ? undefined : status === 0 ? `stream closed without a response (${stream.rstCode})` : `HTTP ${status}: ${body}`);
+      settle(
+        status === 200
+          ? undefined
+          : status === 0
+            ? `stream closed without a response (${stream.rstCode})`
+            : `HTTP ${status}: ${body}`,
+      );
     });
     stream.end();
   });

@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
@@ -107,7 +106,10 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
     const junk = await junkRootLookalikes(pki.ca, 40);
     const attackers: TestPeer[] = [];
     for (let i = 0; i < 100; i++) {
-      const peer = i % 2 === 0 ? await pki.peer(`${ORDERS}-${i}`) : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
+      const peer =
+        i % 2 === 0
+          ? await pki.peer(`${ORDERS}-${i}`)
+          : { ...(await intermediate.issue({ spiffeId: `${ORDERS}-${i}` })), caPem: pki.bundlePem };
       attackers.push({ ...peer, chainPem: peer.chainPem + junk });
     }
     const crls = async (revoked: string[]) => `${await pki.ca.createCrl(revoked)}${await intermediate.createCrl(revoked)}`;
@@ -123,7 +125,9 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
       const closes: Promise<number>[] = [];
       const everyone = [...attackers, payments];
       for (let i = 0; i < everyone.length; i += 8) {
-        const batch = everyone.slice(i, i + 8).map(async (peer, j) => (await get(server.port, peer, '/ping', { agent: agents[i + j] })).socket);
+        const batch = everyone
+          .slice(i, i + 8)
+          .map(async (peer, j) => (await get(server.port, peer, '/ping', { agent: agents[i + j] })).socket);
         for (const socket of await Promise.all(batch)) {
           sockets.push(socket);
           closes.push(closedAt(socket));
@@ -136,12 +140,17 @@ describe('peers that each send 40 junk CA certificates named like the root', () 
 
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
-      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls(attackers.map((peer) => peer.serialNumber)) });
+      await writeKubernetesSecret(dir, {
+        ...secretFiles(serverPeer),
+        'ca.crl': await crls(attackers.map((peer) => peer.serialNumber)),
+      });
       await attackersClosed;
       await sleep(100);
       delay.disable();
       const maxMs = delay.max / 1e6;
-      console.info(`event-loop delay during the re-check: max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`);
+      console.info(
+        `event-loop delay during the re-check: max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`,
+      );
       // Generous (slices stay under ~10 ms; the machine is shared and descheduling counts too): checking every junk
       // certificate against every revoked peer in one go blocked the loop for 160–240 ms here (this code: 44–73 ms).
       expect(maxMs).toBeLessThan(150);

@@ -48,7 +48,13 @@ describe('a credential set that fails validation on reload', () => {
       'tls.crt',
       /no matching END line/,
     ],
-    ['an expired certificate', async () => secretFiles(await pki.expiredPeer(SERVER)), 'ERR_MTLS_CERT_EXPIRED', 'tls.crt', /expired at/],
+    [
+      'an expired certificate',
+      async () => secretFiles(await pki.expiredPeer(SERVER)),
+      'ERR_MTLS_CERT_EXPIRED',
+      'tls.crt',
+      /expired at/,
+    ],
     [
       'a certificate from another CA',
       async () => secretFiles(await pki.foreignPeer(SERVER)),
@@ -64,10 +70,16 @@ describe('a credential set that fails validation on reload', () => {
     const logsBefore = server.logs.length;
 
     await writeKubernetesSecret(dir, await bad());
-    const event = await waitFor('the refusal', () => {
-      const events = server.events.filter((event) => event.type === 'credentials.refused');
-      return events.length > refusedBefore ? (events[events.length - 1] as { set: string; error: CredentialsError }) : undefined;
-    }, 3_000);
+    const event = await waitFor(
+      'the refusal',
+      () => {
+        const events = server.events.filter((event) => event.type === 'credentials.refused');
+        return events.length > refusedBefore
+          ? (events[events.length - 1] as { set: string; error: CredentialsError })
+          : undefined;
+      },
+      3_000,
+    );
     const refusal = event.error;
     // Several retries (20 ms, then 100 ms apart) find the same content: no new event, no new log line.
     await sleep(500);
@@ -78,7 +90,9 @@ describe('a credential set that fails validation on reload', () => {
     expect(server.events.filter((event) => event.type === 'credentials.refused')).toHaveLength(refusedBefore + 1);
     const warnings = server.logs.slice(logsBefore).filter((line) => line.level === 'warn');
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]!.message).toContain(`identity credentials on disk refused, still serving sha256 ${serving.fingerprint256}`);
+    expect(warnings[0]!.message).toContain(
+      `identity credentials on disk refused, still serving sha256 ${serving.fingerprint256}`,
+    );
     expect(warnings[0]!.message).toContain(`${join(dir, file)} (`);
     expect(warnings[0]!.message).toMatch(reason);
     expect(warnings[0]!.message).not.toMatch(/PRIVATE KEY/);
@@ -90,7 +104,12 @@ describe('a credential set that fails validation on reload', () => {
     // A good set written afterwards is picked up (the retries were still running).
     serving = await issueServer();
     await writeKubernetesSecret(dir, secretFiles(serving));
-    await waitFor('the good set', async () => ((await serverFingerprint(server.port, orders)) === serving.fingerprint256 ? true : undefined), 3_000, 10);
+    await waitFor(
+      'the good set',
+      async () => ((await serverFingerprint(server.port, orders)) === serving.fingerprint256 ? true : undefined),
+      3_000,
+      10,
+    );
     expect(server.store.version).toBe(version + 1);
   });
 });

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
@@ -80,7 +79,11 @@ describe.each(SERVER_CELLS)('a CRL update that revokes a connected peer ($name)'
         { type: 'connection.revoked', reason: 'revoked', peer: ORDERS },
       ]);
       const line = server.logs.find((entry) => entry.message.startsWith('closed the connection of'));
-      expect(line?.message).toMatch(new RegExp(`^closed the connection of ${ORDERS} from 127\\.0\\.0\\.1 after a trust change: .*\\(serial ${orders.serialNumber}\\) is revoked`));
+      expect(line?.message).toMatch(
+        new RegExp(
+          `^closed the connection of ${ORDERS} from 127\\.0\\.0\\.1 after a trust change: .*\\(serial ${orders.serialNumber}\\) is revoked`,
+        ),
+      );
     } finally {
       ordersAgent.destroy();
       paymentsAgent.destroy();
@@ -140,7 +143,11 @@ describe.each(SERVER_CELLS)('CA rotation by overlap ($name)', (cell) => {
     const newPki = await TestPki.create({ trustDomain: 'shop.test' });
     const both = `${oldPki.bundlePem}${newPki.bundlePem}`;
     const issue = (pki: TestPki, spiffeId: string) => pki.peer({ spiffeId, ipAddresses: ['127.0.0.1'] });
-    const secret = (server: TestPeer, bundle: string) => ({ 'tls.crt': server.chainPem, 'tls.key': server.keyPem, 'ca.crt': bundle });
+    const secret = (server: TestPeer, bundle: string) => ({
+      'tls.crt': server.chainPem,
+      'tls.key': server.keyPem,
+      'ca.crt': bundle,
+    });
     const serverOld = await issue(oldPki, SERVER);
     const serverNew = await issue(newPki, SERVER);
     // Clients trust both CAs for the whole procedure, as the overlap requires.
@@ -204,7 +211,9 @@ describe.each(SERVER_CELLS)('a peer certificate that expires on an open connecti
   it('loses its keep-alive connection at its notAfter', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const initial = await pki.credentials(SERVER);
-    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } }, undefined, { cell });
+    const server = await startLifecycleApp({ credentials: initial.credentials, reload: { pollIntervalMs: 300 } }, undefined, {
+      cell,
+    });
     // Whole seconds are encoded: at least two seconds of validity left for the handshake.
     const notAfter = new Date(Math.ceil((Date.now() + 2_000) / 1000) * 1000);
     const shortLived = await pki.peer({ spiffeId: ORDERS, notAfter });

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { Module } from '@nestjs/common';
 import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface.js';
@@ -75,7 +74,12 @@ describe.each(['TLSv1.2', 'TLSv1.3'] as const)('a handshake that straddles a CRL
 
   it('re-verifies a resumed handshake that completes after the revocation', async () => {
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
-    await waitFor('the CRL reload', async () => ((await rawRequest(server.port, PING, client())).status === 200 ? true : undefined), 5_000, 50);
+    await waitFor(
+      'the CRL reload',
+      async () => ((await rawRequest(server.port, PING, client())).status === 200 ? true : undefined),
+      5_000,
+      50,
+    );
     const session = await sessionFrom(server.port, client());
     const answer = await straddle({ session });
     expect(answer.status).toBeUndefined();
@@ -95,7 +99,11 @@ describe('httpsOptions.ticketKeys', () => {
     const ticketKeys = Buffer.alloc(48, 7);
     let app: Awaited<ReturnType<typeof NestFactory.create>> | undefined;
     const started = (async () => {
-      app = await NestFactory.create(TicketKeysModule, { httpsOptions: { ...mtlsHttpsOptions(), ticketKeys } as HttpsOptions, logger: false, abortOnError: false });
+      app = await NestFactory.create(TicketKeysModule, {
+        httpsOptions: { ...mtlsHttpsOptions(), ticketKeys } as HttpsOptions,
+        logger: false,
+        abortOnError: false,
+      });
       await app.listen(0, '127.0.0.1');
     })();
     try {

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CredentialsStatus, expiryWarningWindow, type MtlsEvent } from '../../lib/index.js';
+import { CredentialsStatus, type MtlsEvent } from 'nestjs-mtls';
+import { expiryWarningWindow } from '../../lib/observability/credentials-status.js';
 import { TestPki } from '../../lib/testing/index.js';
 import {
   CapturingLogger,
@@ -43,7 +44,6 @@ describe('CredentialsStatus', () => {
   });
 
   const expiring = (events: MtlsEvent[]) => events.filter((event) => event.type === 'credentials.expiring');
-
 
   it('warns when the clock brings the certificate into its window, once per version, then reports its expiry', async () => {
     const logger = new CapturingLogger();

@@ -20,7 +20,7 @@ import {
   type MtlsEvent,
   type MtlsModuleOptions,
 } from '../../lib/index.js';
-import { CredentialsReloadService } from '../../lib/credentials/credentials-reload.service.js';
+import { CredentialsReloadService } from '../../lib/credentials-reload.service.js';
 import { secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 
 export const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -140,8 +140,7 @@ export async function metricValue(
   const wanted = Object.entries(labels);
   const series = values.find(
     (value) =>
-      Object.keys(value.labels).length === wanted.length &&
-      wanted.every(([key, expected]) => value.labels[key] === expected),
+      Object.keys(value.labels).length === wanted.length && wanted.every(([key, expected]) => value.labels[key] === expected),
   );
   return series?.value;
 }

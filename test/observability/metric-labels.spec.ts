@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BoundedLabel,
-  deniedReasonLabel,
-  handshakeReasonLabel,
-  OTHER_LABEL,
-} from '../../lib/observability/prometheus/index.js';
+import { BoundedLabel, deniedReasonLabel, handshakeReasonLabel, OTHER_LABEL } from '../../lib/observability/prometheus/index.js';
 
 describe('handshakeReasonLabel', () => {
   it.each([

@@ -5,12 +5,7 @@ import { register, Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialsStatus, MtlsConfigError, MtlsEvents } from '../../lib/index.js';
 import { callAs, TestPki, type TestPeer } from '../../lib/testing/index.js';
-import {
-  MTLS_METRIC_NAMES,
-  MtlsMetrics,
-  MtlsMetricsModule,
-  OTHER_LABEL,
-} from '../../lib/observability/prometheus/index.js';
+import { MTLS_METRIC_NAMES, MtlsMetrics, MtlsMetricsModule, OTHER_LABEL } from '../../lib/observability/prometheus/index.js';
 import {
   ADMIN,
   HOUR,
@@ -100,8 +95,7 @@ describe('MtlsMetrics in a real mTLS app', () => {
     await writeMismatchedSet(pki, server.dir);
     await reloadFromDisk(app);
 
-    const reloads = (result: string) =>
-      metricValue(registry, MTLS_METRIC_NAMES.credentialReloads, { set: 'identity', result });
+    const reloads = (result: string) => metricValue(registry, MTLS_METRIC_NAMES.credentialReloads, { set: 'identity', result });
     expect(await reloads('refused')).toBe(1);
     expect(await reloads('success')).toBe(0);
     expect(await metricValue(registry, MTLS_METRIC_NAMES.certificateNotAfter, { set: 'identity' })).toBe(
@@ -114,9 +108,7 @@ describe('MtlsMetrics in a real mTLS app', () => {
     await reloadFromDisk(app);
 
     expect(await metricValue(registry, MTLS_METRIC_NAMES.credentialReloads, { set: 'identity', result: 'success' })).toBe(1);
-    expect(await metricValue(registry, MTLS_METRIC_NAMES.certificateNotAfter, { set: 'identity' })).toBe(
-      seconds(next.notAfter),
-    );
+    expect(await metricValue(registry, MTLS_METRIC_NAMES.certificateNotAfter, { set: 'identity' })).toBe(seconds(next.notAfter));
   });
 
   it('maps unknown handshake reasons and denial codes to other', async () => {

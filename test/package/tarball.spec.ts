@@ -77,7 +77,9 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 async function loadPeer(dir: string): Promise<CallerCredentials> {
-  const [chainPem, keyPem, caPem] = await Promise.all(['tls.crt', 'tls.key', 'ca.crt'].map((f) => readFile(join(dir, f), 'utf8')));
+  const [chainPem, keyPem, caPem] = await Promise.all(
+    ['tls.crt', 'tls.key', 'ca.crt'].map((f) => readFile(join(dir, f), 'utf8')),
+  );
   return { chainPem: chainPem!, keyPem: keyPem!, caPem: caPem! };
 }
 
@@ -92,7 +94,10 @@ describe('the packed tarball in a fresh app', () => {
   beforeAll(async () => {
     const packs = await temporaryDir('nestjs-mtls-pack-');
     // As `npm pack` of a fresh clone: "prepack" removes dist/, "prepare" builds it.
-    const { stdout } = await run(npm, ['pack', '--json', '--pack-destination', packs], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run(npm, ['pack', '--json', '--pack-destination', packs], {
+      cwd: root,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string }>;
     app = await temporaryDir('nestjs-mtls-app-');
     const modules = join(app, 'node_modules');
@@ -122,7 +127,8 @@ describe('the packed tarball in a fresh app', () => {
     expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/lib/index.js', 'dist/lib/index.d.ts']));
     for (const entry of Object.values(manifest.exports)) {
       const targets = typeof entry === 'string' ? [entry] : [entry.import, entry.types];
-      for (const target of targets) if (target !== undefined && target !== './package.json') expect(files).toContain(target.replace(/^\.\//, ''));
+      for (const target of targets)
+        if (target !== undefined && target !== './package.json') expect(files).toContain(target.replace(/^\.\//, ''));
     }
     for (const bin of Object.values(manifest.bin)) expect(files).toContain(bin.replace(/^\.\//, ''));
     expect(files.filter((f) => !f.startsWith('dist/lib/') && !['package.json', 'README.md', 'LICENSE'].includes(f))).toEqual([]);
@@ -131,7 +137,12 @@ describe('the packed tarball in a fresh app', () => {
 
   it('imports only Node built-ins, its dependencies and its peer dependencies', async () => {
     // Its own name too: a message quotes `import { mtlsHttpsOptions } from 'nestjs-mtls'`, and self-reference resolves.
-    const allowed = new Set([manifest.name, ...builtinModules, ...Object.keys(manifest.dependencies), ...Object.keys(manifest.peerDependencies)]);
+    const allowed = new Set([
+      manifest.name,
+      ...builtinModules,
+      ...Object.keys(manifest.dependencies),
+      ...Object.keys(manifest.peerDependencies),
+    ]);
     const undeclared: string[] = [];
     for (const file of files.filter((f) => f.endsWith('.js'))) {
       for (const name of bareImports(await readFile(join(installed, file), 'utf8'))) {
@@ -151,7 +162,11 @@ describe('the packed tarball in a fresh app', () => {
     await issue('orders', 'spiffe://shop.test/ns/shop/sa/orders');
     await issue('payments', 'spiffe://shop.test/ns/shop/sa/payments');
 
-    child = spawn(process.execPath, ['main.mjs'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    child = spawn(process.execPath, ['main.mjs'], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the app did not start within 30 s:\n${output}`)), 30_000);
       const onData = (chunk: Buffer) => {
@@ -174,7 +189,8 @@ describe('the packed tarball in a fresh app', () => {
   }, 60_000);
 
   it('resolves every subpath export from the app', async () => {
-    const script = "for (const s of ['nestjs-mtls', 'nestjs-mtls/testing', 'nestjs-mtls/terminus', 'nestjs-mtls/prometheus']) await import(s);";
+    const script =
+      "for (const s of ['nestjs-mtls', 'nestjs-mtls/testing', 'nestjs-mtls/terminus', 'nestjs-mtls/prometheus']) await import(s);";
     await expect(run(process.execPath, ['--input-type=module', '-e', script], { cwd: app })).resolves.toBeDefined();
   }, 30_000);
 });

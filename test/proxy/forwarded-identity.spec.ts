@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PeerError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificatesPem } from '../../lib/identity/certificate.js';
+import { parseCertificatesPem } from '../../lib/x509/certificate.js';
 import { peerIdentityFromDer } from '../../lib/identity/peer-identity.js';
 import {
   forwardedCertificateDer,
@@ -46,7 +46,12 @@ describe('identity from a forwarded certificate', () => {
 
   it('derives the same identity as on a TLS connection, with source and DER', () => {
     const peer = identityFromForwardedCertificate(der(orders.certPem), [], 'rfc9440', trust);
-    expect(peer).toMatchObject({ spiffeId: ORDERS, trustDomain: 'shop.test', source: 'rfc9440', fingerprint256: orders.fingerprint256 });
+    expect(peer).toMatchObject({
+      spiffeId: ORDERS,
+      trustDomain: 'shop.test',
+      source: 'rfc9440',
+      fingerprint256: orders.fingerprint256,
+    });
     expect(Buffer.from(forwardedCertificateDer(peer)!)).toEqual(der(orders.certPem));
   });
 
@@ -63,7 +68,9 @@ describe('identity from a forwarded certificate', () => {
 
   it('refuses a certificate with two URI SANs (X509-SVID §5.2)', async () => {
     const two = await pki.peer({ uris: [ORDERS, ADMIN] });
-    expect(refusal(() => identityFromForwardedCertificate(der(two.certPem), [], 'xfcc', noVerify)).code).toBe('ERR_MTLS_PEER_INVALID');
+    expect(refusal(() => identityFromForwardedCertificate(der(two.certPem), [], 'xfcc', noVerify)).code).toBe(
+      'ERR_MTLS_PEER_INVALID',
+    );
   });
 
   it('refuses a certificate from another CA when the chain is verified, and takes it when not', async () => {
@@ -94,7 +101,9 @@ describe('identity from a forwarded certificate', () => {
 
   it('refuses a leaf without the clientAuth usage when verifying', async () => {
     const serverOnly = await pki.peer({ spiffeId: ORDERS, extKeyUsage: ['serverAuth'] });
-    expect(refusal(() => identityFromForwardedCertificate(der(serverOnly.certPem), [], 'xfcc', trust)).message).toMatch(/lacks clientAuth/);
+    expect(refusal(() => identityFromForwardedCertificate(der(serverOnly.certPem), [], 'xfcc', trust)).message).toMatch(
+      /lacks clientAuth/,
+    );
   });
 
   it('refuses bytes that are not a certificate with a header error', () => {
@@ -107,14 +116,21 @@ describe('identity from a forwarded certificate', () => {
     const element = (header: string) => parseXfcc(header)[0]!;
 
     it('with Cert: the certificate decides, Hash and URI agree', () => {
-      const peer = identityFromXfccElement(element(xfccElement(orders, { cert: true, chain: true, by: 'spiffe://shop.test/ns/shop/sa/inventory' })), trust);
+      const peer = identityFromXfccElement(
+        element(xfccElement(orders, { cert: true, chain: true, by: 'spiffe://shop.test/ns/shop/sa/inventory' })),
+        trust,
+      );
       expect(peer).toMatchObject({ spiffeId: ORDERS, source: 'xfcc', dnsNames: ['orders.shop.svc'] });
       expect(forwardedCertificateDer(peer)).toBeDefined();
     });
 
     it.each([
-      ['a URI that is not the certificate\'s', { uri: ADMIN }, /URI "spiffe:\/\/shop.test\/ns\/ops\/sa\/admin" is not a URI SAN of Cert/],
-      ['a DNS that is not the certificate\'s', { dns: ['admin.shop.svc'] }, /DNS "admin.shop.svc" is not a DNS SAN of Cert/],
+      [
+        "a URI that is not the certificate's",
+        { uri: ADMIN },
+        /URI "spiffe:\/\/shop.test\/ns\/ops\/sa\/admin" is not a URI SAN of Cert/,
+      ],
+      ["a DNS that is not the certificate's", { dns: ['admin.shop.svc'] }, /DNS "admin.shop.svc" is not a DNS SAN of Cert/],
       ['a Hash of another certificate', { hash: 'ab'.repeat(32) }, /Hash is not the SHA-256 of Cert/],
     ])('with Cert and %s: refused (mismatch)', (_name, override, message) => {
       const error = refusal(() => identityFromXfccElement(element(xfccElement(orders, { cert: true, override })), trust));
@@ -124,7 +140,13 @@ describe('identity from a forwarded certificate', () => {
 
     it('without Cert: the text fields, commonName never from a text subject', () => {
       const peer = identityFromXfccElement(element(xfccElement(orders, { override: { subject: 'CN=admin' } })), trust);
-      expect(peer).toMatchObject({ spiffeId: ORDERS, trustDomain: 'shop.test', commonName: undefined, subject: 'CN=admin', source: 'xfcc' });
+      expect(peer).toMatchObject({
+        spiffeId: ORDERS,
+        trustDomain: 'shop.test',
+        commonName: undefined,
+        subject: 'CN=admin',
+        source: 'xfcc',
+      });
       expect(peer.fingerprint256).toBe(orders.fingerprint256);
       expect(forwardedCertificateDer(peer)).toBeUndefined();
     });
@@ -152,7 +174,12 @@ describe('identity from a forwarded certificate', () => {
       ['a short Hash', 'Hash=abcd;URI=spiffe://shop.test/x', 'ERR_MTLS_PROXY_HEADER_MALFORMED', /not a hex SHA-256/],
       ['a Cert that is not URL-encoded', 'Cert="%E0%A4%A"', 'ERR_MTLS_PROXY_HEADER_MALFORMED', /not URL-encoded PEM/],
       ['a Cert without PEM', 'Cert="hello"', 'ERR_MTLS_PROXY_HEADER_MALFORMED', /holds no PEM certificate/],
-      ['a Cert holding a key', `Cert="${encodeURIComponent('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')}"`, 'ERR_MTLS_PROXY_HEADER_MALFORMED', /not a base64 CERTIFICATE/],
+      [
+        'a Cert holding a key',
+        `Cert="${encodeURIComponent('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')}"`,
+        'ERR_MTLS_PROXY_HEADER_MALFORMED',
+        /not a base64 CERTIFICATE/,
+      ],
       ['an empty URI', 'URI=', 'ERR_MTLS_PROXY_HEADER_MALFORMED', /URI is empty/],
     ])('refuses %s', (_name, header, code, message) => {
       const error = refusal(() => identityFromXfccElement(element(header), trust));
@@ -196,7 +223,16 @@ describe('isLoopbackAddress', () => {
 
 describe('headerLines', () => {
   it('counts lines of any case and keeps the raw value', () => {
-    const raw = ['Host', 'x', 'X-Forwarded-Client-Cert', 'URI=a', 'x-forwarded-client-cert', 'URI=b', 'X-Forwarded-Client-Certs', 'no'];
+    const raw = [
+      'Host',
+      'x',
+      'X-Forwarded-Client-Cert',
+      'URI=a',
+      'x-forwarded-client-cert',
+      'URI=b',
+      'X-Forwarded-Client-Certs',
+      'no',
+    ];
     expect(headerLines(raw, ['x-forwarded-client-cert'])).toEqual({ values: ['URI=b'], counts: [2] });
   });
 });

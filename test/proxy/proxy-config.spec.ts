@@ -20,26 +20,60 @@ describe('resolveMtlsOptions: proxy', () => {
       requireCertificate: false,
       maxHeaderBytes: 65_536,
     });
-    expect(resolveMtlsOptions({ credentials, proxy: { header: 'rfc9440', trust: { spiffeIds: [PROXY] } } }).proxy?.trust).toEqual({
-      kind: 'spiffe-ids',
-      spiffeIds: new Set([PROXY]),
-    });
+    expect(resolveMtlsOptions({ credentials, proxy: { header: 'rfc9440', trust: { spiffeIds: [PROXY] } } }).proxy?.trust).toEqual(
+      {
+        kind: 'spiffe-ids',
+        spiffeIds: new Set([PROXY]),
+      },
+    );
   });
 
   it.each<[string, unknown, RegExp]>([
     ['no header', { trust: 'loopback' }, /"proxy.header" is missing; use 'xfcc' or 'rfc9440'/],
-    ['an unknown header', { header: 'x-client-cert', trust: 'loopback' }, /"proxy.header" is "x-client-cert"; use one of 'xfcc', 'rfc9440'/],
+    [
+      'an unknown header',
+      { header: 'x-client-cert', trust: 'loopback' },
+      /"proxy.header" is "x-client-cert"; use one of 'xfcc', 'rfc9440'/,
+    ],
     ['no trust', { header: 'xfcc' }, /"proxy.trust" is undefined; use 'loopback'/],
     ['trust "any"', { header: 'xfcc', trust: 'any' }, /"proxy.trust" is "any"/],
     ['an empty SPIFFE ID list', { header: 'xfcc', trust: { spiffeIds: [] } }, /"proxy.trust" is \{"spiffeIds":\[\]\}/],
-    ['a bad SPIFFE ID', { header: 'xfcc', trust: { spiffeIds: ['spiffe://shop.test/ns/../x'] } }, /"proxy.trust.spiffeIds\[0\]" is "spiffe:\/\/shop.test\/ns\/..\/x": path cannot contain dot segments/],
-    ['a trust-domain ID', { header: 'xfcc', trust: { spiffeIds: ['spiffe://shop.test'] } }, /"proxy.trust.spiffeIds\[0\]".*not a workload SPIFFE ID/],
+    [
+      'a bad SPIFFE ID',
+      { header: 'xfcc', trust: { spiffeIds: ['spiffe://shop.test/ns/../x'] } },
+      /"proxy.trust.spiffeIds\[0\]" is "spiffe:\/\/shop.test\/ns\/..\/x": path cannot contain dot segments/,
+    ],
+    [
+      'a trust-domain ID',
+      { header: 'xfcc', trust: { spiffeIds: ['spiffe://shop.test'] } },
+      /"proxy.trust.spiffeIds\[0\]".*not a workload SPIFFE ID/,
+    ],
     ['a misspelt trust key', { header: 'xfcc', trust: { spiffeId: [PROXY] } }, /"proxy.trust" is/],
-    ['a misspelt option', { header: 'xfcc', trust: 'loopback', elements: 'last' }, /"proxy.elements" is not an option; known options of "proxy"/],
-    ['element "middle"', { header: 'xfcc', trust: 'loopback', element: 'middle' }, /"proxy.element" is "middle"; use one of 'last', 'first'/],
-    ['element with rfc9440', { header: 'rfc9440', trust: 'loopback', element: 'last' }, /"proxy.element" applies to proxy.header 'xfcc' only/],
-    ['a tiny header bound', { header: 'xfcc', trust: 'loopback', maxHeaderBytes: 10 }, /"proxy.maxHeaderBytes" is 10; use a whole number ≥ 1024/],
-    ['verifyChain "yes"', { header: 'xfcc', trust: 'loopback', verifyChain: 'yes' }, /"proxy.verifyChain" is "yes"; use true or false/],
+    [
+      'a misspelt option',
+      { header: 'xfcc', trust: 'loopback', elements: 'last' },
+      /"proxy.elements" is not an option; known options of "proxy"/,
+    ],
+    [
+      'element "middle"',
+      { header: 'xfcc', trust: 'loopback', element: 'middle' },
+      /"proxy.element" is "middle"; use one of 'last', 'first'/,
+    ],
+    [
+      'element with rfc9440',
+      { header: 'rfc9440', trust: 'loopback', element: 'last' },
+      /"proxy.element" applies to proxy.header 'xfcc' only/,
+    ],
+    [
+      'a tiny header bound',
+      { header: 'xfcc', trust: 'loopback', maxHeaderBytes: 10 },
+      /"proxy.maxHeaderBytes" is 10; use a whole number ≥ 1024/,
+    ],
+    [
+      'verifyChain "yes"',
+      { header: 'xfcc', trust: 'loopback', verifyChain: 'yes' },
+      /"proxy.verifyChain" is "yes"; use true or false/,
+    ],
   ])('refuses %s, naming the option', (_name, proxy, message) => {
     const run = () => resolveMtlsOptions({ credentials, proxy } as MtlsModuleOptions);
     expect(run).toThrow(MtlsConfigError);

@@ -5,7 +5,16 @@ import { parseXfcc, scanXfcc, type XfccElement } from '../../lib/proxy/xfcc.pars
 const HASH = '468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688';
 
 function element(fields: Partial<XfccElement>): XfccElement {
-  return { by: undefined, hash: undefined, cert: undefined, chain: undefined, subject: undefined, uri: undefined, dns: [], ...fields };
+  return {
+    by: undefined,
+    hash: undefined,
+    cert: undefined,
+    chain: undefined,
+    subject: undefined,
+    uri: undefined,
+    dns: [],
+    ...fields,
+  };
 }
 
 function failure(header: string, limits?: { maxBytes: number; maxElements: number }): { code: string; message: string } {
@@ -24,12 +33,26 @@ describe('parseXfcc: headers as Envoy and Istio write them', () => {
     [
       'Envoy docs example',
       `By=http://frontend.lyft.com;Hash=${HASH};Subject="/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client";URI=http://testclient.lyft.com`,
-      [element({ by: 'http://frontend.lyft.com', hash: HASH, subject: '/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client', uri: 'http://testclient.lyft.com' })],
+      [
+        element({
+          by: 'http://frontend.lyft.com',
+          hash: HASH,
+          subject: '/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client',
+          uri: 'http://testclient.lyft.com',
+        }),
+      ],
     ],
     [
       'Istio sidecar (empty subject, spiffe URIs)',
       `By=spiffe://cluster.local/ns/shop/sa/inventory;Hash=${HASH};Subject="";URI=spiffe://cluster.local/ns/shop/sa/orders`,
-      [element({ by: 'spiffe://cluster.local/ns/shop/sa/inventory', hash: HASH, subject: '', uri: 'spiffe://cluster.local/ns/shop/sa/orders' })],
+      [
+        element({
+          by: 'spiffe://cluster.local/ns/shop/sa/inventory',
+          hash: HASH,
+          subject: '',
+          uri: 'spiffe://cluster.local/ns/shop/sa/orders',
+        }),
+      ],
     ],
     [
       'two elements (APPEND_FORWARD): order kept',
@@ -45,8 +68,16 @@ describe('parseXfcc: headers as Envoy and Istio write them', () => {
     ],
     ['escaped backslash', 'Subject="CN=a\\\\"', [element({ subject: 'CN=a\\' })]],
     ['quoted URI holding =', 'URI="https://x.example/?a=b"', [element({ uri: 'https://x.example/?a=b' })]],
-    ['Cert and Chain quoted', 'Cert="-----BEGIN%20CERTIFICATE-----";Chain="x"', [element({ cert: '-----BEGIN%20CERTIFICATE-----', chain: 'x' })]],
-    ['latin1 (UTF-8) bytes in a quoted subject', 'Subject="CN=M\u00c3\u00bcller"', [element({ subject: 'CN=M\u00c3\u00bcller' })]],
+    [
+      'Cert and Chain quoted',
+      'Cert="-----BEGIN%20CERTIFICATE-----";Chain="x"',
+      [element({ cert: '-----BEGIN%20CERTIFICATE-----', chain: 'x' })],
+    ],
+    [
+      'latin1 (UTF-8) bytes in a quoted subject',
+      'Subject="CN=M\u00c3\u00bcller"',
+      [element({ subject: 'CN=M\u00c3\u00bcller' })],
+    ],
   ];
   it.each(valid)('%s', (_name, header, expected) => {
     expect(parseXfcc(header)).toEqual(expected);
@@ -110,7 +141,10 @@ describe('parseXfcc: refusals (a coded error, never a partial parse)', () => {
 
   it('refuses more elements than allowed, even when the last one is well formed', () => {
     const header = Array.from({ length: 11 }, (_, i) => `URI=spiffe://a/${i}`).join(',');
-    expect(failure(header)).toEqual({ code: 'ERR_MTLS_PROXY_HEADER_MALFORMED', message: 'x-forwarded-client-cert: more than 10 elements' });
+    expect(failure(header)).toEqual({
+      code: 'ERR_MTLS_PROXY_HEADER_MALFORMED',
+      message: 'x-forwarded-client-cert: more than 10 elements',
+    });
     expect(parseXfcc(header, { maxBytes: 65_536, maxElements: 11 })).toHaveLength(11);
   });
 

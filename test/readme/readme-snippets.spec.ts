@@ -102,7 +102,9 @@ describe('README code blocks', () => {
     expect(snippets.length).toBeGreaterThanOrEqual(12);
     expect(fragments).toBeGreaterThanOrEqual(1);
     expect(new Set(snippets.map((s) => s.file)).size).toBe(snippets.length);
-    expect(snippets.map((s) => s.file)).toEqual(expect.arrayContaining(['src/main.ts', 'src/inventory.module.ts', 'src/orders.module.ts']));
+    expect(snippets.map((s) => s.file)).toEqual(
+      expect.arrayContaining(['src/main.ts', 'src/inventory.module.ts', 'src/orders.module.ts']),
+    );
   });
 
   it('typecheck against the built package, and a wrong one would fail', async () => {
@@ -113,7 +115,9 @@ describe('README code blocks', () => {
       .split('\n')
       .filter((line) => line.trim() !== '');
     expect(errors.filter((line) => !line.startsWith('canary.ts'))).toEqual([]);
-    expect(errors.join('\n')).toMatch(/^canary\.ts\(2,12\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string'/);
+    expect(errors.join('\n')).toMatch(
+      /^canary\.ts\(2,12\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string'/,
+    );
     expect(status).not.toBe(0);
   }, 180_000);
 });

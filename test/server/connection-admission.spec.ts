@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { authorizeMemberOf } from '../../lib/authorization/authorizer.js';
-import { parseCrlPem, type RevocationList } from '../../lib/credentials/crl.js';
+import { parseCrlPem, type RevocationList } from '../../lib/x509/crl.js';
 import { PeerError } from '../../lib/errors/mtls.errors.js';
-import { parseCertificatesPem, type CertificateInfo } from '../../lib/identity/certificate.js';
+import { parseCertificatesPem, type CertificateInfo } from '../../lib/x509/certificate.js';
 import {
   chainDeadline,
   decideAdmission,
@@ -67,18 +67,53 @@ describe('decideAdmission', () => {
     };
   };
 
-  type Row = [name: string, make: () => AdmissionInput, kind: 'admitted' | 'unauthenticated' | 'refused', label: string | undefined];
+  type Row = [
+    name: string,
+    make: () => AdmissionInput,
+    kind: 'admitted' | 'unauthenticated' | 'refused',
+    label: string | undefined,
+  ];
   const rows: Row[] = [
     ['an SVID verified by OpenSSL under the current trust', () => input(), 'admitted', undefined],
-    ['no certificate (TLS 1.3 resumption, node#35317)', () => input({ leaf: null }), 'unauthenticated', 'ERR_MTLS_PEER_UNAUTHENTICATED'],
+    [
+      'no certificate (TLS 1.3 resumption, node#35317)',
+      () => input({ leaf: null }),
+      'unauthenticated',
+      'ERR_MTLS_PEER_UNAUTHENTICATED',
+    ],
     ['OpenSSL refused it (permissive mode)', () => input({ tlsError: 'CERT_REVOKED' }), 'unauthenticated', 'CERT_REVOKED'],
     ['began under an older trust, still valid under the new one', () => input({ reverify: true }), 'admitted', undefined],
-    ['began under an older trust, revoked by the new one', () => input({ reverify: true, generation: revokingGeneration }), 'unauthenticated', 'CERT_REVOKED'],
-    ['began under an older trust, its root removed since', () => input({ reverify: true, generation: otherRootGeneration }), 'unauthenticated', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
-    ['a resumed session after its notAfter', () => input({ now: orders.notAfter.getTime() + 1 }), 'unauthenticated', 'CERT_HAS_EXPIRED'],
+    [
+      'began under an older trust, revoked by the new one',
+      () => input({ reverify: true, generation: revokingGeneration }),
+      'unauthenticated',
+      'CERT_REVOKED',
+    ],
+    [
+      'began under an older trust, its root removed since',
+      () => input({ reverify: true, generation: otherRootGeneration }),
+      'unauthenticated',
+      'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    ],
+    [
+      'a resumed session after its notAfter',
+      () => input({ now: orders.notAfter.getTime() + 1 }),
+      'unauthenticated',
+      'CERT_HAS_EXPIRED',
+    ],
     ['a CA:TRUE leaf', () => input({ leaf: ordersCa }), 'refused', 'ERR_MTLS_PEER_INVALID'],
-    ['a SPIFFE ID of a trust domain its root does not vouch for', () => input({ leaf: elsewhereId }), 'refused', 'ERR_MTLS_PEER_INVALID'],
-    ['refused by connectionAuthorizer', () => input({ authorizer: authorizeMemberOf('elsewhere.test') }), 'refused', 'ERR_MTLS_PEER_DENIED'],
+    [
+      'a SPIFFE ID of a trust domain its root does not vouch for',
+      () => input({ leaf: elsewhereId }),
+      'refused',
+      'ERR_MTLS_PEER_INVALID',
+    ],
+    [
+      'refused by connectionAuthorizer',
+      () => input({ authorizer: authorizeMemberOf('elsewhere.test') }),
+      'refused',
+      'ERR_MTLS_PEER_DENIED',
+    ],
     ['admitted by connectionAuthorizer', () => input({ authorizer: authorizeMemberOf('shop.test') }), 'admitted', undefined],
   ];
 
@@ -98,7 +133,11 @@ describe('decideAdmission', () => {
     const admission = decideAdmission(input({ authorizer: authorizeMemberOf('elsewhere.test') }));
     expect(admission).toMatchObject({
       kind: 'refused',
-      error: { code: 'ERR_MTLS_PEER_DENIED', message: 'connection refused: unexpected trust domain "shop.test"', rule: 'member of [elsewhere.test]' },
+      error: {
+        code: 'ERR_MTLS_PEER_DENIED',
+        message: 'connection refused: unexpected trust domain "shop.test"',
+        rule: 'member of [elsewhere.test]',
+      },
     });
   });
 });

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { parseCertificatesPem } from '../../lib/identity/certificate.js';
+import { parseCertificatesPem } from '../../lib/x509/certificate.js';
 import { MAX_PEER_CHAIN, PeerCertificates, type PeerChain } from '../../lib/server/connection-admission.js';
 import { readPeerChain } from '../../lib/server/connection-gate.js';
 import type { TrustGeneration } from '../../lib/server/trust-generation.js';
@@ -42,7 +42,13 @@ async function recordedChain(root: CertificateAuthority, chainPem: string, keyPe
   const server = await root.issue({ spiffeId: 'spiffe://shop.test/server', ipAddresses: ['127.0.0.1'] });
   const rootInfo = parseCertificatesPem(root.rootPem)[0]!;
   const generation: TrustGeneration = { id: 1, roots: [rootInfo], crls: [], key: 'k' };
-  const tls = createServer({ key: server.keyPem, cert: server.chainPem, ca: root.rootPem, requestCert: true, rejectUnauthorized: true });
+  const tls = createServer({
+    key: server.keyPem,
+    cert: server.chainPem,
+    ca: root.rootPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
   const recorded = new Promise<PeerChain | undefined>((resolve) =>
     tls.once('secureConnection', (socket: TLSSocket) => {
       resolve(readPeerChain(socket, new PeerCertificates(), generation, false));
@@ -51,7 +57,14 @@ async function recordedChain(root: CertificateAuthority, chainPem: string, keyPe
   );
   tls.listen(0, '127.0.0.1');
   await once(tls, 'listening');
-  const client = connect({ host: '127.0.0.1', port: (tls.address() as AddressInfo).port, ca: root.rootPem, cert: chainPem, key: keyPem, checkServerIdentity: () => undefined });
+  const client = connect({
+    host: '127.0.0.1',
+    port: (tls.address() as AddressInfo).port,
+    ca: root.rootPem,
+    cert: chainPem,
+    key: keyPem,
+    checkServerIdentity: () => undefined,
+  });
   client.on('error', () => undefined);
   try {
     return await recorded;

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { parseCrlPem } from '../../lib/credentials/crl.js';
-import { parseCertificatesPem } from '../../lib/identity/certificate.js';
+import { parseCrlPem } from '../../lib/x509/crl.js';
+import { parseCertificatesPem } from '../../lib/x509/certificate.js';
 import { peerIdentityFromCertificate } from '../../lib/identity/peer-identity.js';
 import { PeerCertificates } from '../../lib/server/connection-admission.js';
 import { ConnectionTracker, type AdmittedConnection } from '../../lib/server/connection-tracker.js';
@@ -47,7 +47,13 @@ describe('ConnectionTracker.recheck', () => {
     for (let i = 0; i < 5_000; i++) {
       const leaf = certificates.parse(parseCertificatesPem(peers[i % peers.length]!.certPem)[0]!.der);
       const chain = certificates.chain(leaf, []);
-      const connection = { socket: new FakeSocket(), identity: peerIdentityFromCertificate(leaf), chain, deadline: leaf.notAfter.getTime(), generation: 1 };
+      const connection = {
+        socket: new FakeSocket(),
+        identity: peerIdentityFromCertificate(leaf),
+        chain,
+        deadline: leaf.notAfter.getTime(),
+        generation: 1,
+      };
       tracker.track(connection);
       connections.push(connection);
     }

@@ -34,7 +34,9 @@ describe('routesOf', () => {
     ['reindex', ['POST /stock/reindex', 'POST /stock/admin/reindex']],
     ['helper', []],
   ])('StockController.%s → %j', (method, expected) => {
-    expect(routesOf(StockController, (StockController.prototype as unknown as Record<string, () => void>)[method]!)).toEqual(expected);
+    expect(routesOf(StockController, (StockController.prototype as unknown as Record<string, () => void>)[method]!)).toEqual(
+      expected,
+    );
   });
 
   it('joins every controller path with every handler path', () => {
@@ -45,7 +47,10 @@ describe('routesOf', () => {
 
 describe('describePeerRule', () => {
   it.each<[PeerRule, string]>([
-    [{ kind: 'peers', peers: ['orders', 'spiffe://shop.test/ns/ops/sa/*'] }, '@AllowPeers(orders, spiffe://shop.test/ns/ops/sa/*)'],
+    [
+      { kind: 'peers', peers: ['orders', 'spiffe://shop.test/ns/ops/sa/*'] },
+      '@AllowPeers(orders, spiffe://shop.test/ns/ops/sa/*)',
+    ],
     [{ kind: 'trustDomains', trustDomains: ['shop.test'] }, '@AllowTrustDomain(shop.test)'],
     [{ kind: 'anyPeer' }, '@AllowAnyPeer()'],
     [{ kind: 'dnsNames', names: ['legacy.shop.test'] }, '@AllowDnsNames(legacy.shop.test)'],

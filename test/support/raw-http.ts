@@ -22,12 +22,24 @@ export function rawRequest(
 ): Promise<RawResponse> {
   const { port, address } = app.getHttpServer().address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
-  const lines = [`GET ${path} HTTP/1.1`, `Host: ${host}:${port}`, ...headers.map(([name, value]) => `${name}: ${value}`), 'Connection: close'];
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${host}:${port}`,
+    ...headers.map(([name, value]) => `${name}: ${value}`),
+    'Connection: close',
+  ];
   return new Promise((resolve, reject) => {
     const socket: Socket =
       tls === undefined
         ? netConnect({ host: address, port })
-        : tlsConnect({ host: address, port, key: tls.keyPem, cert: tls.chainPem, ca: tls.caPem, checkServerIdentity: () => undefined });
+        : tlsConnect({
+            host: address,
+            port,
+            key: tls.keyPem,
+            cert: tls.chainPem,
+            ca: tls.caPem,
+            checkServerIdentity: () => undefined,
+          });
     const chunks: Buffer[] = [];
     socket.on(tls === undefined ? 'connect' : 'secureConnect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));

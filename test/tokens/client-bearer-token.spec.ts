@@ -70,13 +70,17 @@ describe('MtlsHttpClient bearer tokens (real mTLS)', () => {
 
   it.each([
     ['a token with a line break', { token: `${TOKEN}\r\nX-Evil: 1` }, 'is not a bearer token'],
-    ['a token and an Authorization header', { token: TOKEN, headers: { Authorization: 'Basic eA==' } }, 'both options.token and an Authorization header'],
+    [
+      'a token and an Authorization header',
+      { token: TOKEN, headers: { Authorization: 'Basic eA==' } },
+      'both options.token and an Authorization header',
+    ],
     ['a function returning no string', { token: () => undefined as unknown as string }, 'returned no string'],
   ])('refuses %s without sending anything or quoting the value', async (_name, options, message) => {
     const server = await upstream();
     const http = await client();
     const error = await http.get(`${server.origin}/q`, { expectPeer: 'inventory', ...options }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'ERR_MTLS_CONFIG_INVALID' });
+    expect(error).toMatchObject({ code: 'ERR_MTLS_INVALID_ARGUMENT' });
     expect((error as Error).message).toContain(message);
     expect((error as Error).message).not.toContain(TOKEN);
     expect(server.requests).toEqual([]);

@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestTokenIssuer, writeKubernetesSecret } from '../../lib/testing/index.js';
@@ -15,7 +14,10 @@ afterEach(async () => {
 
 function recorder() {
   const lines: string[] = [];
-  return { lines, logger: { log: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) } };
+  return {
+    lines,
+    logger: { log: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) },
+  };
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -26,9 +28,19 @@ async function until(check: () => boolean, what: string): Promise<void> {
   }
 }
 
-async function open(file: string, logger: ReturnType<typeof recorder>['logger'], changes: string[] = []): Promise<JwksFileSource> {
+async function open(
+  file: string,
+  logger: ReturnType<typeof recorder>['logger'],
+  changes: string[] = [],
+): Promise<JwksFileSource> {
   const source = await JwksFileSource.open({
-    issuer: 'shop', file, algorithms: undefined, debounceMs: 20, pollIntervalMs: 0, maxRetryDelayMs: 200, logger,
+    issuer: 'shop',
+    file,
+    algorithms: undefined,
+    debounceMs: 20,
+    pollIntervalMs: 0,
+    maxRetryDelayMs: 200,
+    logger,
     onChange: ({ result }) => changes.push(result),
   });
   sources.push(source);
@@ -64,7 +76,9 @@ describe('JwksFileSource', () => {
     await new Promise((resolve) => setTimeout(resolve, 500)); // several retries with backoff
     expect(source.current).toBe(served);
     expect(lines.filter((line) => line.includes('JWKS on disk refused'))).toHaveLength(1);
-    expect(lines.find((line) => line.includes('JWKS on disk refused'))).toMatch(/still serving keys "test-key-\d+"; retrying: .*jwks\.json: not JSON/);
+    expect(lines.find((line) => line.includes('JWKS on disk refused'))).toMatch(
+      /still serving keys "test-key-\d+"; retrying: .*jwks\.json: not JSON/,
+    );
     await issuer.rotate();
     await issuer.writeJwks(file);
     await until(() => changes.includes('rotated'), 'the fixed file');

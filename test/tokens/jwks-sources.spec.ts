@@ -4,9 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { importKeySet, MAX_JWKS_BYTES } from '../../lib/tokens/jwks-key-set.js';
 import { JwksUrlSource } from '../../lib/tokens/jwks-url-source.js';
 
-const ec = async (kid?: string) => ({ ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)), ...(kid ? { kid } : {}) });
+const ec = async (kid?: string) => ({
+  ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)),
+  ...(kid ? { kid } : {}),
+});
 // node:crypto, not jose: jose refuses to make an RSA key under 2048 bits, which is the point of one test.
-const rsa = async (bits: number) => ({ ...(generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ format: 'jwk' })), kid: 'r' });
+const rsa = async (bits: number) => ({
+  ...generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ format: 'jwk' }),
+  kid: 'r',
+});
 const doc = (...keys: object[]) => JSON.stringify({ keys });
 const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -14,8 +20,16 @@ describe('importKeySet', () => {
   it.each([
     ['not JSON', async () => '{', 'not JSON'],
     ['no keys array', async () => '{"kty":"EC"}', 'no "keys" array'],
-    ['a symmetric key among good ones', async () => doc(await ec('a'), { kty: 'oct', k: 'c2VjcmV0' }), 'keys[1] is a symmetric ("oct") key'],
-    ['a private key', async () => doc({ ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)) }), 'keys[0] holds private key material'],
+    [
+      'a symmetric key among good ones',
+      async () => doc(await ec('a'), { kty: 'oct', k: 'c2VjcmV0' }),
+      'keys[1] is a symmetric ("oct") key',
+    ],
+    [
+      'a private key',
+      async () => doc({ ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)) }),
+      'keys[0] holds private key material',
+    ],
     ['an RSA key under 2048 bits', async () => doc(await rsa(1024)), 'shorter than 2048 bits'],
     ['an HS256 alg on an EC key', async () => doc({ ...(await ec('a')), alg: 'HS256' }), 'has "alg" "HS256"'],
     ['only X509-SVID authorities', async () => doc({ ...(await ec('a')), use: 'x509-svid' }), 'no signing key usable'],
@@ -29,7 +43,11 @@ describe('importKeySet', () => {
   });
 
   it('keeps jwt-svid keys of a SPIFFE bundle, as plain signing keys, and skips its x509-svid ones', async () => {
-    const set = await importKeySet(doc({ ...(await ec('x')), use: 'x509-svid' }, { ...(await ec('j')), use: 'jwt-svid' }), 'bundle', undefined);
+    const set = await importKeySet(
+      doc({ ...(await ec('x')), use: 'x509-svid' }, { ...(await ec('j')), use: 'jwt-svid' }),
+      'bundle',
+      undefined,
+    );
     expect(set.kids).toEqual(['j']);
     expect(typeof set.find('j', 'ES256')).toBe('object');
     expect(set.find('x', 'ES256')).toBe('unknown_kid');
@@ -51,8 +69,23 @@ describe('importKeySet', () => {
 });
 
 describe('JwksUrlSource', () => {
-  const source = (fetch: () => Promise<string>, clock: { now: number }, options: Partial<ConstructorParameters<typeof JwksUrlSource>[0]> = {}) =>
-    new JwksUrlSource({ issuer: 'idp', url: 'https://idp.test/jwks', fetch, algorithms: undefined, refreshMs: 60_000, cooldownMs: 30_000, staleIfErrorMs: 600_000, logger: silent, now: () => clock.now, ...options });
+  const source = (
+    fetch: () => Promise<string>,
+    clock: { now: number },
+    options: Partial<ConstructorParameters<typeof JwksUrlSource>[0]> = {},
+  ) =>
+    new JwksUrlSource({
+      issuer: 'idp',
+      url: 'https://idp.test/jwks',
+      fetch,
+      algorithms: undefined,
+      refreshMs: 60_000,
+      cooldownMs: 30_000,
+      staleIfErrorMs: 600_000,
+      logger: silent,
+      now: () => clock.now,
+      ...options,
+    });
 
   it('shares one request between concurrent callers and caches the set until refreshMs', async () => {
     const text = doc(await ec('a'));
@@ -90,7 +123,15 @@ describe('JwksUrlSource', () => {
     let fetches = 0;
     const stale: number[] = [];
     const clock = { now: 0 };
-    const jwks = source(async () => { fetches++; if (fail) throw new Error('connection refused'); return text; }, clock, { onStale: (age) => stale.push(age) });
+    const jwks = source(
+      async () => {
+        fetches++;
+        if (fail) throw new Error('connection refused');
+        return text;
+      },
+      clock,
+      { onStale: (age) => stale.push(age) },
+    );
     const good = await jwks.keys();
     fail = true;
     clock.now = 61_000;
@@ -105,7 +146,10 @@ describe('JwksUrlSource', () => {
   it('refuses while it never had a set, without a fetch per request', async () => {
     let fetches = 0;
     const clock = { now: 0 };
-    const jwks = source(async () => { fetches++; throw new Error('down'); }, clock);
+    const jwks = source(async () => {
+      fetches++;
+      throw new Error('down');
+    }, clock);
     await expect(jwks.keys()).rejects.toThrow('down');
     await expect(jwks.keys()).rejects.toThrow('down');
     expect(fetches).toBe(1);

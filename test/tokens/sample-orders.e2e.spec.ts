@@ -40,7 +40,11 @@ describe("sample orders service: POST /orders/:sku and /refund (the frontend's m
   });
 
   it('refunds with a token bound to the caller certificate, and refuses it from another certificate of the same identity', async () => {
-    const token = await issuer.mint({ sub: 'alice', aud: 'orders', cnf: { 'x5t#S256': certificateThumbprint(frontend.certPem) } });
+    const token = await issuer.mint({
+      sub: 'alice',
+      aud: 'orders',
+      cnf: { 'x5t#S256': certificateThumbprint(frontend.certPem) },
+    });
     const ok = await callAs(app, frontend, { token }).post('/orders/42/refund');
     expect(ok.status).toBe(201);
     expect(ok.json()).toEqual({ sku: '42', user: 'alice', caller: SPIFFE_IDS.frontend });
@@ -50,9 +54,27 @@ describe("sample orders service: POST /orders/:sku and /refund (the frontend's m
 
   it.each([
     ['no token', () => Promise.resolve(undefined), 'frontend', 401, 'ERR_MTLS_TOKEN_MISSING'],
-    ['an unbound token on /refund', () => issuer.mint({ sub: 'alice', aud: 'orders' }), 'frontend', 401, 'ERR_MTLS_TOKEN_UNBOUND'],
-    ['a token for another audience', () => issuer.mint({ sub: 'alice', aud: 'inventory' }), 'frontend', 401, 'ERR_MTLS_TOKEN_INVALID'],
-    ['a valid token from inventory', () => issuer.mint({ sub: 'alice', aud: 'orders' }), 'inventory', 403, 'ERR_MTLS_PEER_DENIED'],
+    [
+      'an unbound token on /refund',
+      () => issuer.mint({ sub: 'alice', aud: 'orders' }),
+      'frontend',
+      401,
+      'ERR_MTLS_TOKEN_UNBOUND',
+    ],
+    [
+      'a token for another audience',
+      () => issuer.mint({ sub: 'alice', aud: 'inventory' }),
+      'frontend',
+      401,
+      'ERR_MTLS_TOKEN_INVALID',
+    ],
+    [
+      'a valid token from inventory',
+      () => issuer.mint({ sub: 'alice', aud: 'orders' }),
+      'inventory',
+      403,
+      'ERR_MTLS_PEER_DENIED',
+    ],
   ])('refuses %s', async (_name, mint, caller, status, code) => {
     const token = await mint();
     const peer = caller === 'frontend' ? frontend : inventory;

@@ -43,7 +43,8 @@ describe('token configuration fails closed at startup', () => {
   it('refuses a decorator naming an unknown issuer, naming the route and the configured issuers', async () => {
     await expect(startMtlsApp(options, [MisspeltController])).rejects.toMatchObject({
       code: 'ERR_MTLS_CONFIG_INVALID',
-      message: "MisspeltController.create: @RequireToken('shpo') names no issuer of MtlsModule option \"tokens.issuers\"; configured: shop",
+      message:
+        'MisspeltController.create: @RequireToken(\'shpo\') names no issuer of MtlsModule option "tokens.issuers"; configured: shop',
     });
   });
 
@@ -53,12 +54,20 @@ describe('token configuration fails closed at startup', () => {
     const broken = { ...options, tokens: { issuers: { shop: { ...options.tokens!.issuers.shop!, jwks: bad } } } };
     await expect(startMtlsApp(broken, [OkController])).rejects.toMatchObject({
       code: 'ERR_MTLS_JWKS_INVALID',
-      message: expect.stringContaining(`MtlsModule option "tokens.issuers.shop.jwks": ${bad}: keys[0] is a symmetric ("oct") key`),
+      message: expect.stringContaining(
+        `MtlsModule option "tokens.issuers.shop.jwks": ${bad}: keys[0] is a symmetric ("oct") key`,
+      ),
     });
   });
 
   it('refuses a missing JWKS file', async () => {
-    const broken = { ...options, tokens: { issuers: { shop: { ...options.tokens!.issuers.shop!, jwks: `${jwksFile}.missing` } } } };
-    await expect(startMtlsApp(broken, [OkController])).rejects.toMatchObject({ code: 'ERR_MTLS_JWKS_INVALID', message: expect.stringContaining('cannot be read (ENOENT)') });
+    const broken = {
+      ...options,
+      tokens: { issuers: { shop: { ...options.tokens!.issuers.shop!, jwks: `${jwksFile}.missing` } } },
+    };
+    await expect(startMtlsApp(broken, [OkController])).rejects.toMatchObject({
+      code: 'ERR_MTLS_JWKS_INVALID',
+      message: expect.stringContaining('cannot be read (ENOENT)'),
+    });
   });
 });

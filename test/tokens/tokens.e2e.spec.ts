@@ -20,13 +20,7 @@ import {
   type MtlsEvent,
   type MtlsModuleOptions,
 } from '../../lib/index.js';
-import {
-  callAs,
-  certificateThumbprint,
-  TestPki,
-  TestTokenIssuer,
-  type TestPeer,
-} from '../../lib/testing/index.js';
+import { callAs, certificateThumbprint, TestPki, TestTokenIssuer, type TestPeer } from '../../lib/testing/index.js';
 import { MtlsMetrics } from '../../lib/observability/prometheus/index.js';
 import type { TokenIssuers } from '../../lib/tokens/token-issuers.service.js';
 import { TokenIssuers as TokenIssuersService } from '../../lib/tokens/token-issuers.service.js';
@@ -89,11 +83,21 @@ class TokenController {
 
 class CapturingLogger implements LoggerService {
   readonly lines: string[] = [];
-  log(message: unknown, ...rest: unknown[]) { this.lines.push([message, ...rest].map(String).join(' ')); }
-  warn(message: unknown, ...rest: unknown[]) { this.lines.push([message, ...rest].map(String).join(' ')); }
-  error(message: unknown, ...rest: unknown[]) { this.lines.push([message, ...rest].map(String).join(' ')); }
-  debug(message: unknown, ...rest: unknown[]) { this.lines.push([message, ...rest].map(String).join(' ')); }
-  verbose(message: unknown, ...rest: unknown[]) { this.lines.push([message, ...rest].map(String).join(' ')); }
+  log(message: unknown, ...rest: unknown[]) {
+    this.lines.push([message, ...rest].map(String).join(' '));
+  }
+  warn(message: unknown, ...rest: unknown[]) {
+    this.lines.push([message, ...rest].map(String).join(' '));
+  }
+  error(message: unknown, ...rest: unknown[]) {
+    this.lines.push([message, ...rest].map(String).join(' '));
+  }
+  debug(message: unknown, ...rest: unknown[]) {
+    this.lines.push([message, ...rest].map(String).join(' '));
+  }
+  verbose(message: unknown, ...rest: unknown[]) {
+    this.lines.push([message, ...rest].map(String).join(' '));
+  }
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
@@ -144,7 +148,13 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     const bundleFile = join(dirname(jwksFile), 'bundle.json');
     const svidKey = { ...svidIssuer.currentKey.publicJwk, use: 'jwt-svid' };
     delete (svidKey as { alg?: string }).alg;
-    await writeFile(bundleFile, JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', use: 'x509-svid', x: svidKey.x, y: svidKey.y, x5c: [] }, svidKey], spiffe_sequence: 1 }));
+    await writeFile(
+      bundleFile,
+      JSON.stringify({
+        keys: [{ kty: 'EC', crv: 'P-256', use: 'x509-svid', x: svidKey.x, y: svidKey.y, x5c: [] }, svidKey],
+        spiffe_sequence: 1,
+      }),
+    );
     // A key server over HTTPS with its own CA bundle, counting fetches.
     remoteIssuer = await pki.tokenIssuer({ issuer: 'https://remote.issuer.test' });
     const keyServerCert = await pki.peer({ spiffeId: 'spiffe://shop.test/ns/idp/sa/keys', ipAddresses: ['127.0.0.1'] });
@@ -162,10 +172,14 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     // A key server inside the mesh: fetched through MtlsHttpClient, which presents the service's certificate and
     // checks the key server's SPIFFE ID.
     meshIssuer = await pki.tokenIssuer({ issuer: 'https://mesh.issuer.test' });
-    meshKeyServer = await startUpstream(await pki.peer({ spiffeId: 'spiffe://shop.test/ns/idp/sa/mesh-keys', ipAddresses: ['127.0.0.1'] }), pki.bundlePem, (_req, res) => {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(meshIssuer.jwks()));
-    });
+    meshKeyServer = await startUpstream(
+      await pki.peer({ spiffeId: 'spiffe://shop.test/ns/idp/sa/mesh-keys', ipAddresses: ['127.0.0.1'] }),
+      pki.bundlePem,
+      (_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(meshIssuer.jwks()));
+      },
+    );
     const caFile = join(dirname(jwksFile), 'idp-ca.pem');
     await writeFile(caFile, pki.bundlePem);
     const options: MtlsModuleOptions = {
@@ -184,7 +198,12 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
           flaky: {
             issuer: 'https://remote.issuer.test',
             audience: 'orders',
-            jwks: { url: `https://127.0.0.1:${(keyServer.address() as AddressInfo).port}/flaky`, caFile, refreshMs: 1_000, staleIfErrorMs: 600_000 },
+            jwks: {
+              url: `https://127.0.0.1:${(keyServer.address() as AddressInfo).port}/flaky`,
+              caFile,
+              refreshMs: 1_000,
+              staleIfErrorMs: 600_000,
+            },
           },
           mesh: {
             issuer: 'https://mesh.issuer.test',
@@ -198,7 +217,10 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     class AppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
     // Node's own header limit (16 KiB in total) is raised so that the token layer's limit is the one tested.
-    app = moduleRef.createNestApplication({ httpsOptions: { ...mtlsHttpsOptions(), maxHeaderSize: 64 * 1024 } as ReturnType<typeof mtlsHttpsOptions>, logger });
+    app = moduleRef.createNestApplication({
+      httpsOptions: { ...mtlsHttpsOptions(), maxHeaderSize: 64 * 1024 } as ReturnType<typeof mtlsHttpsOptions>,
+      logger,
+    });
     app.get(MtlsEvents).events$.subscribe((event) => events.push(event));
     await app.listen(0, '127.0.0.1');
     metrics = new MtlsMetrics(app.get(MtlsEvents), app.get(CredentialsStatus), registry);
@@ -234,7 +256,11 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
   ])('refuses a token with %s: 401 invalid_token', async (_name, claims, reason) => {
     const before = events.length;
     const res = await call(frontend, '/t/user', await issuer.mint(claims as JWTPayload));
-    expect(await refusal(res)).toEqual({ status: 401, code: 'ERR_MTLS_TOKEN_INVALID', challenge: 'Bearer error="invalid_token"' });
+    expect(await refusal(res)).toEqual({
+      status: 401,
+      code: 'ERR_MTLS_TOKEN_INVALID',
+      challenge: 'Bearer error="invalid_token"',
+    });
     expect(events.slice(before)).toContainEqual(expect.objectContaining({ type: 'token.rejected', issuer: 'shop', reason }));
   });
 
@@ -252,12 +278,25 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
   it.each([
     ['alg: none', (i: TestTokenIssuer) => Promise.resolve(i.unsigned({ sub: 'u', aud: 'orders' })), 'algorithm'],
     ['HS256 keyed with the public key', (i: TestTokenIssuer) => i.hs256WithPublicKey({ sub: 'u', aud: 'orders' }), 'algorithm'],
-    ['a key not in the JWKS (same kid)', async (i: TestTokenIssuer) => i.mint({ sub: 'u', aud: 'orders' }, { key: { ...(await TestTokenIssuer.newKey('ES256', i.currentKey.kid)) } }), 'signature'],
-    ['a key not in the JWKS (its own kid)', async (i: TestTokenIssuer) => i.mint({ sub: 'u', aud: 'orders' }, { key: await TestTokenIssuer.newKey() }), 'unknown_kid'],
+    [
+      'a key not in the JWKS (same kid)',
+      async (i: TestTokenIssuer) =>
+        i.mint({ sub: 'u', aud: 'orders' }, { key: { ...(await TestTokenIssuer.newKey('ES256', i.currentKey.kid)) } }),
+      'signature',
+    ],
+    [
+      'a key not in the JWKS (its own kid)',
+      async (i: TestTokenIssuer) => i.mint({ sub: 'u', aud: 'orders' }, { key: await TestTokenIssuer.newKey() }),
+      'unknown_kid',
+    ],
   ])('refuses %s', async (_name, mint, reason) => {
     const before = events.length;
     const res = await call(frontend, '/t/user', await mint(issuer));
-    expect(await refusal(res)).toEqual({ status: 401, code: 'ERR_MTLS_TOKEN_INVALID', challenge: 'Bearer error="invalid_token"' });
+    expect(await refusal(res)).toEqual({
+      status: 401,
+      code: 'ERR_MTLS_TOKEN_INVALID',
+      challenge: 'Bearer error="invalid_token"',
+    });
     expect(events.slice(before)).toContainEqual(expect.objectContaining({ type: 'token.rejected', reason }));
   });
 
@@ -266,9 +305,24 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     ['another scheme', { authorization: 'Basic YWxpY2U6c2VjcmV0' }, 'ERR_MTLS_TOKEN_MISSING', 'Bearer error="invalid_token"'],
     ['junk', { authorization: 'Bearer not-a-jwt' }, 'ERR_MTLS_TOKEN_INVALID', 'Bearer error="invalid_token"'],
     ['four parts', { authorization: 'Bearer a.b.c.d' }, 'ERR_MTLS_TOKEN_INVALID', 'Bearer error="invalid_token"'],
-    ['base64url junk in three parts', { authorization: 'Bearer aaaa.bbbb.cccc' }, 'ERR_MTLS_TOKEN_INVALID', 'Bearer error="invalid_token"'],
-    ['a header over 16 KiB', { authorization: `Bearer ${'a'.repeat(17_000)}.b.c` }, 'ERR_MTLS_TOKEN_INVALID', 'Bearer error="invalid_token"'],
-    ['non-JSON header part', { authorization: `Bearer ${Buffer.from('{"alg":').toString('base64url')}.e30.c2ln` }, 'ERR_MTLS_TOKEN_INVALID', 'Bearer error="invalid_token"'],
+    [
+      'base64url junk in three parts',
+      { authorization: 'Bearer aaaa.bbbb.cccc' },
+      'ERR_MTLS_TOKEN_INVALID',
+      'Bearer error="invalid_token"',
+    ],
+    [
+      'a header over 16 KiB',
+      { authorization: `Bearer ${'a'.repeat(17_000)}.b.c` },
+      'ERR_MTLS_TOKEN_INVALID',
+      'Bearer error="invalid_token"',
+    ],
+    [
+      'non-JSON header part',
+      { authorization: `Bearer ${Buffer.from('{"alg":').toString('base64url')}.e30.c2ln` },
+      'ERR_MTLS_TOKEN_INVALID',
+      'Bearer error="invalid_token"',
+    ],
   ])('answers %s with 401, never a 500', async (_name, headers, code, challenge) => {
     const res = await call(frontend, '/t/user', undefined, headers as Record<string, string>);
     expect(await refusal(res)).toEqual({ status: 401, code, challenge });
@@ -286,9 +340,14 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     // Written by hand on a TLS socket: Node's client cannot send one header twice.
     const { port } = app.getHttpServer().address() as AddressInfo;
     const raw = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port, ca: frontend.caPem, cert: frontend.chainPem, key: frontend.keyPem, servername: 'localhost' }, () => {
-        socket.end(`POST /t/user HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer x.y.z\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
-      });
+      const socket = connect(
+        { host: '127.0.0.1', port, ca: frontend.caPem, cert: frontend.chainPem, key: frontend.keyPem, servername: 'localhost' },
+        () => {
+          socket.end(
+            `POST /t/user HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer x.y.z\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+          );
+        },
+      );
       let text = '';
       socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
       socket.on('end', () => resolve(text));
@@ -318,11 +377,19 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
       ['no cnf', () => ({}), 'cnf_missing'],
       ['a mismatched cnf', () => ({ cnf: { 'x5t#S256': certificateThumbprint(stranger.certPem) } }), 'cnf_mismatch'],
       ['a cnf that is not a SHA-256', () => ({ cnf: { 'x5t#S256': 'AAAA' } }), 'cnf_mismatch'],
-      ['the token replayed with another certificate of the same SPIFFE ID', () => ({ cnf: { 'x5t#S256': certificateThumbprint(frontend2.certPem) } }), 'cnf_mismatch'],
+      [
+        'the token replayed with another certificate of the same SPIFFE ID',
+        () => ({ cnf: { 'x5t#S256': certificateThumbprint(frontend2.certPem) } }),
+        'cnf_mismatch',
+      ],
     ])('refuses %s: 401 ERR_MTLS_TOKEN_UNBOUND', async (_name, extra, reason) => {
       const before = events.length;
       const res = await call(frontend, '/t/bound', await issuer.mint({ sub: 'u', aud: 'orders', ...extra() }));
-      expect(await refusal(res)).toEqual({ status: 401, code: 'ERR_MTLS_TOKEN_UNBOUND', challenge: 'Bearer error="invalid_token"' });
+      expect(await refusal(res)).toEqual({
+        status: 401,
+        code: 'ERR_MTLS_TOKEN_UNBOUND',
+        challenge: 'Bearer error="invalid_token"',
+      });
       expect(events.slice(before)).toContainEqual(expect.objectContaining({ type: 'token.rejected', reason, sub: '"u"' }));
     });
   });
@@ -334,20 +401,36 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     });
 
     it("refuses a JWT-SVID whose sub is another workload's", async () => {
-      const res = await call(frontend, '/t/svid', await svidIssuer.mint({ sub: 'spiffe://shop.test/ns/web/sa/stranger', aud: ORDERS }));
+      const res = await call(
+        frontend,
+        '/t/svid',
+        await svidIssuer.mint({ sub: 'spiffe://shop.test/ns/web/sa/stranger', aud: ORDERS }),
+      );
       expect((await refusal(res)).code).toBe('ERR_MTLS_TOKEN_UNBOUND');
     });
 
     it('refuses a JWT-SVID with another typ', async () => {
-      const res = await call(frontend, '/t/svid', await svidIssuer.mint({ sub: FRONTEND, aud: ORDERS }, { header: { typ: 'at+jwt' } }));
+      const res = await call(
+        frontend,
+        '/t/svid',
+        await svidIssuer.mint({ sub: FRONTEND, aud: ORDERS }, { header: { typ: 'at+jwt' } }),
+      );
       expect((await refusal(res)).code).toBe('ERR_MTLS_TOKEN_INVALID');
     });
   });
 
   it('answers a token without the route scope with 403 insufficient_scope', async () => {
     const res = await call(frontend, '/t/scoped', await issuer.mint({ sub: 'u', aud: 'orders', scope: 'orders:read' }));
-    expect(await refusal(res)).toEqual({ status: 403, code: 'ERR_MTLS_TOKEN_SCOPE', challenge: 'Bearer error="insufficient_scope", scope="orders:write"' });
-    const ok = await call(frontend, '/t/scoped', await issuer.mint({ sub: 'u', aud: 'orders', scope: 'orders:read orders:write' }));
+    expect(await refusal(res)).toEqual({
+      status: 403,
+      code: 'ERR_MTLS_TOKEN_SCOPE',
+      challenge: 'Bearer error="insufficient_scope", scope="orders:write"',
+    });
+    const ok = await call(
+      frontend,
+      '/t/scoped',
+      await issuer.mint({ sub: 'u', aud: 'orders', scope: 'orders:read orders:write' }),
+    );
     expect(ok.json()).toEqual({ relayed: true });
   });
 
@@ -380,7 +463,13 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect((await call(frontend, '/t/flaky', token)).status).toBe(201);
     expect(events).toContainEqual(expect.objectContaining({ type: 'jwks.stale', issuer: 'flaky' }));
-    expect(logger.lines.some((line) => /token issuer flaky: serving JWKS fetched \d+ s ago \(stale-if-error\) because fetching .*\/flaky fails: HTTP 503/.test(line))).toBe(true);
+    expect(
+      logger.lines.some((line) =>
+        /token issuer flaky: serving JWKS fetched \d+ s ago \(stale-if-error\) because fetching .*\/flaky fails: HTTP 503/.test(
+          line,
+        ),
+      ),
+    ).toBe(true);
     expect(await registry.metrics()).toMatch(/nestjs_mtls_jwks_stale_served_total\{issuer="flaky"\} [1-9]/);
   });
 
@@ -395,7 +484,11 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     const source = (app.get(TokenIssuersService) as TokenIssuers).source('remote') as JwksUrlSource;
     const hitsBefore = keyServerHits;
     const strangers = await Promise.all(Array.from({ length: 20 }, () => TestTokenIssuer.newKey()));
-    const results = await Promise.all(strangers.map(async (key) => (await call(frontend, '/t/remote', await remoteIssuer.mint({ sub: 'u', aud: 'orders' }, { key }))).status));
+    const results = await Promise.all(
+      strangers.map(
+        async (key) => (await call(frontend, '/t/remote', await remoteIssuer.mint({ sub: 'u', aud: 'orders' }, { key }))).status,
+      ),
+    );
     expect(results.every((status) => status === 401)).toBe(true);
     expect(keyServerHits - hitsBefore).toBeLessThanOrEqual(1);
     expect(source.fetches).toBeLessThanOrEqual(2);
@@ -407,7 +500,9 @@ describe('bearer tokens bound to the mTLS peer (real TLS, real keys)', () => {
     const logs = logger.lines.join('\n');
     const eventText = JSON.stringify(events.map((event) => ({ ...event, error: undefined })));
     const metricText = await registry.metrics();
-    expect(logs).toMatch(/ERR_MTLS_TOKEN_UNBOUND on TokenController\.bound: peer spiffe:\/\/shop\.test\/ns\/web\/sa\/frontend, issuer shop kid "test-key-\d+" sub "u": cnf_mismatch/);
+    expect(logs).toMatch(
+      /ERR_MTLS_TOKEN_UNBOUND on TokenController\.bound: peer spiffe:\/\/shop\.test\/ns\/web\/sa\/frontend, issuer shop kid "test-key-\d+" sub "u": cnf_mismatch/,
+    );
     expect(metricText).toContain('nestjs_mtls_token_rejections_total{issuer="shop",reason="expired"} 1');
     expect(metricText).toContain('nestjs_mtls_token_rejections_total{issuer="shop",reason="cnf_mismatch"} 3');
     expect(sentTokens.length).toBeGreaterThan(30);

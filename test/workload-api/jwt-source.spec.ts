@@ -16,7 +16,12 @@ function verifyJws(token: string, bundle: JwtBundle): Record<string, unknown> {
   const jwk = bundle.keys.find((key) => key.kid === kid);
   if (jwk === undefined) throw new Error(`no key ${kid} in the bundle`);
   const key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
-  const ok = verify('SHA256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
+  const ok = verify(
+    'SHA256',
+    Buffer.from(`${header}.${payload}`),
+    { key, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(signature, 'base64url'),
+  );
   if (!ok) throw new Error('bad signature');
   return JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
 }
@@ -36,7 +41,11 @@ describe('WorkloadJwtSource', () => {
     cleanup.push(() => agent.close());
     agent.setSvids([{ peer: await pki.peer(ID) }]);
     agent.addJwtAuthority('shop.test');
-    const source = await WorkloadJwtSource.connect({ socket: agent.address, logger: quiet, backoff: { initialMs: 20, maxMs: 100 } });
+    const source = await WorkloadJwtSource.connect({
+      socket: agent.address,
+      logger: quiet,
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
     cleanup.push(() => source.close());
     return { agent, source };
   }

@@ -21,10 +21,14 @@ class TokenController {
   @AllowAnyPeer()
   async who(@Headers('authorization') authorization: string): Promise<{ sub: string | undefined }> {
     const bundle = await verifyingJwt.jwtBundleFor('shop.test');
-    const { payload } = await jwtVerify(authorization.replace(/^Bearer /, ''), createLocalJWKSet(bundle as unknown as JSONWebKeySet), {
-      audience: INVENTORY,
-      algorithms: ['ES256'],
-    });
+    const { payload } = await jwtVerify(
+      authorization.replace(/^Bearer /, ''),
+      createLocalJWKSet(bundle as unknown as JSONWebKeySet),
+      {
+        audience: INVENTORY,
+        algorithms: ['ES256'],
+      },
+    );
     return { sub: payload.sub };
   }
 }

@@ -22,10 +22,13 @@ describe('sample services with SPIFFE_ENDPOINT_SOCKET', () => {
     const saved = process.env.SPIFFE_ENDPOINT_SOCKET;
     process.env.SPIFFE_ENDPOINT_SOCKET = agent.address;
     try {
-      const app = await NestFactory.create(InventoryModule.register(credentialsFromEnv('inventory', { SPIFFE_ENDPOINT_SOCKET: agent.address })), {
-        httpsOptions: mtlsHttpsOptions(),
-        logger: false,
-      });
+      const app = await NestFactory.create(
+        InventoryModule.register(credentialsFromEnv('inventory', { SPIFFE_ENDPOINT_SOCKET: agent.address })),
+        {
+          httpsOptions: mtlsHttpsOptions(),
+          logger: false,
+        },
+      );
       await app.listen(0, '127.0.0.1');
       try {
         const res = await callAs(app, await pki.peer(SPIFFE_IDS.orders)).get('/stock/42');

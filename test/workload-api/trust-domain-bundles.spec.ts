@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TrustAnchors } from '../../lib/authorization/trust-anchors.js';
+import { TrustAnchors } from '../../lib/identity/trust-anchors.js';
 import { validateCredentials } from '../../lib/credentials/credentials-validation.js';
 import { PrivateKeyMaterial } from '../../lib/credentials/private-key.js';
 import type { Credentials, RawCredentials } from '../../lib/credentials/credentials.interfaces.js';
-import { parseCertificatesPem, type CertificateInfo } from '../../lib/identity/certificate.js';
+import { parseCertificatesPem, type CertificateInfo } from '../../lib/x509/certificate.js';
 import { peerIdentityFromCertificate } from '../../lib/identity/peer-identity.js';
-import { CertificateAuthority, type IssueOptions } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority, type IssueOptions } from '../../lib/x509/certificate-authority.js';
 import { workloadApiLabels } from '../../lib/workload-api/x509-svid-response.js';
 
 /*
@@ -75,9 +75,18 @@ describe('explicit per-trust-domain bundles', () => {
     ['orders', undefined],
     ['billing', undefined],
     ['billingViaIntermediate', undefined],
-    ['partnerMintsOurs', /^SPIFFE ID "spiffe:\/\/shop\.test\/ns\/shop\/sa\/orders": the certificate does not chain to the bundle of trust domain shop\.test: /],
-    ['shopMintsTheirs', /^SPIFFE ID "spiffe:\/\/partner\.test\/billing": the certificate does not chain to the bundle of trust domain partner\.test: /],
-    ['unknownDomain', /^SPIFFE ID "spiffe:\/\/other\.test\/x": no bundle for trust domain other\.test \(trusted: shop\.test, partner\.test\)$/],
+    [
+      'partnerMintsOurs',
+      /^SPIFFE ID "spiffe:\/\/shop\.test\/ns\/shop\/sa\/orders": the certificate does not chain to the bundle of trust domain shop\.test: /,
+    ],
+    [
+      'shopMintsTheirs',
+      /^SPIFFE ID "spiffe:\/\/partner\.test\/billing": the certificate does not chain to the bundle of trust domain partner\.test: /,
+    ],
+    [
+      'unknownDomain',
+      /^SPIFFE ID "spiffe:\/\/other\.test\/x": no bundle for trust domain other\.test \(trusted: shop\.test, partner\.test\)$/,
+    ],
     ['legacyPartner', /^a peer without a SPIFFE ID: the certificate does not chain to the bundle of trust domain shop\.test: /],
     ['legacyShop', undefined],
   ])('%s → %s', (name, expected) => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AllowAnyPeer, MtlsHttpClient } from '../../lib/index.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
 import { TestPki, writeKubernetesSecret } from '../../lib/testing/index.js';
 import { WorkloadApiTestServer } from '../../lib/testing/workload-api-server.js';
 import { startMtlsApp } from '../support/app.js';
@@ -81,15 +81,27 @@ describe('client.credentials from the Workload API (MtlsHttpClient)', () => {
     const agent = await WorkloadApiTestServer.start();
     cleanup.push(() => agent.close());
     agent.setSvids([{ peer: await pki.peer(ORDERS) }]);
-    const billing = await upstream(await partnerCa.issue({ spiffeId: BILLING, ipAddresses: ['127.0.0.1'] }), partnerCa.rootPem + pki.bundlePem);
+    const billing = await upstream(
+      await partnerCa.issue({ spiffeId: BILLING, ipAddresses: ['127.0.0.1'] }),
+      partnerCa.rootPem + pki.bundlePem,
+    );
     // The partner CA minting one of our IDs: the chain is trusted once federated, the trust domain is not its to vouch for.
-    const impostor = await upstream(await partnerCa.issue({ spiffeId: INVENTORY, ipAddresses: ['127.0.0.1'] }), partnerCa.rootPem + pki.bundlePem);
+    const impostor = await upstream(
+      await partnerCa.issue({ spiffeId: INVENTORY, ipAddresses: ['127.0.0.1'] }),
+      partnerCa.rootPem + pki.bundlePem,
+    );
     const http = await caller(agent);
-    await expect(http.get(url(billing, '/caller'), { expectPeer: BILLING })).rejects.toMatchObject({ code: 'ERR_MTLS_UPSTREAM_TLS' });
+    await expect(http.get(url(billing, '/caller'), { expectPeer: BILLING })).rejects.toMatchObject({
+      code: 'ERR_MTLS_UPSTREAM_TLS',
+    });
     agent.setFederatedBundle('partner.test', partnerCa.rootPem);
     await expect
-      .poll(async () => (await http.get(url(billing, '/caller'), { expectPeer: BILLING }).catch(() => undefined))?.status, { timeout: 5_000 })
+      .poll(async () => (await http.get(url(billing, '/caller'), { expectPeer: BILLING }).catch(() => undefined))?.status, {
+        timeout: 5_000,
+      })
       .toBe(200);
-    await expect(http.get(url(impostor, '/caller'), { expectPeer: INVENTORY })).rejects.toMatchObject({ code: 'ERR_MTLS_UPSTREAM_IDENTITY' });
+    await expect(http.get(url(impostor, '/caller'), { expectPeer: INVENTORY })).rejects.toMatchObject({
+      code: 'ERR_MTLS_UPSTREAM_IDENTITY',
+    });
   });
 });

@@ -38,15 +38,23 @@ describe('parseWorkloadApiEndpoint (SPIFFE Workload Endpoint §4)', () => {
     expect(() => parseWorkloadApiEndpoint(address, 'MtlsModule option "credentials.workloadApi.socket"')).toThrow(
       expect.objectContaining({
         code: 'ERR_MTLS_CONFIG_INVALID',
-        message: expect.stringContaining(`MtlsModule option "credentials.workloadApi.socket" ${JSON.stringify(address)} ${problem}`),
+        message: expect.stringContaining(
+          `MtlsModule option "credentials.workloadApi.socket" ${JSON.stringify(address)} ${problem}`,
+        ),
       }),
     );
   });
 
   it('falls back to SPIFFE_ENDPOINT_SOCKET, and names it when missing or malformed', () => {
-    expect(resolveWorkloadApiEndpoint(undefined, 'credentials.workloadApi', { SPIFFE_ENDPOINT_SOCKET: 'unix:///a.sock' }).target).toBe('unix:///a.sock');
-    expect(() => resolveWorkloadApiEndpoint(undefined, 'credentials.workloadApi', {})).toThrow(/SPIFFE_ENDPOINT_SOCKET is not set/);
-    expect(() => resolveWorkloadApiEndpoint(undefined, 'credentials.workloadApi', { SPIFFE_ENDPOINT_SOCKET: 'tcp://x:1' })).toThrow(
+    expect(
+      resolveWorkloadApiEndpoint(undefined, 'credentials.workloadApi', { SPIFFE_ENDPOINT_SOCKET: 'unix:///a.sock' }).target,
+    ).toBe('unix:///a.sock');
+    expect(() => resolveWorkloadApiEndpoint(undefined, 'credentials.workloadApi', {})).toThrow(
+      /SPIFFE_ENDPOINT_SOCKET is not set/,
+    );
+    expect(() =>
+      resolveWorkloadApiEndpoint(undefined, 'credentials.workloadApi', { SPIFFE_ENDPOINT_SOCKET: 'tcp://x:1' }),
+    ).toThrow(
       /^SPIFFE_ENDPOINT_SOCKET \(for MtlsModule option "credentials.workloadApi"\) "tcp:\/\/x:1" must name an IP address/,
     );
   });
@@ -56,42 +64,83 @@ describe('credentials: { workloadApi } options', () => {
   const resolve = (credentials: unknown) => resolveMtlsOptions({ credentials } as never);
   it('resolves socket, svid and startupTimeoutMs', () => {
     const options = resolve({ workloadApi: { socket: 'unix:///a.sock', svid: 'internal', startupTimeoutMs: 5 } });
-    expect(options.workloadApi).toEqual({ endpoint: { address: 'unix:///a.sock', target: 'unix:///a.sock' }, svid: 'internal', startupTimeoutMs: 5 });
+    expect(options.workloadApi).toEqual({
+      endpoint: { address: 'unix:///a.sock', target: 'unix:///a.sock' },
+      svid: 'internal',
+      startupTimeoutMs: 5,
+    });
     expect(options.credentialFiles.cert).toBe('Workload API unix:///a.sock X509-SVID');
   });
   it.each([
     [{ workloadApi: { socket: 'unix:///a.sock' }, dir: '/x' }, 'mixes workloadApi with "dir"'],
     [{ workloadApi: { sock: 'unix:///a.sock' } }, '"credentials.workloadApi.sock" is not an option'],
-    [{ workloadApi: { socket: 'unix:///a.sock', svid: '' } }, '"credentials.workloadApi.svid" must be a non-empty hint or SPIFFE ID'],
+    [
+      { workloadApi: { socket: 'unix:///a.sock', svid: '' } },
+      '"credentials.workloadApi.svid" must be a non-empty hint or SPIFFE ID',
+    ],
     [{ workloadApi: { socket: 'unix:///a.sock', startupTimeoutMs: 0 } }, '"credentials.workloadApi.startupTimeoutMs" is 0'],
     [{ workloadApi: null }, '"credentials.workloadApi" must be an object'],
   ])('refuses %j', (credentials, message) => {
-    expect(() => resolve(credentials)).toThrow(expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message: expect.stringContaining(message) }));
+    expect(() => resolve(credentials)).toThrow(
+      expect.objectContaining({ code: 'ERR_MTLS_CONFIG_INVALID', message: expect.stringContaining(message) }),
+    );
   });
 });
 
 describe('Workload API codec', () => {
-  const svid = { spiffeId: 'spiffe://a/b', certificates: Buffer.from([0x30, 0]), key: Buffer.from([1, 2, 3]), bundle: Buffer.from([0x30, 0]), hint: 'h' };
+  const svid = {
+    spiffeId: 'spiffe://a/b',
+    certificates: Buffer.from([0x30, 0]),
+    key: Buffer.from([1, 2, 3]),
+    bundle: Buffer.from([0x30, 0]),
+    hint: 'h',
+  };
 
   it('round-trips X509SVIDResponse and X509BundlesResponse', () => {
-    const message = { svids: [svid, { ...svid, hint: '' }], crl: [Buffer.from([9])], federatedBundles: new Map([['spiffe://c', Buffer.from([7])]]) };
+    const message = {
+      svids: [svid, { ...svid, hint: '' }],
+      crl: [Buffer.from([9])],
+      federatedBundles: new Map([['spiffe://c', Buffer.from([7])]]),
+    };
     const decoded = decodeX509SvidResponse(encodeX509SvidResponse(message));
     expect(decoded.svids).toEqual(message.svids);
     expect(decoded.crl).toEqual(message.crl);
     expect([...decoded.federatedBundles]).toEqual([...message.federatedBundles]);
     const bundles = { crl: [], bundles: new Map([['spiffe://a', Buffer.from([1])]]) };
     expect([...decodeX509BundlesResponse(encodeX509BundlesResponse(bundles)).bundles]).toEqual([...bundles.bundles]);
-    expect(decodeJwtSvidRequest(encodeJwtSvidRequest({ audience: ['x', 'y'], spiffeId: '' }))).toEqual({ audience: ['x', 'y'], spiffeId: '' });
+    expect(decodeJwtSvidRequest(encodeJwtSvidRequest({ audience: ['x', 'y'], spiffeId: '' }))).toEqual({
+      audience: ['x', 'y'],
+      spiffeId: '',
+    });
   });
 
   it('skips unknown fields of every wire type', () => {
     const unknown = Buffer.from([
-      (9 << 3) | 0, 0x96, 0x01, // varint
-      (10 << 3) | 1, 1, 2, 3, 4, 5, 6, 7, 8, // fixed64
-      (11 << 3) | 2, 2, 0xaa, 0xbb, // bytes
-      (12 << 3) | 5, 1, 2, 3, 4, // fixed32
+      (9 << 3) | 0,
+      0x96,
+      0x01, // varint
+      (10 << 3) | 1,
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8, // fixed64
+      (11 << 3) | 2,
+      2,
+      0xaa,
+      0xbb, // bytes
+      (12 << 3) | 5,
+      1,
+      2,
+      3,
+      4, // fixed32
     ]);
-    const decoded = decodeX509SvidResponse(Buffer.concat([unknown, encodeX509SvidResponse({ svids: [svid], crl: [], federatedBundles: new Map() })]));
+    const decoded = decodeX509SvidResponse(
+      Buffer.concat([unknown, encodeX509SvidResponse({ svids: [svid], crl: [], federatedBundles: new Map() })]),
+    );
     expect(decoded.svids).toHaveLength(1);
   });
 

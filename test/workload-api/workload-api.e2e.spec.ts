@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AllowAnyPeer, Peer, type PeerIdentity } from '../../lib/index.js';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
 import { callAs } from '../../lib/testing/call-as.js';
 import { TestPki, type TestPeer } from '../../lib/testing/test-pki.js';
 import { WorkloadApiTestServer } from '../../lib/testing/workload-api-server.js';
@@ -43,19 +43,33 @@ function port(app: INestApplication): number {
 /** The fingerprint of the certificate the server presents to a new connection. */
 function servedFingerprint(app: INestApplication, peer: TestPeer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: port(app), cert: peer.chainPem, key: peer.keyPem, ca: peer.caPem, servername: 'localhost' }, () => {
-      const fingerprint = socket.getPeerCertificate().fingerprint256;
-      socket.destroy();
-      resolve(fingerprint);
-    });
+    const socket = connect(
+      { host: '127.0.0.1', port: port(app), cert: peer.chainPem, key: peer.keyPem, ca: peer.caPem, servername: 'localhost' },
+      () => {
+        const fingerprint = socket.getPeerCertificate().fingerprint256;
+        socket.destroy();
+        resolve(fingerprint);
+      },
+    );
     socket.on('error', reject);
   });
 }
 
 /** Opens a TLS connection as `peer`, sends one keep-alive request, and resolves once the response came back. */
-function openKeptAlive(app: INestApplication, peer: TestPeer, ca: string): Promise<{ socket: TLSSocket; closed: Promise<number> }> {
+function openKeptAlive(
+  app: INestApplication,
+  peer: TestPeer,
+  ca: string,
+): Promise<{ socket: TLSSocket; closed: Promise<number> }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: port(app), cert: peer.chainPem, key: peer.keyPem, ca, servername: 'localhost' });
+    const socket = connect({
+      host: '127.0.0.1',
+      port: port(app),
+      cert: peer.chainPem,
+      key: peer.keyPem,
+      ca,
+      servername: 'localhost',
+    });
     socket.on('error', () => {});
     const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
     socket.once('secureConnect', () => socket.write('GET /whoami HTTP/1.1\r\nhost: localhost\r\nconnection: keep-alive\r\n\r\n'));
@@ -112,10 +126,9 @@ describe('MtlsModule with credentials from the SPIFFE Workload API', () => {
   it('fails startup with an error naming the socket when the agent serves nothing', async () => {
     const agent = await WorkloadApiTestServer.start();
     cleanup.push(() => agent.close());
-    const error = await startMtlsApp(
-      { credentials: { workloadApi: { socket: agent.address, startupTimeoutMs: 300 } } },
-      [WhoAmIController],
-    ).catch((e: unknown) => e);
+    const error = await startMtlsApp({ credentials: { workloadApi: { socket: agent.address, startupTimeoutMs: 300 } } }, [
+      WhoAmIController,
+    ]).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'ERR_MTLS_WORKLOAD_API_TIMEOUT', endpoint: agent.address });
     expect((error as Error).message).toContain(agent.address);
   });
@@ -129,10 +142,13 @@ describe('MtlsModule with credentials from the SPIFFE Workload API', () => {
     let running = true;
     const viaAgent = (): Promise<number> =>
       new Promise((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: port(app), path: '/whoami', agent: keepAlive, servername: 'localhost' }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
+        const req = request(
+          { host: '127.0.0.1', port: port(app), path: '/whoami', agent: keepAlive, servername: 'localhost' },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -183,7 +199,16 @@ describe('MtlsModule with credentials from the SPIFFE Workload API', () => {
     // No bundle for partner.test yet: the handshake fails.
     await expect(callAs(app, partner).get('/whoami')).rejects.toThrow();
     agent.setFederatedBundle('partner.test', partnerCa.rootPem);
-    await expect.poll(async () => (await callAs(app, partner).get('/whoami').catch(() => undefined))?.status).toBe(200);
+    await expect
+      .poll(
+        async () =>
+          (
+            await callAs(app, partner)
+              .get('/whoami')
+              .catch(() => undefined)
+          )?.status,
+      )
+      .toBe(200);
     expect((await callAs(app, partner).get('/whoami')).json()).toEqual({ id: PARTNER });
     // The federated CA mints an ID in our trust domain: OpenSSL accepts the chain (its root is trusted), the trust
     // domain binding must not.
@@ -198,7 +223,16 @@ describe('MtlsModule with credentials from the SPIFFE Workload API', () => {
     const { agent, app } = await start();
     agent.setFederatedBundle('partner.test', partnerCa.rootPem);
     const partner = await partnerPeer(PARTNER);
-    await expect.poll(async () => (await callAs(app, partner).get('/whoami').catch(() => undefined))?.status).toBe(200);
+    await expect
+      .poll(
+        async () =>
+          (
+            await callAs(app, partner)
+              .get('/whoami')
+              .catch(() => undefined)
+          )?.status,
+      )
+      .toBe(200);
     const federated = await openKeptAlive(app, partner, pki.bundlePem);
     const ours = await openKeptAlive(app, orders, pki.bundlePem);
     const removedAt = Date.now();

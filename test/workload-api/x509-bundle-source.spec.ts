@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '../../lib/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
 import { TestPki } from '../../lib/testing/test-pki.js';
 import { WorkloadApiTestServer } from '../../lib/testing/workload-api-server.js';
 import { WorkloadX509BundleSource } from '../../lib/workload-api/x509-bundle-source.js';

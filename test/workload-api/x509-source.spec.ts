@@ -6,11 +6,13 @@ import { WorkloadX509Source } from '../../lib/workload-api/x509-source.js';
 import type { MtlsEvent } from '../../lib/observability/mtls-events.js';
 
 const ID = 'spiffe://shop.test/ns/shop/sa/inventory';
-const quiet = { log: () => {}, warn: () => {}, error: () => {} };
 
 function recordingLogger() {
   const lines: string[] = [];
-  return { lines, logger: { log: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) } };
+  return {
+    lines,
+    logger: { log: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) },
+  };
 }
 
 describe('WorkloadX509Source', () => {

@@ -92,10 +92,27 @@ export class BoundedLabel {
 
 // Every reason the token guard reports (bearer-header.ts, token-verifier.ts): a closed list, whatever a client sends.
 const TOKEN_REASONS: ReadonlySet<string> = new Set([
-  'missing', 'scheme', 'duplicate_header', 'too_large', 'malformed',
-  'expired', 'not_yet_valid', 'issuer', 'audience', 'too_old', 'claims', 'algorithm', 'signature', 'typ',
-  'unknown_kid', 'ambiguous_key', 'jwks_unavailable',
-  'cnf_missing', 'cnf_mismatch', 'sub_mismatch', 'insufficient_scope',
+  'missing',
+  'scheme',
+  'duplicate_header',
+  'too_large',
+  'malformed',
+  'expired',
+  'not_yet_valid',
+  'issuer',
+  'audience',
+  'too_old',
+  'claims',
+  'algorithm',
+  'signature',
+  'typ',
+  'unknown_kid',
+  'ambiguous_key',
+  'jwks_unavailable',
+  'cnf_missing',
+  'cnf_mismatch',
+  'sub_mismatch',
+  'insufficient_scope',
 ]);
 
 /** The `reason` label of a rejected token: a known reason, else `other`. */

@@ -1,12 +1,5 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
-import {
-  Counter,
-  Gauge,
-  register,
-  type OpenMetricsContentType,
-  type PrometheusContentType,
-  type Registry,
-} from 'prom-client';
+import { Counter, Gauge, register, type OpenMetricsContentType, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
 import { MtlsConfigError } from '../../errors/mtls.errors.js';
 import { CredentialsStatus } from '../credentials-status.js';

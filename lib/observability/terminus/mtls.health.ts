@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
-import { formatDuration } from '../../credentials/credentials-description.js';
+import { formatDuration } from '../../format/duration.js';
 import { MtlsConfigError } from '../../errors/mtls.errors.js';
 import { CredentialsStatus, type CredentialSetStatus } from '../credentials-status.js';
 
@@ -111,7 +111,9 @@ export class MtlsHealthIndicator {
       sets[status.set] = setDetails(status, threshold);
       // An agent that is away is not a problem while the last SVID has time left; one that refused us for good is.
       if (status.source?.state === 'failed') {
-        problems.push(`${status.set} credentials: the Workload API ${status.source.endpoint} stopped serving (${status.source.problem ?? 'failed'}); no rotation will come`);
+        problems.push(
+          `${status.set} credentials: the Workload API ${status.source.endpoint} stopped serving (${status.source.problem ?? 'failed'}); no rotation will come`,
+        );
       }
       if (status.remainingMs < threshold) {
         const { current } = status;
