@@ -135,7 +135,11 @@ export function answerRequest(response: ServerResponse, error: PeerError): void 
 export function answerStream(stream: ServerHttp2Stream, error: PeerError): void {
   if (stream.destroyed || stream.headersSent) return;
   const { status, body } = answerOf(error);
-  stream.respond({ ':status': status, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  stream.respond({
+    ':status': status,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
   stream.end(body);
 }
 

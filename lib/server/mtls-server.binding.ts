@@ -14,7 +14,14 @@ import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { notHttpsMessage, watchAdditionalServers } from './adapters/http-servers.js';
 import { decideAdmission, PeerCertificates, type Admission, type PeerChain } from './connection-admission.js';
-import { answerRequest, answerStream, answerTakeover, interceptServerEvents, rawSocketOf, readPeerChain } from './connection-gate.js';
+import {
+  answerRequest,
+  answerStream,
+  answerTakeover,
+  interceptServerEvents,
+  rawSocketOf,
+  readPeerChain,
+} from './connection-gate.js';
 import { admissionOf, recordAdmission } from './connection-identity.js';
 import { ConnectionTracker, type AdmittedConnection } from './connection-tracker.js';
 import { describeRejectedPeer, rejectedPeerOf, rememberPeerAddress } from './rejected-peer.js';

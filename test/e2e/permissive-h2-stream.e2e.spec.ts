@@ -49,7 +49,10 @@ describe('permissive mode, Fastify h2, no client certificate', () => {
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    @Module({ imports: [MtlsModule.forRoot({ credentials: server.credentials, mode: 'permissive', reload: { enabled: false } })], controllers: [GuardedController] })
+    @Module({
+      imports: [MtlsModule.forRoot({ credentials: server.credentials, mode: 'permissive', reload: { enabled: false } })],
+      controllers: [GuardedController],
+    })
     class M {}
     const moduleRef = await Test.createTestingModule({ imports: [M] }).compile();
     app = createCellApp(moduleRef, H2);

@@ -25,7 +25,16 @@ describe('proxy mode, loopback trust, on Fastify (plain HTTP on 127.0.0.1)', () 
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     [admin, orders] = await Promise.all([pki.peer(ADMIN), pki.peer(ORDERS)]);
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    @Module({ imports: [MtlsModule.forRoot({ peers: { orders: ORDERS }, credentials: server.credentials, proxy: { header: 'xfcc', trust: 'loopback' } })], controllers: [ProxyTestController] })
+    @Module({
+      imports: [
+        MtlsModule.forRoot({
+          peers: { orders: ORDERS },
+          credentials: server.credentials,
+          proxy: { header: 'xfcc', trust: 'loopback' },
+        }),
+      ],
+      controllers: [ProxyTestController],
+    })
     class M {}
     const moduleRef = await Test.createTestingModule({ imports: [M] }).compile();
     app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
@@ -37,17 +46,25 @@ describe('proxy mode, loopback trust, on Fastify (plain HTTP on 127.0.0.1)', () 
   });
 
   it('control: a real loopback connection with the sidecar header → 200 (text identity)', async () => {
-    const res = await rawRequest(app as unknown as INestApplication, '/orders-only', [[XFCC, `By=spiffe://shop.test/ns/edge/sa/envoy;URI=${ORDERS}`]]);
+    const res = await rawRequest(app as unknown as INestApplication, '/orders-only', [
+      [XFCC, `By=spiffe://shop.test/ns/edge/sa/envoy;URI=${ORDERS}`],
+    ]);
     expect(res.status).toBe(200);
   });
 
   it('inject() (no socket at all) carrying an XFCC header naming the admin is denied', async () => {
-    const res = await app.getHttpAdapter().getInstance().inject({ method: 'GET', url: '/admin-only', headers: { [XFCC]: xfccElement(admin) } });
+    const res = await app
+      .getHttpAdapter()
+      .getInstance()
+      .inject({ method: 'GET', url: '/admin-only', headers: { [XFCC]: xfccElement(admin) } });
     expect(res.statusCode).toBe(401);
   });
 
   it('inject() with a text-only element naming orders is denied', async () => {
-    const res = await app.getHttpAdapter().getInstance().inject({ method: 'GET', url: '/orders-only', headers: { [XFCC]: `URI=${ORDERS}` } });
+    const res = await app
+      .getHttpAdapter()
+      .getInstance()
+      .inject({ method: 'GET', url: '/orders-only', headers: { [XFCC]: `URI=${ORDERS}` } });
     expect(res.statusCode).toBe(401);
     void orders;
   });

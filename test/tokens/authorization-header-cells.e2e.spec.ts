@@ -25,9 +25,20 @@ class TokenController {
 
 function rawPost(port: number, peer: TestPeer, headerLines: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, ca: peer.caPem, cert: peer.chainPem, key: peer.keyPem, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-      socket.write(`POST /t/user HTTP/1.1\r\nHost: localhost\r\n${headerLines}Content-Length: 0\r\nConnection: close\r\n\r\n`);
-    });
+    const socket = connect(
+      {
+        host: '127.0.0.1',
+        port,
+        ca: peer.caPem,
+        cert: peer.chainPem,
+        key: peer.keyPem,
+        servername: 'localhost',
+        ALPNProtocols: ['http/1.1'],
+      },
+      () => {
+        socket.write(`POST /t/user HTTP/1.1\r\nHost: localhost\r\n${headerLines}Content-Length: 0\r\nConnection: close\r\n\r\n`);
+      },
+    );
     let text = '';
     socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
     socket.on('end', () => resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
