@@ -41,7 +41,8 @@ describe('ConnectionTracker.recheck', () => {
       events: { emit: (event) => events.push(event) },
       logRateLimitPerMinute: 5,
       logger: { log: () => undefined, warn: (line: string) => warnings.push(line), error: () => undefined },
-      sliceMs: 1,
+      // A yield after every connection whose check took any time at all: the pass below cannot finish in one slice.
+      sliceMs: 0,
     });
     const connections: AdmittedConnection[] = [];
     for (let i = 0; i < 5_000; i++) {
@@ -63,9 +64,14 @@ describe('ConnectionTracker.recheck', () => {
     expect(nobody).toMatchObject({ checked: 5_000, closed: 0, completed: true });
     expect(nobody.slices).toBeGreaterThan(1);
 
-    const revoking = await generation(3, [peers[0]!.serialNumber]);
+    // Both generations exist before either re-check starts: nothing is awaited between the two calls, so the older
+    // pass cannot run to its end before the newer one supersedes it (it has yielded once at most).
+    const [revoking, revokingAgain] = await Promise.all([
+      generation(3, [peers[0]!.serialNumber]),
+      generation(4, [peers[0]!.serialNumber]),
+    ]);
     const superseded = tracker.recheck(revoking);
-    const newer = tracker.recheck(await generation(4, [peers[0]!.serialNumber]));
+    const newer = tracker.recheck(revokingAgain);
     expect((await superseded).completed).toBe(false);
     const result = await newer;
     expect(result.completed).toBe(true);
