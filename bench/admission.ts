@@ -16,6 +16,8 @@ import { CertificateAuthority } from '../lib/testing/index.js';
 /** Median µs of one way of reading the peer certificate on a server socket, right after the handshake. */
 export interface SourceTiming {
   readonly source: string;
+  /** After a full handshake, or after a TLS 1.3 resumption (the session then carries the leaf alone). */
+  readonly handshake: 'full' | 'resumed';
   readonly medianUs: number;
   readonly samples: number;
 }
@@ -51,13 +53,17 @@ function median(values: number[]): number {
   return sorted[sorted.length >> 1] ?? Number.NaN;
 }
 
-/** Real ECDSA mTLS handshakes on 127.0.0.1 (full, TLS 1.3), each socket read one way only, round-robin. */
+/**
+ * Real ECDSA mTLS handshakes on 127.0.0.1 (TLS 1.3), full and resumed in turn (the client offers the last ticket it
+ * got on every other connection), each socket read one way only, round-robin over the sources.
+ */
 async function measureSources(handshakes: number): Promise<SourceTiming[]> {
   const ca = await CertificateAuthority.create({ commonName: 'bench root', trustDomain: 'bench.test' });
   const server = await ca.issue({ spiffeId: 'spiffe://bench.test/server', ipAddresses: ['127.0.0.1'] });
   const client = await ca.issue({ spiffeId: 'spiffe://bench.test/client' });
-  const timings = SOURCES.map(() => [] as number[]);
-  let n = 0;
+  const modes = ['full', 'resumed'] as const;
+  const timings = new Map(modes.map((mode) => [mode, SOURCES.map(() => [] as number[])]));
+  const turns = new Map(modes.map((mode) => [mode, 0]));
   const tls = createServer({
     key: server.keyPem,
     cert: server.chainPem,
@@ -66,25 +72,42 @@ async function measureSources(handshakes: number): Promise<SourceTiming[]> {
     rejectUnauthorized: true,
   });
   tls.on('secureConnection', (socket: TLSSocket) => {
-    const index = n++ % SOURCES.length;
+    const mode = socket.isSessionReused() ? 'resumed' : 'full';
+    const turn = turns.get(mode)!;
+    turns.set(mode, turn + 1);
+    const index = turn % SOURCES.length;
     const started = performance.now();
     SOURCES[index]![1](socket);
-    timings[index]!.push((performance.now() - started) * 1000);
+    timings.get(mode)![index]!.push((performance.now() - started) * 1000);
     socket.end();
   });
   tls.listen(0, '127.0.0.1');
   await once(tls, 'listening');
   const port = (tls.address() as AddressInfo).port;
   const context = createSecureContext({ ca: ca.rootPem, cert: client.chainPem, key: client.keyPem });
-  for (let i = 0; i < handshakes; i++) {
-    const socket = connect({ host: '127.0.0.1', port, secureContext: context, checkServerIdentity: () => undefined });
+  let ticket: Buffer | undefined;
+  for (let i = 0; i < 2 * handshakes; i++) {
+    const session = i % 2 === 1 ? ticket : undefined;
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      secureContext: context,
+      checkServerIdentity: () => undefined,
+      ...(session === undefined ? {} : { session }),
+    });
+    socket.on('session', (received: Buffer) => (ticket = received));
     socket.on('error', () => undefined);
     socket.resume();
     await once(socket, 'close');
   }
   tls.close();
   // The first rounds warm the JIT up: drop them.
-  return SOURCES.map(([source], i) => ({ source, medianUs: median(timings[i]!.slice(5)), samples: timings[i]!.length - 5 }));
+  return modes.flatMap((handshake) =>
+    SOURCES.map(([source], i) => {
+      const samples = timings.get(handshake)![i]!.slice(5);
+      return { source, handshake, medianUs: median(samples), samples: samples.length };
+    }),
+  );
 }
 
 class StandInSocket extends EventEmitter {

@@ -276,8 +276,8 @@ function floorRows(floors: readonly FloorResult[]): string[][] {
 function admissionSection({ admission }: BenchResults): string[] {
   if (admission === undefined) return [];
   const sources = table(
-    ['Peer certificate read right after the handshake', 'median µs'],
-    admission.sources.map((s) => [`\`socket.${s.source}\``, number(s.medianUs, 1)]),
+    ['Peer certificate read right after the handshake', 'handshake', 'median µs'],
+    admission.sources.map((s) => [`\`socket.${s.source}\``, s.handshake, number(s.medianUs, 1)]),
   );
   const rechecks = table(
     ['Re-check after a trust change', 'total ms', 'slices', 'max event-loop delay ms', 'closed'],

@@ -77,12 +77,14 @@ export function rawSocketOf(socket: TLSSocket): object | undefined {
 }
 
 /**
- * The chain the peer presented on this socket, read the cheapest correct way: the leaf's DER from
- * `getPeerCertificate(false)` (measured ~2.5× cheaper than `getPeerX509Certificate()`, which also links the chain),
- * and the certificates sent after it only when the leaf is not signed by a root of the bundle — through the first
- * `getPeerX509Certificate()` of the socket, the only call that carries them on Node 20, and never more than
- * {@link MAX_PEER_CHAIN} − 1 of them. A resumed session carries the leaf alone: it gets the chain that leaf presented
- * last. Undefined when the peer presented no certificate; throws CertificateParseError for an unreadable leaf.
+ * The chain the peer presented on this socket, read the cheapest correct way (bench/RESULTS.md has the figures).
+ * After a full handshake: the leaf's DER from `getPeerCertificate(false)` (~2.5× cheaper there than
+ * `getPeerX509Certificate()`, which also links the chain), and the certificates sent after it only when the leaf is not
+ * signed by a root of the bundle — through the first `getPeerX509Certificate()` of the socket, the only call that
+ * carries them on Node 20, and never more than {@link MAX_PEER_CHAIN} − 1 of them. A resumed session carries the leaf
+ * alone, which `getPeerX509Certificate()` reads ~5× cheaper than `getPeerCertificate(false)`: it gets the chain that
+ * leaf presented last. Undefined when the peer presented no certificate; throws CertificateParseError for an
+ * unreadable leaf.
  */
 export function readPeerChain(
   socket: TLSSocket,
@@ -90,10 +92,13 @@ export function readPeerChain(
   generation: TrustGeneration,
   resumed: boolean,
 ): PeerChain | undefined {
+  if (resumed) {
+    const raw = socket.getPeerX509Certificate()?.raw;
+    return raw === undefined ? undefined : certificates.lastChain(certificates.parse(raw));
+  }
   const raw = socket.getPeerCertificate(false)?.raw;
   if (raw === undefined) return undefined;
   const leaf = certificates.parse(raw);
-  if (resumed) return certificates.lastChain(leaf);
   if (issuedByRoot(leaf, generation.roots)) return certificates.chain(leaf, []);
   return certificates.chain(leaf, presentedAfter(socket.getPeerX509Certificate(), certificates));
 }
