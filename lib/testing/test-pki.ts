@@ -38,6 +38,8 @@ const HOUR = 3_600_000;
 export class TestPki implements AsyncDisposable {
   /** Directories {@link credentials} created, removed by {@link dispose}. */
   readonly #temporaryDirs = new Set<string>();
+  /** Issuers {@link tokenIssuer} created, disposed with this PKI (their JWKS directories). */
+  readonly #tokenIssuers = new Set<TestTokenIssuer>();
 
   private constructor(
     /** The CA that signs this PKI's peers. */
@@ -86,8 +88,10 @@ export class TestPki implements AsyncDisposable {
   }
 
   /** A token issuer with a real signing key; see {@link TestTokenIssuer}. */
-  tokenIssuer(options: TestTokenIssuerOptions = {}): Promise<TestTokenIssuer> {
-    return TestTokenIssuer.create(options);
+  async tokenIssuer(options: TestTokenIssuerOptions = {}): Promise<TestTokenIssuer> {
+    const issuer = await TestTokenIssuer.create(options);
+    this.#tokenIssuers.add(issuer);
+    return issuer;
   }
 
   /**
@@ -107,13 +111,17 @@ export class TestPki implements AsyncDisposable {
   }
 
   /**
-   * Removes the temporary directories {@link credentials} created (never a `dir` it was given). Close the apps that
-   * read them first. Safe to call twice; the PKI can still mint certificates afterwards.
+   * Removes the temporary directories {@link credentials} created (never a `dir` it was given) and those of the JWKS
+   * files its {@link tokenIssuer}s wrote. Close the apps that read them first. Safe to call twice; the PKI can still
+   * mint certificates afterwards.
    */
   async dispose(): Promise<void> {
     const dirs = [...this.#temporaryDirs];
     this.#temporaryDirs.clear();
-    await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    await Promise.all([
+      ...dirs.map((dir) => rm(dir, { recursive: true, force: true })),
+      ...[...this.#tokenIssuers].map((issuer) => issuer.dispose()),
+    ]);
   }
 
   /** `await using pki = await TestPki.create()` disposes it at the end of the block. */

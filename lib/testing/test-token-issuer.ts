@@ -1,5 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
@@ -36,8 +36,11 @@ let counter = 0;
 /**
  * A token issuer for tests: real keys, real signatures. Mints tokens with any claims and any key, deliberately broken
  * ones (unsigned, HS256 keyed with the public key, wrong key), writes its JWKS file (atomically, by rename) and rotates.
+ * {@link dispose} removes the directories {@link writeJwks} created (`TestPki.dispose()` does it for its issuers).
  */
-export class TestTokenIssuer {
+export class TestTokenIssuer implements AsyncDisposable {
+  /** Directories {@link writeJwks} created, removed by {@link dispose}. */
+  readonly #temporaryDirs = new Set<string>();
   #keys: TestSigningKey[];
   #current: TestSigningKey;
 
@@ -102,11 +105,31 @@ export class TestTokenIssuer {
    * renaming it over the target, as most writers do; returns the path.
    */
   async writeJwks(file?: string): Promise<string> {
-    const target = file ?? join(await mkdtemp(join(tmpdir(), 'nestjs-mtls-jwks-')), 'jwks.json');
+    let target = file;
+    if (target === undefined) {
+      const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-jwks-'));
+      this.#temporaryDirs.add(dir);
+      target = join(dir, 'jwks.json');
+    }
     const temporary = `${target}.${process.pid}.${++counter}.tmp`;
     await writeFile(temporary, JSON.stringify(this.jwks()));
     await rename(temporary, target);
     return target;
+  }
+
+  /**
+   * Removes the directories {@link writeJwks} created (never a `file` it was given). Close the apps that read them
+   * first. Safe to call twice; the issuer can still mint and write afterwards.
+   */
+  async dispose(): Promise<void> {
+    const dirs = [...this.#temporaryDirs];
+    this.#temporaryDirs.clear();
+    await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  }
+
+  /** `await using issuer = await TestTokenIssuer.create()` disposes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
   }
 
   /** A signed token: `iss` and `iat` by default, `exp` in 5 minutes unless `expiresInSec` says otherwise. */

@@ -85,4 +85,23 @@ describe('TestPki.dispose', () => {
     await pki.dispose(); // twice is fine
     await rm(own, { recursive: true });
   });
+
+  it("removes the folders its token issuers' writeJwks() made, and never a file it was given", async () => {
+    const { stat, mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { dirname, join } = await import('node:path');
+    const own = await mkdtemp(join(tmpdir(), 'nestjs-mtls-own-'));
+    const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const issuer = await pki.tokenIssuer();
+    const made = [await issuer.writeJwks(), await issuer.writeJwks()];
+    const given = await issuer.writeJwks(join(own, 'jwks.json'));
+    await pki.dispose();
+    for (const file of made) await expect(stat(dirname(file))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await stat(given)).isFile()).toBe(true);
+    // The issuer still writes after a dispose, and its own dispose removes what it wrote since.
+    const later = await issuer.writeJwks();
+    await issuer.dispose();
+    await expect(stat(dirname(later))).rejects.toMatchObject({ code: 'ENOENT' });
+    await rm(own, { recursive: true });
+  });
 });
