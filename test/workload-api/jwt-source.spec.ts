@@ -65,7 +65,9 @@ describe('WorkloadJwtSource', () => {
 
   it('caches a JWT-SVID per audience until half its lifetime', async () => {
     const { source, agent } = await setup();
-    agent.jwtTtlSeconds = 2;
+    // iat and exp are whole seconds: with 4 s the cache holds for at least 1 s after the fetch (iat is rounded down);
+    // with 2 s it could turn stale a few ms after the fetch.
+    agent.jwtTtlSeconds = 4;
     const first = await source.jwtSvid(AUDIENCE);
     const [again, concurrent] = await Promise.all([source.jwtSvid(AUDIENCE), source.jwtSvid([AUDIENCE, AUDIENCE])]);
     expect(again).toBe(first);
@@ -73,7 +75,9 @@ describe('WorkloadJwtSource', () => {
     expect(agent.calls.get('FetchJWTSVID')).toBe(1);
     await source.jwtSvid('another-audience');
     expect(agent.calls.get('FetchJWTSVID')).toBe(2);
-    await new Promise((r) => setTimeout(r, 1_100));
+    // Half its lifetime runs from its iat (at most its fetch): 2 s after iat, wherever that second began.
+    const { iat } = JSON.parse(Buffer.from(first.split('.')[1]!, 'base64url').toString()) as { iat: number };
+    await new Promise((r) => setTimeout(r, Math.max(0, iat * 1000 + 2_050 - Date.now())));
     const refreshed = await source.jwtSvid(AUDIENCE);
     expect(agent.calls.get('FetchJWTSVID')).toBe(3);
     expect(refreshed).not.toBe(first);
