@@ -39,7 +39,8 @@ export interface JwtBundleKeySourceOptions {
 const MAX_TRACKED_TRUST_DOMAINS = 64;
 
 /** What a key set lookup found for one trust domain, to log each change once. */
-type TrustDomainState = { readonly kind: 'keys'; readonly digest: string; readonly kids: string } | { readonly kind: BundleProblem };
+type TrustDomainState =
+  { readonly kind: 'keys'; readonly digest: string; readonly kids: string } | { readonly kind: BundleProblem };
 
 /**
  * An issuer's keys from the JWT bundles of the Workload API: one key set per trust domain. Each bundle version the
@@ -76,7 +77,9 @@ export class JwtBundleKeySource implements TrustDomainKeySource {
     if (bundles === undefined) return 'jwks_unavailable';
     if (this.#waiting !== undefined) {
       this.#waiting = undefined;
-      this.#options.logger.log(`token issuer ${this.#options.issuer}: JWT bundles from the Workload API ${this.#options.endpoint} arrived`);
+      this.#options.logger.log(
+        `token issuer ${this.#options.issuer}: JWT bundles from the Workload API ${this.#options.endpoint} arrived`,
+      );
     }
     const bundle = bundles.get(trustDomain);
     if (bundle === undefined) {

@@ -156,7 +156,8 @@ function jwksOf(option: string, value: unknown): ResolvedJwksSource {
 }
 
 function workloadApiOf(option: string, value: unknown): ResolvedJwksSource {
-  if (!isRecord(value)) return fail(option, 'must be an object ({} for the trust domain of each token\'s "sub" and SPIFFE_ENDPOINT_SOCKET)');
+  if (!isRecord(value))
+    return fail(option, 'must be an object ({} for the trust domain of each token\'s "sub" and SPIFFE_ENDPOINT_SOCKET)');
   known(option, value, WORKLOAD_API_KEYS);
   let trustDomain: string | undefined;
   if (value.trustDomain !== undefined) {

@@ -138,12 +138,7 @@ export class TokenVerifier {
       audience: [...issuer.audience],
       algorithms: [...(issuer.algorithms ?? ASYMMETRIC_ALGORITHMS)],
       clockTolerance: issuer.clockToleranceSec,
-      requiredClaims: [
-        'exp',
-        'aud',
-        ...(issuer.issuer === undefined ? [] : ['iss']),
-        ...(this.#jwtSvid ? ['sub'] : []),
-      ],
+      requiredClaims: ['exp', 'aud', ...(issuer.issuer === undefined ? [] : ['iss']), ...(this.#jwtSvid ? ['sub'] : [])],
       ...(issuer.maxTokenAgeSec === undefined ? {} : { maxTokenAge: issuer.maxTokenAgeSec }),
     };
     if ('keysFor' in source) {
@@ -178,7 +173,8 @@ export class TokenVerifier {
     if (typProblem !== undefined) return refuse('ERR_MTLS_TOKEN_INVALID', 'typ', typProblem);
     if (this.#jwtSvid) {
       const trustDomain = trustDomainOfSpiffeId(claims.sub);
-      if (trustDomain === undefined) return refuse('ERR_MTLS_TOKEN_INVALID', 'sub_invalid', 'a JWT-SVID "sub" must be a SPIFFE ID');
+      if (trustDomain === undefined)
+        return refuse('ERR_MTLS_TOKEN_INVALID', 'sub_invalid', 'a JWT-SVID "sub" must be a SPIFFE ID');
       if (this.#trustDomain !== undefined && trustDomain !== this.#trustDomain) {
         return refuse(
           'ERR_MTLS_TOKEN_UNBOUND',
