@@ -53,7 +53,8 @@ export class JwtBundleKeySource implements TrustDomainKeySource {
   readonly #options: JwtBundleKeySourceOptions;
   readonly #imported = new WeakMap<object, Promise<JwksKeySet | undefined>>();
   readonly #states = new Map<string, TrustDomainState>();
-  #waiting: TrustDomainState | undefined;
+  /** Set when startup went on without bundles: their arrival is logged once. */
+  #waiting = false;
 
   constructor(options: JwtBundleKeySourceOptions) {
     this.#options = options;
@@ -68,15 +69,15 @@ export class JwtBundleKeySource implements TrustDomainKeySource {
         `token issuer ${this.#options.issuer}: no JWT bundles from the Workload API ${this.#options.endpoint} yet ` +
           `(${error instanceof Error ? error.message : String(error)}); tokens are refused until they arrive`,
       );
-      this.#waiting = { kind: 'jwks_unavailable' };
+      this.#waiting = true;
     }
   }
 
   async keysFor(trustDomain: string): Promise<JwksKeySet | BundleProblem> {
     const bundles = this.#options.feed.currentJwtBundles;
     if (bundles === undefined) return 'jwks_unavailable';
-    if (this.#waiting !== undefined) {
-      this.#waiting = undefined;
+    if (this.#waiting) {
+      this.#waiting = false;
       this.#options.logger.log(
         `token issuer ${this.#options.issuer}: JWT bundles from the Workload API ${this.#options.endpoint} arrived`,
       );

@@ -9,7 +9,7 @@ import {
   type JWTVerifyOptions,
 } from 'jose';
 import { TokenError, type TokenErrorCode } from '../errors/mtls.errors.js';
-import { spiffeIdError } from '../identity/spiffe-id.js';
+import { parseSpiffeId, spiffeIdError } from '../identity/spiffe-id.js';
 import type { JwksKeySet } from './jwks-key-set.js';
 import { ASYMMETRIC_ALGORITHMS, type ResolvedTokenIssuer } from './token-config.js';
 import type { TokenBinding } from './tokens.options.js';
@@ -61,7 +61,7 @@ type KeyLookupReason = 'unknown_kid' | 'ambiguous_key' | 'jwks_unavailable' | 'k
 class KeyLookupFailure extends Error {
   constructor(
     readonly reason: KeyLookupReason,
-    /** The trust domain whose bundle was looked up (a validated name), for `no_bundle`. */
+    /** The trust domain whose JWT bundle was looked up (a validated name). */
     readonly trustDomain?: string,
   ) {
     super(reason);
@@ -70,9 +70,9 @@ class KeyLookupFailure extends Error {
 
 /** The trust domain of a SPIFFE ID, or undefined when `value` is not one. */
 export function trustDomainOfSpiffeId(value: unknown): string | undefined {
+  // Checked first: a token's claim is untrusted input, and a refusal should not cost an exception.
   if (typeof value !== 'string' || spiffeIdError(value) !== undefined) return undefined;
-  const end = value.indexOf('/', 'spiffe://'.length);
-  return value.slice('spiffe://'.length, end === -1 ? undefined : end);
+  return parseSpiffeId(value).trustDomain;
 }
 
 /**
