@@ -88,6 +88,7 @@ export type { VerifiedToken } from './tokens/token-verifier.js';
 export type {
   JwksFileOptions,
   JwksUrlOptions,
+  JwksWorkloadApiOptions,
   MtlsTokensOptions,
   RequireTokenOptions,
   TokenAlgorithm,

@@ -11,9 +11,21 @@ import {
   resolveWorkloadApiOptions,
   type ResolvedWorkloadApiOptions,
 } from './workload-api/workload-api.options.js';
+import { resolveWorkloadApiEndpoint } from './workload-api/workload-api.endpoint.js';
 import { workloadApiLabels } from './workload-api/x509-svid-response.js';
 import { resolveTokenOptions, type ResolvedTokenOptions } from './tokens/token-config.js';
 import type { MtlsProxyOptions, ResolvedProxyOptions } from './proxy/proxy.options.js';
+
+/** Resolves the address of each `jwks: { workloadApi }` issuer: its `socket`, else `SPIFFE_ENDPOINT_SOCKET`. */
+function withJwtBundleEndpoints(tokens: ResolvedTokenOptions): ResolvedTokenOptions {
+  const issuers = new Map(tokens.issuers);
+  for (const [name, issuer] of issuers) {
+    if (issuer.jwks.kind !== 'workloadApi') continue;
+    const { address } = resolveWorkloadApiEndpoint(issuer.jwks.socket, `tokens.issuers.${name}.jwks.workloadApi`);
+    issuers.set(name, { ...issuer, jwks: { ...issuer.jwks, socket: address } });
+  }
+  return { issuers };
+}
 
 /** Module options with every default applied and every value checked, computed once at startup. */
 export interface ResolvedMtlsOptions {
@@ -285,7 +297,7 @@ export function resolveMtlsOptions(options: MtlsModuleOptions): ResolvedMtlsOpti
       pollIntervalMs: wholeNumber('reload.pollIntervalMs', options.reload?.pollIntervalMs, 60_000, 0),
       maxRetryDelayMs: wholeNumber('reload.maxRetryDelayMs', options.reload?.maxRetryDelayMs, 5_000, 10),
     },
-    tokens: resolveTokenOptions(options.tokens),
+    tokens: withJwtBundleEndpoints(resolveTokenOptions(options.tokens)),
     proxy: resolveProxy(options.proxy, options.mode),
   };
 }

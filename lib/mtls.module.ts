@@ -6,7 +6,7 @@ import { describeCredentials } from './credentials/credentials-description.js';
 import { loadCredentials } from './credentials/credentials-loader.js';
 import { CredentialsReloadService } from './credentials-reload.service.js';
 import type { CredentialFiles } from './credentials/credentials.interfaces.js';
-import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_OPTIONS } from './mtls.constants.js';
+import { MTLS_CLIENT_CREDENTIALS, MTLS_IDENTITY_CREDENTIALS, MTLS_JWT_BUNDLE_FEEDS, MTLS_OPTIONS } from './mtls.constants.js';
 import { credentialUsages, resolveMtlsOptions, type ResolvedMtlsOptions } from './mtls.config.js';
 import { MTLS_MODULE_OPTIONS, MtlsConfigurableModule } from './mtls.module-definition.js';
 import type { CredentialSetName } from './observability/mtls-events.js';
@@ -21,12 +21,21 @@ import { ConnectionIdentitySource, PeerIdentitySource } from './server/peer-iden
 import { PeerPolicyRegistry } from './server/peer-policy.registry.js';
 import { WorkloadApiSources } from './workload-api/workload-api-sources.service.js';
 import type { ResolvedWorkloadApiOptions } from './workload-api/workload-api.options.js';
+import { WorkloadJwtSource } from './workload-api/jwt-source.js';
 import { WorkloadX509Source } from './workload-api/x509-source.js';
 import { MtlsTokenGuard } from './tokens/token.guard.js';
 import { TokenIssuers } from './tokens/token-issuers.service.js';
+import type { JwtBundleFeedOpener } from './tokens/jwt-bundle-key-source.js';
 import { TokenPolicyRegistry } from './tokens/token-policy.registry.js';
 
 const logger = new Logger('MtlsModule');
+
+/** How long bootstrap waits for a token issuer's first JWT bundles before starting without them. */
+const JWT_BUNDLES_STARTUP_WAIT_MS = 2_000;
+
+/** The JWT bundle stream of `jwks: { workloadApi }` issuers; `@grpc/grpc-js` is loaded by the first one opened. */
+const openJwtBundleFeed: JwtBundleFeedOpener = (socket, logger) =>
+  WorkloadJwtSource.connect({ socket, logger, timeoutMs: JWT_BUNDLES_STARTUP_WAIT_MS });
 
 async function openStore(
   set: CredentialSetName,
@@ -111,6 +120,7 @@ const providers: Provider[] = [
   MtlsGuard,
   { provide: APP_GUARD, useExisting: MtlsGuard },
   TokenPolicyRegistry,
+  { provide: MTLS_JWT_BUNDLE_FEEDS, useValue: openJwtBundleFeed },
   TokenIssuers,
   MtlsTokenGuard,
   // After MtlsGuard: Nest runs global guards in this order, so the peer rule is always checked before the token.

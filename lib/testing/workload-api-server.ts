@@ -69,6 +69,8 @@ export class WorkloadApiTestServer {
   #crlsDer: readonly Buffer[] = [];
   #refusal: WorkloadApiRefusal | undefined;
   readonly #jwtAuthorities = new Map<string, JwtAuthority>();
+  /** JWT bundles set as documents, by trust domain; `null`: the trust domain has none, whatever its authority. */
+  readonly #jwtBundles = new Map<string, object | null>();
   #jwtTtlSeconds = 300;
   /** Counts of calls received, by method name (`FetchX509SVID`, `FetchJWTSVID`, …). */
   readonly calls = new Map<string, number>();
@@ -135,6 +137,18 @@ export class WorkloadApiTestServer {
     this.#jwtAuthorities.set(trustDomain, { kid, key: privateKey, jwk });
     this.#pushJwtBundles();
     return kid;
+  }
+
+  /**
+   * Serves `jwks` (a JWKS document, e.g. `{ keys: [{ …, kid, use: 'jwt-svid' }] }`) as the JWT bundle of `trustDomain`
+   * instead of its authority's key, or no bundle for it (`null`); `undefined` goes back to the authority's. Pushes
+   * the new state. For key rotation, foreign keys and malformed bundles; JWT-SVIDs minted by FetchJWTSVID are still
+   * signed by the authority.
+   */
+  setJwtBundle(trustDomain: string, jwks: object | null | undefined): void {
+    if (jwks === undefined) this.#jwtBundles.delete(trustDomain);
+    else this.#jwtBundles.set(trustDomain, jwks);
+    this.#pushJwtBundles();
   }
 
   /** Lifetime of minted JWT-SVIDs. @default 300 */
@@ -241,12 +255,15 @@ export class WorkloadApiTestServer {
   }
 
   #jwtBundlesMessage(): Buffer | undefined {
-    if (this.#jwtAuthorities.size === 0) return undefined;
+    if (this.#jwtAuthorities.size === 0 && this.#jwtBundles.size === 0) return undefined;
+    const documents = new Map<string, object | null>(
+      [...this.#jwtAuthorities].map(([td, authority]) => [td, { keys: [authority.jwk] }]),
+    );
+    for (const [td, jwks] of this.#jwtBundles) documents.set(td, jwks);
     const bundles = new Map(
-      [...this.#jwtAuthorities].map(([td, authority]) => [
-        `spiffe://${td}`,
-        Buffer.from(JSON.stringify({ keys: [authority.jwk] })),
-      ]),
+      [...documents].flatMap(([td, jwks]) =>
+        jwks === null ? [] : [[`spiffe://${td}`, Buffer.from(JSON.stringify(jwks))] as const],
+      ),
     );
     return encodeJwtBundlesResponse({ bundles });
   }

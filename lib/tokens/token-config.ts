@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { parseTrustDomain } from '../identity/spiffe-id.js';
 import type { MtlsTokensOptions, TokenAlgorithm } from './tokens.options.js';
 
 /** Every algorithm a token issuer may be pinned to: asymmetric signatures only. */
@@ -28,13 +29,21 @@ export type ResolvedJwksSource =
       readonly cooldownMs: number;
       readonly staleIfErrorMs: number;
       readonly timeoutMs: number;
+    }
+  | {
+      readonly kind: 'workloadApi';
+      /** Trust domain name; undefined: the trust domain of each token's `sub`. */
+      readonly trustDomain: string | undefined;
+      /** As configured; undefined: `SPIFFE_ENDPOINT_SOCKET` (the module resolves and checks it). */
+      readonly socket: string | undefined;
     };
 
 /** One issuer with every default applied. */
 export interface ResolvedTokenIssuer {
   /** The configured name (`@RequireToken('<name>')`), used in logs and metric labels. */
   readonly name: string;
-  readonly issuer: string;
+  /** The required `iss`; undefined only with a `workloadApi` key source (then `iss` is not checked). */
+  readonly issuer: string | undefined;
   readonly audience: readonly string[];
   readonly jwks: ResolvedJwksSource;
   /** Pinned algorithms; undefined: every asymmetric algorithm the keys allow. */
@@ -51,6 +60,7 @@ export interface ResolvedTokenOptions {
 
 const ISSUER_KEYS = ['issuer', 'audience', 'jwks', 'algorithms', 'clockToleranceSec', 'maxTokenAgeSec', 'typ'];
 const URL_KEYS = ['url', 'caFile', 'expectPeer', 'refreshMs', 'cooldownMs', 'staleIfErrorMs', 'timeoutMs'];
+const WORKLOAD_API_KEYS = ['trustDomain', 'socket'];
 const MAX_CLOCK_TOLERANCE_SEC = 300;
 
 function fail(option: string, problem: string): never {
@@ -101,10 +111,15 @@ function jwksOf(option: string, value: unknown): ResolvedJwksSource {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) fail(option, `is ${JSON.stringify(value)}; use an https:// URL or a file path`);
     return { kind: 'file', file: resolve(nonEmptyString(option, value)) };
   }
-  if (!isRecord(value)) return fail(option, 'is missing: give a JWKS file path, an https:// URL, { file } or { url }');
+  if (!isRecord(value))
+    return fail(option, 'is missing: give a JWKS file path, an https:// URL, { file }, { url } or { workloadApi }');
   if ('file' in value) {
     known(option, value, ['file']);
     return { kind: 'file', file: resolve(nonEmptyString(`${option}.file`, value.file)) };
+  }
+  if ('workloadApi' in value) {
+    known(option, value, ['workloadApi']);
+    return workloadApiOf(`${option}.workloadApi`, value.workloadApi);
   }
   known(option, value, URL_KEYS);
   const text = nonEmptyString(`${option}.url`, value.url);
@@ -140,13 +155,33 @@ function jwksOf(option: string, value: unknown): ResolvedJwksSource {
   };
 }
 
+function workloadApiOf(option: string, value: unknown): ResolvedJwksSource {
+  if (!isRecord(value))
+    return fail(option, 'must be an object ({} for the trust domain of each token\'s "sub" and SPIFFE_ENDPOINT_SOCKET)');
+  known(option, value, WORKLOAD_API_KEYS);
+  let trustDomain: string | undefined;
+  if (value.trustDomain !== undefined) {
+    const text = nonEmptyString(`${option}.trustDomain`, value.trustDomain);
+    try {
+      trustDomain = parseTrustDomain(text);
+    } catch (error) {
+      fail(`${option}.trustDomain`, `is not a trust domain (${(error as Error).message}): use e.g. "shop.test"`);
+    }
+  }
+  const socket = value.socket === undefined ? undefined : nonEmptyString(`${option}.socket`, value.socket);
+  return { kind: 'workloadApi', trustDomain, socket };
+}
+
 /** Checks one issuer; each problem names its option and what to use instead. */
 function resolveIssuer(name: string, value: unknown): ResolvedTokenIssuer {
   const option = `tokens.issuers.${name}`;
   if (!isRecord(value)) return fail(option, 'must be an object { issuer, audience, jwks }');
   known(option, value, ISSUER_KEYS);
-  if (value.issuer === undefined) fail(`${option}.issuer`, 'is missing: give the exact "iss" its tokens carry');
-  const issuer = nonEmptyString(`${option}.issuer`, value.issuer);
+  const jwks = jwksOf(`${option}.jwks`, value.jwks);
+  // JWT-SVIDs are checked by their trust domain's keys and `sub`; their `iss` is often absent or not meaningful.
+  if (value.issuer === undefined && jwks.kind !== 'workloadApi')
+    fail(`${option}.issuer`, 'is missing: give the exact "iss" its tokens carry (optional only with jwks: { workloadApi })');
+  const issuer = value.issuer === undefined ? undefined : nonEmptyString(`${option}.issuer`, value.issuer);
   const audiences = typeof value.audience === 'string' ? [value.audience] : value.audience;
   if (!Array.isArray(audiences) || audiences.length === 0 || audiences.some((a) => typeof a !== 'string' || a.trim() === '')) {
     fail(
@@ -169,7 +204,7 @@ function resolveIssuer(name: string, value: unknown): ResolvedTokenIssuer {
     name,
     issuer,
     audience: Object.freeze([...(audiences as string[])]),
-    jwks: jwksOf(`${option}.jwks`, value.jwks),
+    jwks,
     algorithms: algorithmsOf(`${option}.algorithms`, value.algorithms),
     clockToleranceSec: tolerance as number,
     maxTokenAgeSec: maxAge as number | undefined,

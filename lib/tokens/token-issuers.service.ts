@@ -5,32 +5,37 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnModuleInit,
+  Optional,
 } from '@nestjs/common';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { MtlsHttpClient } from '../client/mtls-http-client.js';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
-import { MTLS_OPTIONS } from '../mtls.constants.js';
+import { MTLS_JWT_BUNDLE_FEEDS, MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { LogRateLimiter } from '../observability/log-rate-limiter.js';
 import { MtlsEvents } from '../observability/mtls-events.js';
 import { JwksFileSource } from './jwks-file-source.js';
 import { MAX_JWKS_BYTES } from './jwks-key-set.js';
 import { JwksUrlSource, type JwksFetch } from './jwks-url-source.js';
+import { JwtBundleKeySource, type JwtBundleFeedOpener } from './jwt-bundle-key-source.js';
 import type { ResolvedJwksSource, ResolvedTokenIssuer } from './token-config.js';
 import { TokenVerifier } from './token-verifier.js';
 
 /**
  * The module's token issuers: one {@link TokenVerifier} per issuer, built once at startup with its key source.
  * A JWKS file is read at startup (an invalid one stops the application) and watched from bootstrap on; a JWKS URL is
- * fetched at bootstrap (a failure is logged; tokens are refused until a fetch succeeds).
+ * fetched at bootstrap (a failure is logged; tokens are refused until a fetch succeeds). A Workload API source opens
+ * the JWT bundle stream at startup and waits for the first bundles at bootstrap, briefly: when the agent is away the
+ * application starts all the same, logs it, and refuses the issuer's tokens until the bundles arrive.
  */
 @Injectable()
 export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly #logger = new Logger('MtlsTokens');
   readonly #verifiers = new Map<string, TokenVerifier>();
-  readonly #sources = new Map<string, JwksFileSource | JwksUrlSource>();
+  readonly #sources = new Map<string, JwksFileSource | JwksUrlSource | JwtBundleKeySource>();
   readonly #files: JwksFileSource[] = [];
+  readonly #bundles: JwtBundleKeySource[] = [];
   readonly #urls: JwksUrlSource[] = [];
   readonly #agents: Agent[] = [];
   readonly #staleLog: LogRateLimiter;
@@ -39,6 +44,7 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
     @Inject(MTLS_OPTIONS) private readonly options: ResolvedMtlsOptions,
     private readonly events: MtlsEvents,
     private readonly http: MtlsHttpClient,
+    @Optional() @Inject(MTLS_JWT_BUNDLE_FEEDS) private readonly openJwtBundleFeed?: JwtBundleFeedOpener,
   ) {
     this.#staleLog = new LogRateLimiter(options.logRateLimitPerMinute);
   }
@@ -49,18 +55,23 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
   }
 
   /** The key source of an issuer (for health and tests). */
-  source(name: string): JwksFileSource | JwksUrlSource | undefined {
+  source(name: string): JwksFileSource | JwksUrlSource | JwtBundleKeySource | undefined {
     return this.#sources.get(name);
   }
 
   async onModuleInit(): Promise<void> {
     for (const issuer of this.options.tokens.issuers.values()) {
+      const { jwks } = issuer;
       const source =
-        issuer.jwks.kind === 'file' ? await this.#fileSource(issuer, issuer.jwks.file) : this.#urlSource(issuer, issuer.jwks);
+        jwks.kind === 'file'
+          ? await this.#fileSource(issuer, jwks.file)
+          : jwks.kind === 'url'
+            ? this.#urlSource(issuer, jwks)
+            : await this.#bundleSource(issuer, jwks);
       this.#sources.set(issuer.name, source);
       this.#verifiers.set(issuer.name, new TokenVerifier(issuer, source));
       this.#logger.log(
-        `token issuer ${issuer.name}: iss ${issuer.issuer}, aud ${issuer.audience.join(' ')}, keys from ${describeSource(issuer.jwks)}`,
+        `token issuer ${issuer.name}: iss ${issuer.issuer ?? '(not checked)'}, aud ${issuer.audience.join(' ')}, keys from ${describeSource(jwks)}`,
       );
     }
   }
@@ -68,12 +79,16 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
   async onApplicationBootstrap(): Promise<void> {
     if (this.options.reload.enabled) await Promise.all(this.#files.map((source) => source.start()));
     // A failure is logged by the source; requests retry (at most once a second while it fails).
-    await Promise.all(this.#urls.map((source) => source.keys().catch(() => undefined)));
+    await Promise.all([
+      ...this.#urls.map((source) => source.keys().catch(() => undefined)),
+      ...this.#bundles.map((source) => source.start()),
+    ]);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     const files = this.#files.splice(0);
     await Promise.all(files.map((source) => source.stop()));
+    for (const source of this.#bundles.splice(0)) source.stop();
     await Promise.all(this.#agents.splice(0).map((agent) => agent.close()));
   }
 
@@ -105,6 +120,28 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
       throw error;
     }
     this.#files.push(source);
+    return source;
+  }
+
+  async #bundleSource(
+    issuer: ResolvedTokenIssuer,
+    jwks: Extract<ResolvedJwksSource, { kind: 'workloadApi' }>,
+  ): Promise<JwtBundleKeySource> {
+    // The module resolved the address (option or SPIFFE_ENDPOINT_SOCKET) and provides the opener.
+    if (this.openJwtBundleFeed === undefined || jwks.socket === undefined) {
+      throw new MtlsConfigError(
+        'ERR_MTLS_CONFIG_INVALID',
+        `MtlsModule option "tokens.issuers.${issuer.name}.jwks.workloadApi" needs MtlsModule (TokenIssuers was provided without it)`,
+      );
+    }
+    const source = new JwtBundleKeySource({
+      issuer: issuer.name,
+      endpoint: jwks.socket,
+      feed: await this.openJwtBundleFeed(jwks.socket, this.#logger),
+      algorithms: issuer.algorithms,
+      logger: this.#logger,
+    });
+    this.#bundles.push(source);
     return source;
   }
 
@@ -178,9 +215,10 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
 }
 
 function describeSource(jwks: ResolvedJwksSource): string {
-  return jwks.kind === 'file'
-    ? jwks.file
-    : jwks.caFile === undefined
-      ? `${jwks.url.href} (mTLS)`
-      : `${jwks.url.href} (CA ${jwks.caFile})`;
+  if (jwks.kind === 'file') return jwks.file;
+  if (jwks.kind === 'workloadApi') {
+    const trustDomain = jwks.trustDomain === undefined ? "the trust domain of each token's sub" : jwks.trustDomain;
+    return `the JWT bundles of the Workload API ${jwks.socket ?? ''} (${trustDomain})`;
+  }
+  return jwks.caFile === undefined ? `${jwks.url.href} (mTLS)` : `${jwks.url.href} (CA ${jwks.caFile})`;
 }

@@ -1,6 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
-import { decodeProtectedHeader, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import {
+  decodeProtectedHeader,
+  jwtVerify,
+  type CryptoKey,
+  type FlattenedJWSInput,
+  type JWTHeaderParameters,
+  type JWTPayload,
+  type JWTVerifyOptions,
+} from 'jose';
 import { TokenError, type TokenErrorCode } from '../errors/mtls.errors.js';
+import { parseSpiffeId, spiffeIdError } from '../identity/spiffe-id.js';
 import type { JwksKeySet } from './jwks-key-set.js';
 import { ASYMMETRIC_ALGORITHMS, type ResolvedTokenIssuer } from './token-config.js';
 import type { TokenBinding } from './tokens.options.js';
@@ -11,6 +20,15 @@ export interface KeySource {
   keys(): Promise<JwksKeySet>;
   /** A fresher key set after a token named an unknown `kid`; rate-limited by the source, so possibly the same one. */
   refreshForUnknownKid(): Promise<JwksKeySet>;
+}
+
+/** Why a trust domain has no key set to verify with: no bundles received yet, or none (or no usable key) for it. */
+export type BundleProblem = 'jwks_unavailable' | 'no_bundle';
+
+/** Keys by trust domain (SPIFFE JWT bundles): a JWT-SVID is verified with the bundle of one trust domain. */
+export interface TrustDomainKeySource {
+  /** The key set of `trustDomain`'s JWT bundle (a validated name), or why there is none. Never rejects. */
+  keysFor(trustDomain: string): Promise<JwksKeySet | BundleProblem>;
 }
 
 /** What the connection proves about the caller, read once per connection. */
@@ -37,11 +55,42 @@ export interface VerifiedToken {
   readonly token: string;
 }
 
+type KeyLookupReason = 'unknown_kid' | 'ambiguous_key' | 'jwks_unavailable' | 'kid_missing' | 'sub_invalid' | 'no_bundle';
+
 /** Thrown from the key resolver; carried through jose and mapped to a reason. */
 class KeyLookupFailure extends Error {
-  constructor(readonly reason: 'unknown_kid' | 'ambiguous_key' | 'jwks_unavailable') {
+  constructor(
+    readonly reason: KeyLookupReason,
+    /** The trust domain whose JWT bundle was looked up (a validated name). */
+    readonly trustDomain?: string,
+  ) {
     super(reason);
   }
+}
+
+/** The trust domain of a SPIFFE ID, or undefined when `value` is not one. */
+export function trustDomainOfSpiffeId(value: unknown): string | undefined {
+  // Checked first: a token's claim is untrusted input, and a refusal should not cost an exception.
+  if (typeof value !== 'string' || spiffeIdError(value) !== undefined) return undefined;
+  return parseSpiffeId(value).trustDomain;
+}
+
+/**
+ * The trust domain of an unverified JWT payload's `sub`, to choose the bundle its signature is checked with (as
+ * go-spiffe's `jwtsvid.ParseAndValidate` does); the verified `sub` is checked again after the signature.
+ */
+function subTrustDomain(payload: string | Uint8Array): string {
+  let claims: unknown;
+  try {
+    // A compact JWT's payload is base64url text (jwtVerify refuses unencoded payloads after this lookup).
+    if (typeof payload !== 'string') throw new TypeError('unencoded payload');
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    throw new KeyLookupFailure('sub_invalid');
+  }
+  const trustDomain = trustDomainOfSpiffeId((claims as { sub?: unknown } | null)?.sub);
+  if (trustDomain === undefined) throw new KeyLookupFailure('sub_invalid');
+  return trustDomain;
 }
 
 const MAX_LOGGED_CHARS = 128;
@@ -74,21 +123,31 @@ const X5T_S256 = /^[A-Za-z0-9_-]{43}$/;
 export class TokenVerifier {
   readonly #options: JWTVerifyOptions;
   readonly #issuer: ResolvedTokenIssuer;
-  readonly #source: KeySource;
-  readonly #getKey: (header: { kid?: string; alg?: string }) => Promise<CryptoKey>;
+  readonly #getKey: (header: JWTHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
+  /** With JWT bundles: the configured trust domain, or undefined for the trust domain of each token's `sub`. */
+  readonly #trustDomain: string | undefined;
+  readonly #jwtSvid: boolean;
 
-  constructor(issuer: ResolvedTokenIssuer, source: KeySource) {
+  /** `source` is a {@link TrustDomainKeySource} exactly when the issuer's keys come from `jwks: { workloadApi }`. */
+  constructor(issuer: ResolvedTokenIssuer, source: KeySource | TrustDomainKeySource) {
     this.#issuer = issuer;
-    this.#source = source;
+    this.#jwtSvid = issuer.jwks.kind === 'workloadApi';
+    this.#trustDomain = issuer.jwks.kind === 'workloadApi' ? issuer.jwks.trustDomain : undefined;
     this.#options = {
-      issuer: issuer.issuer,
+      ...(issuer.issuer === undefined ? {} : { issuer: issuer.issuer }),
       audience: [...issuer.audience],
       algorithms: [...(issuer.algorithms ?? ASYMMETRIC_ALGORITHMS)],
       clockTolerance: issuer.clockToleranceSec,
-      requiredClaims: ['exp', 'iss', 'aud'],
+      requiredClaims: ['exp', 'aud', ...(issuer.issuer === undefined ? [] : ['iss']), ...(this.#jwtSvid ? ['sub'] : [])],
       ...(issuer.maxTokenAgeSec === undefined ? {} : { maxTokenAge: issuer.maxTokenAgeSec }),
     };
-    this.#getKey = (header) => this.#key(header.kid, header.alg ?? '');
+    if ('keysFor' in source) {
+      const bundles = source;
+      this.#getKey = (header, token) => this.#bundleKey(bundles, header.kid, header.alg ?? '', token.payload);
+    } else {
+      const keys = source;
+      this.#getKey = (header) => this.#key(keys, header.kid, header.alg ?? '');
+    }
   }
 
   /** The issuer this verifier checks. */
@@ -112,6 +171,18 @@ export class TokenVerifier {
       new TokenError(code, message, { issuer: this.#issuer.name, reason, kid: kidOf(token), sub, scope });
     const typProblem = this.#typProblem(typ, requirement.bind);
     if (typProblem !== undefined) return refuse('ERR_MTLS_TOKEN_INVALID', 'typ', typProblem);
+    if (this.#jwtSvid) {
+      const trustDomain = trustDomainOfSpiffeId(claims.sub);
+      if (trustDomain === undefined)
+        return refuse('ERR_MTLS_TOKEN_INVALID', 'sub_invalid', 'a JWT-SVID "sub" must be a SPIFFE ID');
+      if (this.#trustDomain !== undefined && trustDomain !== this.#trustDomain) {
+        return refuse(
+          'ERR_MTLS_TOKEN_UNBOUND',
+          'sub_trust_domain',
+          `JWT-SVID "sub" is not in trust domain ${this.#trustDomain}, whose keys verified it`,
+        );
+      }
+    }
     if (requirement.bind === 'certificate') {
       const cnf = claims.cnf as Record<string, unknown> | undefined;
       const x5t = typeof cnf === 'object' && cnf !== null ? cnf['x5t#S256'] : undefined;
@@ -145,17 +216,33 @@ export class TokenVerifier {
     return { issuerName: this.#issuer.name, claims, token };
   }
 
-  async #key(kid: string | undefined, alg: string): Promise<CryptoKey> {
+  /** A JWT-SVID's key: by `kid` (required), in the JWT bundle of the configured trust domain or of `sub`'s. */
+  async #bundleKey(
+    source: TrustDomainKeySource,
+    kid: string | undefined,
+    alg: string,
+    payload: string | Uint8Array,
+  ): Promise<CryptoKey> {
+    if (kid === undefined || kid === '') throw new KeyLookupFailure('kid_missing');
+    const trustDomain = this.#trustDomain ?? subTrustDomain(payload);
+    const keys = await source.keysFor(trustDomain);
+    if (typeof keys === 'string') throw new KeyLookupFailure(keys, trustDomain);
+    const found = keys.find(kid, alg);
+    if (typeof found === 'string') throw new KeyLookupFailure(found, trustDomain);
+    return found;
+  }
+
+  async #key(source: KeySource, kid: string | undefined, alg: string): Promise<CryptoKey> {
     let keys: JwksKeySet;
     try {
-      keys = await this.#source.keys();
+      keys = await source.keys();
     } catch {
       throw new KeyLookupFailure('jwks_unavailable');
     }
     let found = keys.find(kid, alg);
     if (found === 'unknown_kid') {
       try {
-        found = (await this.#source.refreshForUnknownKid()).find(kid, alg);
+        found = (await source.refreshForUnknownKid()).find(kid, alg);
       } catch {
         throw new KeyLookupFailure('jwks_unavailable');
       }
@@ -200,12 +287,17 @@ function kidOf(token: string): string | undefined {
 /** The stable reason and a fixed message for a jose or key lookup failure; jose's own texts name claims, never values. */
 function describeFailure(error: unknown): readonly [reason: string, message: string] {
   if (error instanceof KeyLookupFailure) {
-    const messages = {
+    const messages: Readonly<Record<KeyLookupReason, string>> = {
       unknown_kid: 'no key of the issuer matches the token\'s "kid" and "alg"',
       ambiguous_key: 'several keys of the issuer match a token without "kid"',
       jwks_unavailable: "the issuer's keys are not available",
+      kid_missing: 'a JWT-SVID must name its key ("kid")',
+      sub_invalid: 'a JWT-SVID "sub" must be a SPIFFE ID',
+      no_bundle: 'no JWT bundle with a usable key for the trust domain',
     };
-    return [error.reason, messages[error.reason]];
+    const { reason, trustDomain } = error;
+    if (trustDomain === undefined) return [reason, messages[reason]];
+    return [reason, `${messages[reason]}${reason === 'no_bundle' ? ` ${trustDomain}` : ` (JWT bundle of ${trustDomain})`}`];
   }
   const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
   switch (code) {

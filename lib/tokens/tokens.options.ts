@@ -28,14 +28,30 @@ export interface JwksFileOptions {
   file: string;
 }
 
+/**
+ * JWT-SVIDs checked with the JWT bundles of the SPIFFE Workload API (`FetchJWTBundles`), kept current as the agent
+ * pushes changes. A token must name its key (`kid`), and its `sub` must be a SPIFFE ID of the bundle's trust domain.
+ */
+export interface JwksWorkloadApiOptions {
+  workloadApi: {
+    /**
+     * Only this trust domain's JWT bundle is used, and `sub` must be in it (`shop.test` or `spiffe://shop.test`).
+     * @default the trust domain of the token's `sub` (on a `'peer-id'` route: the peer's, since `sub` must be its ID)
+     */
+    trustDomain?: string;
+    /** `unix:///path/to/agent.sock` or `tcp://<IP>:<port>`. @default the `SPIFFE_ENDPOINT_SOCKET` environment variable */
+    socket?: string;
+  };
+}
+
 /** One trusted token issuer. */
 export interface TokenIssuerOptions {
-  /** The exact `iss` tokens must carry. */
-  issuer: string;
+  /** The exact `iss` tokens must carry. Required, except with `jwks: { workloadApi }`: then `iss` is checked only if given. */
+  issuer?: string;
   /** The audience(s) this service accepts; a token's `aud` must name one of them. */
   audience: string | string[];
   /** Where the issuer's public keys are: a file path, an `https://` URL, or the object forms. */
-  jwks: string | JwksFileOptions | JwksUrlOptions;
+  jwks: string | JwksFileOptions | JwksUrlOptions | JwksWorkloadApiOptions;
   /** Algorithms accepted, pinned. @default every asymmetric algorithm the issuer's keys allow */
   algorithms?: TokenAlgorithm[];
   /** Leeway for `exp`, `nbf` and `iat`, in seconds, 0 to 300. @default 30 */

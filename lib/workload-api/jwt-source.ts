@@ -150,12 +150,23 @@ export class WorkloadJwtSource {
   /**
    * The JWT bundle of `trustDomain` (a name or `spiffe://name`) as a JWKS, or undefined when the agent has none for
    * it. Waits for the first bundles message (up to `timeoutMs`). Keys marked `use: "jwt-svid"` are given without
-   * `use`, since JOSE libraries skip keys whose `use` is not `sig`.
+   * `use`, since JOSE libraries skip keys whose `use` is not `sig`; keys of another use (`x509-svid`) are left out.
    */
   async jwtBundleFor(trustDomain: string): Promise<JwtBundle | undefined> {
     const name = parseTrustDomain(trustDomain);
     if (this.#bundles === undefined) await this.#waitForBundles();
     return this.#bundles?.get(name);
+  }
+
+  /** Every trust domain's JWT bundle, by name, as {@link jwtBundleFor} gives them; waits for the first bundles like it. */
+  async jwtBundles(): Promise<ReadonlyMap<string, JwtBundle>> {
+    if (this.#bundles === undefined) await this.#waitForBundles();
+    return this.#bundles!;
+  }
+
+  /** The JWT bundles received last, by trust domain name, without waiting: undefined until the first message. */
+  get currentJwtBundles(): ReadonlyMap<string, JwtBundle> | undefined {
+    return this.#bundles;
   }
 
   /** Stops the bundle stream and closes the channel. Idempotent. */
@@ -231,6 +242,8 @@ export class WorkloadJwtSource {
           )
           // Public parts only: a bundle that carries a private member ("d") is a leak, not a key to use.
           .filter((k) => !('d' in k))
+          // JWT-SVID keys only: an X509-SVID authority ("use": "x509-svid") never verifies a token.
+          .filter((k) => k.use === undefined || k.use === 'jwt-svid' || k.use === 'sig')
           .map(({ use: _use, ...rest }) => Object.freeze(rest) as JwtBundleKey);
         bundles.set(parseTrustDomain(name), Object.freeze({ keys: Object.freeze(keys) }));
       }

@@ -96,6 +96,29 @@ describe('WorkloadJwtSource', () => {
     expect(error).toMatchObject({ code: 'ERR_MTLS_WORKLOAD_API_PERMISSION_DENIED', endpoint: agent.address });
   });
 
+  it('leaves keys of another use than jwt-svid out of the bundles it gives', async () => {
+    const { source, agent } = await setup();
+    const jwt = {
+      kty: 'EC',
+      crv: 'P-256',
+      x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+      y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+    };
+    agent.setJwtBundle('partner.test', {
+      keys: [
+        { ...jwt, kid: 'x', use: 'x509-svid', x5c: [] },
+        { ...jwt, kid: 'e', use: 'enc' },
+        { ...jwt, kid: 'j', use: 'jwt-svid' },
+        { ...jwt, kid: 'n' },
+      ],
+    });
+    await expect.poll(async () => (await source.jwtBundleFor('partner.test'))?.keys.map((key) => key.kid)).toEqual(['j', 'n']);
+    expect([...(await source.jwtBundles()).keys()].sort()).toEqual(['partner.test', 'shop.test']);
+    expect(source.currentJwtBundles?.get('partner.test')?.keys.every((key) => !('use' in key))).toBe(true);
+    agent.setJwtBundle('partner.test', null);
+    await expect.poll(() => source.currentJwtBundles?.has('partner.test')).toBe(false);
+  });
+
   it('follows JWT bundle changes pushed by the agent', async () => {
     const { source, agent } = await setup();
     const before = await source.jwtBundleFor('shop.test');

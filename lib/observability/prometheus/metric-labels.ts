@@ -109,9 +109,13 @@ const TOKEN_REASONS: ReadonlySet<string> = new Set([
   'unknown_kid',
   'ambiguous_key',
   'jwks_unavailable',
+  'kid_missing',
+  'sub_invalid',
+  'no_bundle',
   'cnf_missing',
   'cnf_mismatch',
   'sub_mismatch',
+  'sub_trust_domain',
   'insufficient_scope',
 ]);
 
