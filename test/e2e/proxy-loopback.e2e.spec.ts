@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rfc9440Fields, TestPki, xfccElement, type TestPeer } from '../../lib/testing/index.js';
 import { rawRequest } from '../support/raw-http.js';
-import { ADAPTERS, ADMIN, ORDERS, startProxyApp } from '../support/proxy-app.js';
+import { ADMIN, LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
 
 const XFCC = 'X-Forwarded-Client-Cert';
 const SIDECAR = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -17,7 +17,7 @@ function body(code: string, status: number): Record<string, unknown> {
   return { statusCode: status, error: texts[status]![0], code, ...(texts[status]![1] ? { message: texts[status]![1] } : {}) };
 }
 
-describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapter) => {
+describe.each(LOOPBACK_CELLS)('proxy mode, XFCC from a loopback sidecar ($name)', (cell) => {
   let pki: TestPki;
   let app: INestApplication;
   let orders: TestPeer;
@@ -28,7 +28,7 @@ describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapte
     const server = await pki.credentials(SIDECAR);
     orders = await pki.peer({ spiffeId: ORDERS, dnsNames: ['orders.shop.svc'] });
     admin = await pki.peer(ADMIN);
-    app = await startProxyApp(adapter, {
+    app = await startProxyApp(cell, {
       credentials: server.credentials,
       proxy: { header: 'xfcc', trust: 'loopback', maxHeaderBytes: 8192 },
     });
@@ -173,14 +173,14 @@ describe.each(ADAPTERS)('proxy mode, XFCC from a loopback sidecar (%s)', (adapte
   });
 });
 
-describe.each(ADAPTERS)('proxy mode, RFC 9440 from a loopback proxy (%s)', (adapter) => {
+describe.each(LOOPBACK_CELLS)('proxy mode, RFC 9440 from a loopback proxy ($name)', (cell) => {
   let pki: TestPki;
   let app: INestApplication;
 
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test', intermediate: true });
     const server = await pki.credentials(SIDECAR);
-    app = await startProxyApp(adapter, { credentials: server.credentials, proxy: { header: 'rfc9440', trust: 'loopback' } });
+    app = await startProxyApp(cell, { credentials: server.credentials, proxy: { header: 'rfc9440', trust: 'loopback' } });
   });
 
   afterAll(async () => {
@@ -223,11 +223,11 @@ describe.each(ADAPTERS)('proxy mode, RFC 9440 from a loopback proxy (%s)', (adap
   });
 });
 
-describe.each(ADAPTERS)('proxy mode, RFC 9440 without a chain, leaf issued by the root (%s)', (adapter) => {
+describe.each(LOOPBACK_CELLS)('proxy mode, RFC 9440 without a chain, leaf issued by the root ($name)', (cell) => {
   it('admits the caller from Client-Cert alone', async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials(SIDECAR);
-    const app = await startProxyApp(adapter, {
+    const app = await startProxyApp(cell, {
       credentials: server.credentials,
       proxy: { header: 'rfc9440', trust: 'loopback' },
     });
@@ -242,11 +242,11 @@ describe.each(ADAPTERS)('proxy mode, RFC 9440 without a chain, leaf issued by th
   });
 });
 
-describe.each(ADAPTERS)('proxy mode, element "first" behind a SANITIZE_SET edge (%s)', (adapter) => {
+describe.each(LOOPBACK_CELLS)('proxy mode, element "first" behind a SANITIZE_SET edge ($name)', (cell) => {
   it("takes the edge's element and ignores what later hops appended", async () => {
     const pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials(SIDECAR);
-    const app = await startProxyApp(adapter, {
+    const app = await startProxyApp(cell, {
       credentials: server.credentials,
       proxy: { header: 'xfcc', trust: 'loopback', element: 'first' },
     });

@@ -10,13 +10,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MtlsModule, mtlsHttpsOptions } from '../../lib/index.js';
 import { loopbackListenProblem } from '../../lib/proxy/loopback-listener.js';
 import { ProxyIdentitySource } from '../../lib/proxy/proxy-identity.source.js';
-import { TestPki, xfccElement, type TestPeer } from '../../lib/testing/index.js';
+import { rfc9440Fields, TestPki, xfccElement, type TestPeer } from '../../lib/testing/index.js';
 import { rawRequest } from '../support/raw-http.js';
-import { ADAPTERS, ADMIN, ORDERS, PROXY, startProxyApp } from '../support/proxy-app.js';
+import { ADMIN, ORDERS, PROXY, SPIFFE_CELLS, startProxyApp } from '../support/proxy-app.js';
 
 const XFCC = 'x-forwarded-client-cert';
 
-describe.each(ADAPTERS)("proxy mode, trusted by the proxy's SPIFFE ID over mTLS (%s)", (adapter) => {
+describe.each(SPIFFE_CELLS)("proxy mode, trusted by the proxy's SPIFFE ID over mTLS ($name)", (cell) => {
   let pki: TestPki;
   let app: INestApplication;
   let proxy: TestPeer;
@@ -27,7 +27,7 @@ describe.each(ADAPTERS)("proxy mode, trusted by the proxy's SPIFFE ID over mTLS 
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
     [proxy, orders, admin] = await Promise.all([pki.peer(PROXY), pki.peer(ORDERS), pki.peer(ADMIN)]);
-    app = await startProxyApp(adapter, {
+    app = await startProxyApp(cell, {
       credentials: server.credentials,
       proxy: { header: 'xfcc', trust: { spiffeIds: [PROXY] } },
     });
@@ -37,28 +37,30 @@ describe.each(ADAPTERS)("proxy mode, trusted by the proxy's SPIFFE ID over mTLS 
     await app?.close();
   });
 
+  // HTTP/2 on the HTTP/2 cell: header lines become header fields, a repeated name one field per value.
+  const send = (path: string, headers: [string, string][], peer: TestPeer) => rawRequest(app, path, headers, peer, cell.http2);
+
   it("the proxy's connection and header name the caller (SANITIZE_SET: one element)", async () => {
-    const res = await rawRequest(app, '/orders-only', [[XFCC, xfccElement(orders, { by: PROXY, cert: true })]], proxy);
+    const res = await send('/orders-only', [[XFCC, xfccElement(orders, { by: PROXY, cert: true })]], proxy);
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ spiffeId: ORDERS, source: 'xfcc' });
   });
 
   it("a header from any other TLS peer is ignored: the request has no identity (401), not the peer's own", async () => {
-    const forged = await rawRequest(app, '/admin-only', [[XFCC, xfccElement(admin)]], orders);
+    const forged = await send('/admin-only', [[XFCC, xfccElement(admin)]], orders);
     expect(forged.status).toBe(401);
     expect(forged.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
-    const direct = await rawRequest(app, '/orders-only', [], orders);
+    const direct = await send('/orders-only', [], orders);
     expect(direct.status).toBe(401);
   });
 
   it('the proxy without a header is nobody', async () => {
-    const res = await rawRequest(app, '/orders-only', [], proxy);
+    const res = await send('/orders-only', [], proxy);
     expect(res.status).toBe(401);
   });
 
   it('two header lines from the proxy: 400', async () => {
-    const res = await rawRequest(
-      app,
+    const res = await send(
       '/orders-only',
       [
         [XFCC, xfccElement(admin)],
@@ -66,6 +68,51 @@ describe.each(ADAPTERS)("proxy mode, trusted by the proxy's SPIFFE ID over mTLS 
       ],
       proxy,
     );
+    expect(res.json()).toMatchObject({ statusCode: 400, code: 'ERR_MTLS_PROXY_HEADER_REPEATED' });
+  });
+});
+
+describe.each(SPIFFE_CELLS)("proxy mode, RFC 9440 from the proxy's mTLS connection ($name)", (cell) => {
+  let pki: TestPki;
+  let app: INestApplication;
+  let proxy: TestPeer;
+  let orders: TestPeer;
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test', intermediate: true });
+    const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
+    [proxy, orders] = await Promise.all([pki.peer(PROXY), pki.peer(ORDERS)]);
+    app = await startProxyApp(cell, {
+      credentials: server.credentials,
+      proxy: { header: 'rfc9440', trust: { spiffeIds: [PROXY] } },
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const send = (headers: [string, string][]) => rawRequest(app, '/orders-only', headers, proxy, cell.http2);
+
+  it('control: Client-Cert and Client-Cert-Chain once each → the caller', async () => {
+    const { clientCert, clientCertChain } = rfc9440Fields(orders);
+    const res = await send([
+      ['Client-Cert', clientCert],
+      ['Client-Cert-Chain', clientCertChain!],
+    ]);
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ spiffeId: ORDERS, source: 'rfc9440' });
+  });
+
+  it.each(['Client-Cert', 'Client-Cert-Chain'])('%s on two lines: 400 REPEATED, never joined into one list', async (name) => {
+    const { clientCert, clientCertChain } = rfc9440Fields(orders);
+    const fields: [string, string][] = [
+      ['Client-Cert', clientCert],
+      ['Client-Cert-Chain', clientCertChain!],
+    ];
+    // The same value twice: joined with ", " it would still be a valid-looking list.
+    const res = await send([...fields, fields.find(([field]) => field === name)!]);
+    expect(res.status).toBe(400);
     expect(res.json()).toMatchObject({ statusCode: 400, code: 'ERR_MTLS_PROXY_HEADER_REPEATED' });
   });
 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllowPeers, RequireToken } from '../../lib/index.js';
 import { certificateThumbprint, TestPki, TestTokenIssuer, xfccElement, type TestPeer } from '../../lib/testing/index.js';
 import { rawRequest } from '../support/raw-http.js';
-import { ADAPTERS, ORDERS, startProxyApp } from '../support/proxy-app.js';
+import { LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
 
 @Controller('bound')
 @AllowPeers('orders')
@@ -16,7 +16,7 @@ class BoundController {
   }
 }
 
-describe.each(ADAPTERS)('proxy mode: tokens bound to the forwarded certificate (RFC 8705 cnf) (%s)', (adapter) => {
+describe.each(LOOPBACK_CELLS)('proxy mode: tokens bound to the forwarded certificate (RFC 8705 cnf) ($name)', (cell) => {
   let pki: TestPki;
   let app: INestApplication;
   let issuer: TestTokenIssuer;
@@ -29,7 +29,7 @@ describe.each(ADAPTERS)('proxy mode: tokens bound to the forwarded certificate (
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
     [orders, other] = await Promise.all([pki.peer(ORDERS), pki.peer(ORDERS)]);
     app = await startProxyApp(
-      adapter,
+      cell,
       {
         credentials: server.credentials,
         proxy: { header: 'xfcc', trust: 'loopback' },
