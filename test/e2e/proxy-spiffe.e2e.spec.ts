@@ -5,14 +5,15 @@ import { Logger, Module } from '@nestjs/common';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Socket } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MtlsModule, mtlsHttpsOptions } from '../../lib/index.js';
-import { loopbackListenProblem } from '../../lib/proxy/loopback-listener.js';
+import { MtlsModule } from '../../lib/index.js';
+import { loopbackListenProblem, loopbackListenProblems } from '../../lib/proxy/loopback-listener.js';
 import { ProxyIdentitySource } from '../../lib/proxy/proxy-identity.source.js';
 import { rfc9440Fields, TestPki, xfccElement, type TestPeer } from '../../lib/testing/index.js';
-import { rawRequest } from '../support/raw-http.js';
-import { ADMIN, ORDERS, PROXY, SPIFFE_CELLS, startProxyApp } from '../support/proxy-app.js';
+import { createCellApp, SERVER_CELLS, type ServerCell } from '../support/cells.js';
+import { rawRequest, rawRequestTo } from '../support/raw-http.js';
+import { ADMIN, LOOPBACK_CELLS, ORDERS, PROXY, ProxyTestController, SPIFFE_CELLS, startProxyApp } from '../support/proxy-app.js';
 
 const XFCC = 'x-forwarded-client-cert';
 
@@ -183,14 +184,46 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
     expect(loopbackListenProblem(address)).toBe(problem);
   });
 
-  it('app.listen on a non-loopback address fails with ERR_MTLS_CONFIG_INVALID and the server is closed', async () => {
-    const pki = await TestPki.create({ trustDomain: 'shop.test' });
-    const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    @Module({ imports: [MtlsModule.forRoot({ credentials: server.credentials, proxy: { header: 'xfcc', trust: 'loopback' } })] })
-    class AppModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    // A Unix socket: not loopback, and nothing on the network is exposed while the test runs.
+  it('an application listening on several addresses (Fastify on `localhost`): the first that is not loopback', () => {
+    const v4 = { address: '127.0.0.1', family: 'IPv4', port: 80 };
+    const v6 = { address: '::1', family: 'IPv6', port: 80 };
+    expect(loopbackListenProblems([v4, v6])).toBeUndefined();
+    expect(loopbackListenProblems([v4, { address: '192.0.2.7', family: 'IPv4', port: 80 }, v6])).toBe(
+      'the application listens on 192.0.2.7:80',
+    );
+    expect(loopbackListenProblems([v6, { address: '::', family: 'IPv6', port: 80 }])).toMatch(/every interface/);
+  });
+});
+
+/** A loopback-mode app on `cell`, created but not listening; `https` gives the mTLS server a user might keep by mistake. */
+async function createLoopbackApp(cell: ServerCell, { https = false }: { https?: boolean } = {}): Promise<INestApplication> {
+  const pki = await TestPki.create({ trustDomain: 'shop.test' });
+  const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
+  @Module({
+    imports: [
+      MtlsModule.forRoot({
+        peers: { orders: ORDERS },
+        credentials: server.credentials,
+        proxy: { header: 'xfcc', trust: 'loopback' },
+      }),
+    ],
+    controllers: [ProxyTestController],
+  })
+  class AppModule {}
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+  return createCellApp(moduleRef, cell, { https });
+}
+
+/** Every address the application listens on: Fastify adds a server per further address of a name like `localhost`. */
+function listeningAddresses(app: INestApplication): unknown[] {
+  const instance = app.getHttpAdapter().getInstance() as { addresses?(): unknown[] };
+  return typeof instance.addresses === 'function' ? instance.addresses() : [app.getHttpServer().address()];
+}
+
+describe.each(LOOPBACK_CELLS)('proxy mode, loopback trust: where the application may listen ($name)', (cell) => {
+  it('app.listen on a Unix socket fails with ERR_MTLS_CONFIG_INVALID and the server is closed', async () => {
+    const app = await createLoopbackApp(cell);
+    // Not loopback, and nothing on the network is exposed while the test runs.
     const path = join(await mkdtemp(join(tmpdir(), 'nestjs-mtls-proxy-')), 'app.sock');
     await expect(app.listen(path)).rejects.toMatchObject({
       code: 'ERR_MTLS_CONFIG_INVALID',
@@ -202,16 +235,41 @@ describe('proxy mode, loopback trust: where the header may come from', () => {
     await app.close();
   });
 
-  it('refuses an HTTPS server in loopback mode at startup', async () => {
-    const pki = await TestPki.create({ trustDomain: 'shop.test' });
-    const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    @Module({ imports: [MtlsModule.forRoot({ credentials: server.credentials, proxy: { header: 'xfcc', trust: 'loopback' } })] })
-    class AppModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-    const app = moduleRef.createNestApplication({ httpsOptions: mtlsHttpsOptions(), logger: false });
+  it("app.listen(0, '0.0.0.0') fails with ERR_MTLS_CONFIG_INVALID, closed before it accepts a connection", async () => {
+    const app = await createLoopbackApp(cell);
+    await expect(app.listen(0, '0.0.0.0')).rejects.toMatchObject({
+      code: 'ERR_MTLS_CONFIG_INVALID',
+      message: expect.stringMatching(/listens on 0\.0\.0\.0:\d+ \(every interface: no host given to listen\?\), but MtlsModule/),
+    });
+    expect(app.getHttpServer().listening).toBe(false);
+    await app.close();
+  });
+
+  it("app.listen(0, 'localhost') is accepted: every address the name resolves to is loopback, and each serves", async () => {
+    const app = await createLoopbackApp(cell);
+    await app.listen(0, 'localhost');
+    try {
+      const addresses = listeningAddresses(app) as AddressInfo[];
+      expect(addresses.length).toBeGreaterThan(0);
+      for (const address of addresses) {
+        expect(loopbackListenProblem(address)).toBeUndefined();
+        const res = await rawRequestTo(address, '/orders-only', [[XFCC, `URI=${ORDERS}`]]);
+        expect(res.status).toBe(200);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe.each(SERVER_CELLS)('proxy mode, loopback trust, the mTLS server kept by mistake ($name)', (cell) => {
+  it('is refused at startup', async () => {
+    const app = await createLoopbackApp(cell, { https: true });
     await expect(app.init()).rejects.toMatchObject({
       code: 'ERR_MTLS_CONFIG_INVALID',
-      message: expect.stringMatching(/Create the app without httpsOptions/),
+      message: expect.stringMatching(
+        cell.adapter === 'express' ? /Create the app without httpsOptions/ : /new FastifyAdapter\(\)/,
+      ),
     });
     await app.close();
   });

@@ -29,6 +29,16 @@ export function rawRequest(
     if (tls === undefined) throw new Error('rawRequest: HTTP/2 is sent over mTLS only; pass the caller credentials');
     return rawRequest2(address, port, path, headers, tls);
   }
+  return rawRequestTo({ address, port }, path, headers, tls);
+}
+
+/** {@link rawRequest} over HTTP/1.1 to one listening address (an application may listen on several). */
+export function rawRequestTo(
+  { address, port }: Pick<AddressInfo, 'address' | 'port'>,
+  path: string,
+  headers: readonly (readonly [string, string])[],
+  tls?: CallerCredentials,
+): Promise<RawResponse> {
   const host = address.includes(':') ? `[${address}]` : address;
   const lines = [
     `GET ${path} HTTP/1.1`,
