@@ -4,7 +4,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPki, xfccElement, type TestPeer } from '../../lib/testing/index.js';
 import { ADMIN, LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
-import { rawRequest } from '../support/raw-http.js';
+import { cellRequest } from '../support/raw-http.js';
 
 /*
  * Fastify's inject() is denied on guarded routes (issue 12), in loopback proxy mode too: light-my-request's fake socket
@@ -17,6 +17,7 @@ const XFCC = 'x-forwarded-client-cert';
 const INJECT_CELLS = LOOPBACK_CELLS.filter((cell) => cell.adapter === 'fastify');
 
 describe.each(INJECT_CELLS)('proxy mode, loopback trust, inject() ($name, plain HTTP on 127.0.0.1)', (cell) => {
+  const send = cellRequest(cell);
   let pki: TestPki;
   let app: NestFastifyApplication;
   let admin: TestPeer;
@@ -37,7 +38,7 @@ describe.each(INJECT_CELLS)('proxy mode, loopback trust, inject() ($name, plain 
   });
 
   it('control: a real loopback connection with the sidecar header → 200 (text identity)', async () => {
-    const res = await rawRequest(app as unknown as INestApplication, '/orders-only', [
+    const res = await send(app as unknown as INestApplication, '/orders-only', [
       [XFCC, `By=spiffe://shop.test/ns/edge/sa/envoy;URI=${ORDERS}`],
     ]);
     expect(res.status).toBe(200);

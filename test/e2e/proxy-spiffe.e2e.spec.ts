@@ -253,7 +253,7 @@ describe.each(LOOPBACK_CELLS)('proxy mode, loopback trust: where the application
       expect(addresses.length).toBeGreaterThan(0);
       for (const address of addresses) {
         expect(loopbackListenProblem(address)).toBeUndefined();
-        const res = await rawRequestTo(address, '/orders-only', [[XFCC, `URI=${ORDERS}`]]);
+        const res = await rawRequestTo(address, '/orders-only', [[XFCC, `URI=${ORDERS}`]], undefined, cell.http2);
         expect(res.status).toBe(200);
       }
     } finally {

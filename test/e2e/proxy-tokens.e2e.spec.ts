@@ -3,7 +3,7 @@ import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllowPeers, RequireToken } from '../../lib/index.js';
 import { certificateThumbprint, TestPki, TestTokenIssuer, xfccElement, type TestPeer } from '../../lib/testing/index.js';
-import { rawRequest } from '../support/raw-http.js';
+import { cellRequest } from '../support/raw-http.js';
 import { LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
 
 @Controller('bound')
@@ -17,6 +17,7 @@ class BoundController {
 }
 
 describe.each(LOOPBACK_CELLS)('proxy mode: tokens bound to the forwarded certificate (RFC 8705 cnf) ($name)', (cell) => {
+  const send = cellRequest(cell);
   let pki: TestPki;
   let app: INestApplication;
   let issuer: TestTokenIssuer;
@@ -45,7 +46,7 @@ describe.each(LOOPBACK_CELLS)('proxy mode: tokens bound to the forwarded certifi
 
   const call = async (xfcc: string, cnfOf: TestPeer) => {
     const token = await issuer.mint({ sub: 'u', aud: 'orders', cnf: { 'x5t#S256': certificateThumbprint(cnfOf.certPem) } });
-    return rawRequest(app, '/bound', [
+    return send(app, '/bound', [
       ['x-forwarded-client-cert', xfcc],
       ['authorization', `Bearer ${token}`],
     ]);

@@ -44,15 +44,15 @@ export class ProxyTestController {
 }
 
 /**
- * The cells of `trust: 'loopback'`: the application serves plain HTTP/1.1 on 127.0.0.1 behind its sidecar. The HTTP/2
- * cells are left out: the package serves HTTP/2 over TLS only (a plain `FastifyAdapter` speaks HTTP/1.1).
+ * The cells of `trust: 'loopback'`: the application serves plain HTTP on 127.0.0.1 behind its sidecar, cleartext
+ * HTTP/2 (h2c, `new FastifyAdapter({ http2: true })`) on the HTTP/2 cell.
  */
-export const LOOPBACK_CELLS = SERVER_CELLS.filter((cell) => !cell.http2);
+export const LOOPBACK_CELLS = SERVER_CELLS;
 /** The cells of proxy trust by SPIFFE ID: the package's mTLS server, every cell. */
 export const SPIFFE_CELLS = SERVER_CELLS;
 
 /**
- * A real Nest app in proxy mode on `cell`: plain HTTP on 127.0.0.1 for `trust: 'loopback'` (`new FastifyAdapter()`
+ * A real Nest app in proxy mode on `cell`: plain HTTP on 127.0.0.1 for `trust: 'loopback'` (a plain `FastifyAdapter`
  * on Fastify), the package's mTLS server otherwise. The app factory of every proxy e2e suite.
  */
 export async function startProxyApp(

@@ -14,8 +14,8 @@ export interface RawResponse {
 /**
  * Sends one HTTP/1.1 request with exactly the header lines given, in order (repeated names stay separate lines, as an
  * attacker or a proxy would write them), over plain TCP or over mTLS as `tls`. `Connection: close` is added. With
- * `http2`, the same request on its own HTTP/2 session over mTLS (ALPN `h2` only): a repeated name is sent as separate
- * header fields.
+ * `http2`, the same request on its own HTTP/2 session, over mTLS (ALPN `h2` only) or cleartext (h2c) without `tls`:
+ * a repeated name is sent as separate header fields.
  */
 export function rawRequest(
   app: INestApplication,
@@ -24,21 +24,30 @@ export function rawRequest(
   tls?: CallerCredentials,
   http2 = false,
 ): Promise<RawResponse> {
-  const { port, address } = app.getHttpServer().address() as AddressInfo;
-  if (http2) {
-    if (tls === undefined) throw new Error('rawRequest: HTTP/2 is sent over mTLS only; pass the caller credentials');
-    return rawRequest2(address, port, path, headers, tls);
-  }
-  return rawRequestTo({ address, port }, path, headers, tls);
+  return rawRequestTo(app.getHttpServer().address() as AddressInfo, path, headers, tls, http2);
 }
 
-/** {@link rawRequest} over HTTP/1.1 to one listening address (an application may listen on several). */
+/** {@link rawRequest} in the protocol clients speak to `cell`: HTTP/2 on an HTTP/2 cell (h2c without `tls`). */
+export function cellRequest(cell: {
+  readonly http2: boolean;
+}): (
+  app: INestApplication,
+  path: string,
+  headers: readonly (readonly [string, string])[],
+  tls?: CallerCredentials,
+) => Promise<RawResponse> {
+  return (app, path, headers, tls) => rawRequest(app, path, headers, tls, cell.http2);
+}
+
+/** {@link rawRequest} to one listening address (an application may listen on several). */
 export function rawRequestTo(
   { address, port }: Pick<AddressInfo, 'address' | 'port'>,
   path: string,
   headers: readonly (readonly [string, string])[],
   tls?: CallerCredentials,
+  http2 = false,
 ): Promise<RawResponse> {
+  if (http2) return rawRequest2(address, port, path, headers, tls);
   const host = address.includes(':') ? `[${address}]` : address;
   const lines = [
     `GET ${path} HTTP/1.1`,
@@ -79,20 +88,23 @@ function rawRequest2(
   port: number,
   path: string,
   headers: readonly (readonly [string, string])[],
-  tls: CallerCredentials,
+  tls: CallerCredentials | undefined,
 ): Promise<RawResponse> {
   // HTTP/2 names are lower-case; a name given twice becomes an array, which Node sends as one field per value.
   const fields: Record<string, string[]> = {};
   for (const [name, value] of headers) (fields[name.toLowerCase()] ??= []).push(value);
   const host = address.includes(':') ? `[${address}]` : address;
   return new Promise((resolve, reject) => {
-    const session = connectHttp2(`https://${host}:${port}`, {
-      key: tls.keyPem,
-      cert: tls.chainPem,
-      ca: tls.caPem,
-      checkServerIdentity: () => undefined,
-      ALPNProtocols: ['h2'],
-    });
+    const session =
+      tls === undefined
+        ? connectHttp2(`http://${host}:${port}`)
+        : connectHttp2(`https://${host}:${port}`, {
+            key: tls.keyPem,
+            cert: tls.chainPem,
+            ca: tls.caPem,
+            checkServerIdentity: () => undefined,
+            ALPNProtocols: ['h2'],
+          });
     session.on('error', reject);
     const stream = session.request({
       ...(fields as OutgoingHttpHeaders),
