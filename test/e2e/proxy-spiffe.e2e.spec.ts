@@ -5,7 +5,7 @@ import { Logger, Module } from '@nestjs/common';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Socket, type AddressInfo } from 'node:net';
+import { connect as connectPipe, Socket, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MtlsModule } from '../../lib/index.js';
 import { loopbackListenProblem, loopbackListenProblems } from '../../lib/proxy/loopback-listener.js';
@@ -261,6 +261,44 @@ describe.each(LOOPBACK_CELLS)('proxy mode, loopback trust: where the application
     }
   });
 });
+
+/** What a client gets on a Unix socket: everything the server wrote before the connection closed. */
+function answerOnPipe(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectPipe(path, () => socket.write('GET /orders-only HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    // A connection destroyed at once may reset, or fail the write: either way, no answer.
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNRESET' || error.code === 'EPIPE' ? undefined : reject(error),
+    );
+    socket.on('close', () => resolve(text));
+  });
+}
+
+describe.each(LOOPBACK_CELLS.filter((cell) => cell.adapter === 'fastify'))(
+  'proxy mode, loopback trust, listening through the Fastify instance rather than app.listen ($name)',
+  (cell) => {
+    it('a non-loopback address: the server answers nothing (each connection is destroyed) and the log says why', async () => {
+      const app = await createLoopbackApp(cell);
+      await app.init();
+      const error = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      const path = join(await mkdtemp(join(tmpdir(), 'nestjs-mtls-proxy-')), 'app.sock');
+      try {
+        // Fastify's own listen(): no app.listen() to fail, so the server must refuse to serve.
+        await (app.getHttpAdapter().getInstance() as { listen(options: { path: string }): Promise<string> }).listen({ path });
+        expect(await answerOnPipe(path)).toBe('');
+        expect(error.mock.calls.map(([line]) => line)).toContainEqual(
+          expect.stringMatching(/listens on the pipe .* but MtlsModule option proxy.trust is 'loopback'/),
+        );
+      } finally {
+        error.mockRestore();
+        await app.close();
+      }
+    });
+  },
+);
 
 describe.each(SERVER_CELLS)('proxy mode, loopback trust, the mTLS server kept by mistake ($name)', (cell) => {
   it('is refused at startup', async () => {
