@@ -47,6 +47,7 @@ interface ListeningAdapter {
 /** What the binding needs of the Fastify instance. */
 interface FastifyListening {
   addresses?(): (string | AddressInfo | null)[];
+  addHook?(name: 'onListen', hook: (done: () => void) => void): unknown;
 }
 
 /**
@@ -123,12 +124,25 @@ export class LoopbackListenerBinding implements OnModuleInit {
     };
     net.prependListener('connection', gate);
     let viaAdapter = false;
-    net.prependListener('listening', () => {
-      const problem = loopbackListenProblem(net.address());
-      if (problem === undefined) return;
+    const problemOf = (): string | undefined =>
+      loopbackListenProblems([net.address(), ...(typeof instance.addresses === 'function' ? instance.addresses() : [])]);
+    // Stops every server from serving: the main one through the gate, Fastify's additional ones closed.
+    const refuse = (): void => {
       refused = true;
-      // Listening without the adapter (the Fastify instance's own listen()): nothing to fail but the log.
-      if (!viaAdapter) this.#logger.error(listenError(problem).message);
+      for (const additional of serverBindingsOf(instance) ?? []) (additional as Server).close();
+    };
+    net.prependListener('listening', () => {
+      if (loopbackListenProblem(net.address()) !== undefined) refused = true;
+    });
+    // Listening without the adapter (the Fastify instance's own listen()): nothing to fail but the log. Fastify runs
+    // onListen hooks once every server listens, in the same tick.
+    instance.addHook?.('onListen', (done: () => void) => {
+      const problem = viaAdapter ? undefined : problemOf();
+      if (problem !== undefined) {
+        refuse();
+        this.#logger.error(listenError(problem).message);
+      }
+      done();
     });
     const listen = adapter.listen.bind(adapter);
     adapter.listen = (...args: unknown[]): unknown => {
@@ -138,11 +152,9 @@ export class LoopbackListenerBinding implements OnModuleInit {
       const callback = args[at] as (error: Error | null, address?: unknown) => void;
       args[at] = (error: Error | null, address?: unknown): void => {
         if (error) return callback(error, address);
-        const addresses = typeof instance.addresses === 'function' ? instance.addresses() : [net.address()];
-        const problem = loopbackListenProblems([net.address(), ...addresses]);
+        const problem = problemOf();
         if (problem === undefined) return callback(error, address);
-        refused = true;
-        for (const additional of serverBindingsOf(instance) ?? []) (additional as Server).close();
+        refuse();
         net.close();
         callback(listenError(problem));
       };
