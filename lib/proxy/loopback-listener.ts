@@ -63,7 +63,9 @@ interface FastifyListening {
  * being closed under it. So the `listening` event only stops the server from serving (each connection it accepts is
  * destroyed at once); the adapter's `listen` callback, which Fastify calls once every server listens (in the same
  * tick as their `listening` events, before any accept), checks every address Fastify listens on, closes all its
- * servers on a problem and fails `app.listen()` with the same error.
+ * servers on a problem and fails `app.listen()` with the same error. Listening through the Fastify instance itself
+ * (no `app.listen()` to fail), an `onListen` hook makes the same check, closes the additional servers, leaves the
+ * main one refusing every connection and logs the error.
  */
 @Injectable()
 export class LoopbackListenerBinding implements OnModuleInit {
