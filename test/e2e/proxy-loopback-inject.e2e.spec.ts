@@ -1,12 +1,10 @@
 import 'reflect-metadata';
-import { Module, type INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { INestApplication } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MtlsModule } from '../../lib/index.js';
 import { TestPki, xfccElement, type TestPeer } from '../../lib/testing/index.js';
-import { ADMIN, ORDERS, ProxyTestController } from '../support/proxy-app.js';
-import { rawRequest } from '../support/raw-http.js';
+import { ADMIN, LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
+import { cellRequest } from '../support/raw-http.js';
 
 /*
  * Fastify's inject() is denied on guarded routes (issue 12), in loopback proxy mode too: light-my-request's fake socket
@@ -15,7 +13,11 @@ import { rawRequest } from '../support/raw-http.js';
 
 const XFCC = 'x-forwarded-client-cert';
 
-describe('proxy mode, loopback trust, on Fastify (plain HTTP on 127.0.0.1)', () => {
+/** The loopback cells whose adapter has inject(): Fastify's. */
+const INJECT_CELLS = LOOPBACK_CELLS.filter((cell) => cell.adapter === 'fastify');
+
+describe.each(INJECT_CELLS)('proxy mode, loopback trust, inject() ($name, plain HTTP on 127.0.0.1)', (cell) => {
+  const send = cellRequest(cell);
   let pki: TestPki;
   let app: NestFastifyApplication;
   let admin: TestPeer;
@@ -25,20 +27,10 @@ describe('proxy mode, loopback trust, on Fastify (plain HTTP on 127.0.0.1)', () 
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     [admin, orders] = await Promise.all([pki.peer(ADMIN), pki.peer(ORDERS)]);
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
-    @Module({
-      imports: [
-        MtlsModule.forRoot({
-          peers: { orders: ORDERS },
-          credentials: server.credentials,
-          proxy: { header: 'xfcc', trust: 'loopback' },
-        }),
-      ],
-      controllers: [ProxyTestController],
-    })
-    class M {}
-    const moduleRef = await Test.createTestingModule({ imports: [M] }).compile();
-    app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
-    await app.listen(0, '127.0.0.1');
+    app = (await startProxyApp(cell, {
+      credentials: server.credentials,
+      proxy: { header: 'xfcc', trust: 'loopback' },
+    })) as NestFastifyApplication;
   });
 
   afterAll(async () => {
@@ -46,7 +38,7 @@ describe('proxy mode, loopback trust, on Fastify (plain HTTP on 127.0.0.1)', () 
   });
 
   it('control: a real loopback connection with the sidecar header → 200 (text identity)', async () => {
-    const res = await rawRequest(app as unknown as INestApplication, '/orders-only', [
+    const res = await send(app as unknown as INestApplication, '/orders-only', [
       [XFCC, `By=spiffe://shop.test/ns/edge/sa/envoy;URI=${ORDERS}`],
     ]);
     expect(res.status).toBe(200);

@@ -3,8 +3,8 @@ import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllowPeers, RequireToken } from '../../lib/index.js';
 import { certificateThumbprint, TestPki, TestTokenIssuer, xfccElement, type TestPeer } from '../../lib/testing/index.js';
-import { rawRequest } from '../support/raw-http.js';
-import { ADAPTERS, ORDERS, startProxyApp } from '../support/proxy-app.js';
+import { cellRequest } from '../support/raw-http.js';
+import { LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
 
 @Controller('bound')
 @AllowPeers('orders')
@@ -16,7 +16,8 @@ class BoundController {
   }
 }
 
-describe.each(ADAPTERS)('proxy mode: tokens bound to the forwarded certificate (RFC 8705 cnf) (%s)', (adapter) => {
+describe.each(LOOPBACK_CELLS)('proxy mode: tokens bound to the forwarded certificate (RFC 8705 cnf) ($name)', (cell) => {
+  const send = cellRequest(cell);
   let pki: TestPki;
   let app: INestApplication;
   let issuer: TestTokenIssuer;
@@ -29,7 +30,7 @@ describe.each(ADAPTERS)('proxy mode: tokens bound to the forwarded certificate (
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
     [orders, other] = await Promise.all([pki.peer(ORDERS), pki.peer(ORDERS)]);
     app = await startProxyApp(
-      adapter,
+      cell,
       {
         credentials: server.credentials,
         proxy: { header: 'xfcc', trust: 'loopback' },
@@ -45,7 +46,7 @@ describe.each(ADAPTERS)('proxy mode: tokens bound to the forwarded certificate (
 
   const call = async (xfcc: string, cnfOf: TestPeer) => {
     const token = await issuer.mint({ sub: 'u', aud: 'orders', cnf: { 'x5t#S256': certificateThumbprint(cnfOf.certPem) } });
-    return rawRequest(app, '/bound', [
+    return send(app, '/bound', [
       ['x-forwarded-client-cert', xfcc],
       ['authorization', `Bearer ${token}`],
     ]);

@@ -22,7 +22,10 @@ export const SERVER_CELLS: readonly ServerCell[] = [
 /** The default cell of suites that are not about the adapter. */
 export const EXPRESS_H1 = SERVER_CELLS[0]!;
 
-/** Creates the Nest app of `moduleRef` on `cell`'s adapter; `https: false` gives the plain HTTP server a user would get by mistake. */
+/**
+ * Creates the Nest app of `moduleRef` on `cell`'s adapter. `https: false` gives a plain HTTP server: the one a user
+ * would get by mistake, or the one behind a loopback sidecar (cleartext HTTP/2, h2c, on an HTTP/2 cell).
+ */
 export function createCellApp(
   moduleRef: TestingModule,
   cell: ServerCell,
@@ -31,6 +34,6 @@ export function createCellApp(
   if (cell.adapter === 'express') {
     return moduleRef.createNestApplication({ ...(https ? { httpsOptions: mtlsHttpsOptions() } : {}), logger });
   }
-  const adapter = https ? mtlsFastifyAdapter({ http2: cell.http2 }) : new FastifyAdapter();
+  const adapter = https ? mtlsFastifyAdapter({ http2: cell.http2 }) : new FastifyAdapter(cell.http2 ? { http2: true } : {});
   return moduleRef.createNestApplication(adapter, { logger });
 }

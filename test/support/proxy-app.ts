@@ -6,11 +6,11 @@ import {
   AllowPeers,
   forwardedCertificateDer,
   MtlsModule,
-  mtlsHttpsOptions,
   Peer,
   type MtlsModuleOptions,
   type PeerIdentity,
 } from '../../lib/index.js';
+import { createCellApp, SERVER_CELLS, type ServerCell } from './cells.js';
 
 export const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 export const ADMIN = 'spiffe://shop.test/ns/ops/sa/admin';
@@ -43,25 +43,27 @@ export class ProxyTestController {
   }
 }
 
-/** The HTTP adapters a proxy suite runs on; Fastify joins when the package supports it (`describe.each(ADAPTERS)`). */
-export const ADAPTERS = ['express'] as const;
-/** One of {@link ADAPTERS}. */
-export type Adapter = (typeof ADAPTERS)[number];
+/**
+ * The cells of `trust: 'loopback'`: the application serves plain HTTP on 127.0.0.1 behind its sidecar, cleartext
+ * HTTP/2 (h2c, `new FastifyAdapter({ http2: true })`) on the HTTP/2 cell.
+ */
+export const LOOPBACK_CELLS = SERVER_CELLS;
+/** The cells of proxy trust by SPIFFE ID: the package's mTLS server, every cell. */
+export const SPIFFE_CELLS = SERVER_CELLS;
 
 /**
- * A real Nest app in proxy mode on `adapter`: plain HTTP on 127.0.0.1 for `trust: 'loopback'`, the package's mTLS
- * server otherwise. The app factory of every proxy e2e suite, so each can be parameterised over adapters.
+ * A real Nest app in proxy mode on `cell`: plain HTTP on 127.0.0.1 for `trust: 'loopback'` (a plain `FastifyAdapter`
+ * on Fastify), the package's mTLS server otherwise. The app factory of every proxy e2e suite.
  */
 export async function startProxyApp(
-  _adapter: Adapter,
+  cell: ServerCell,
   options: MtlsModuleOptions,
   controllers: Type[] = [ProxyTestController],
 ): Promise<INestApplication> {
   @Module({ imports: [MtlsModule.forRoot({ peers: { orders: ORDERS }, ...options })], controllers })
   class ProxyAppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [ProxyAppModule] }).compile();
-  const tls = options.proxy?.trust !== 'loopback';
-  const app = moduleRef.createNestApplication({ ...(tls ? { httpsOptions: mtlsHttpsOptions() } : {}), logger: false });
+  const app = createCellApp(moduleRef, cell, { https: options.proxy?.trust !== 'loopback' });
   await app.listen(0, '127.0.0.1');
   return app;
 }

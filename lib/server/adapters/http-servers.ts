@@ -72,7 +72,7 @@ export function watchAdditionalServers(
 }
 
 /** Fastify's list of secondary servers (`Symbol('fastify.serverBindings')`, Fastify 4 and 5). */
-function serverBindingsOf(instance: object): unknown[] | undefined {
+export function serverBindingsOf(instance: object): unknown[] | undefined {
   const symbol = Object.getOwnPropertySymbols(instance).find((s) => s.description === 'fastify.serverBindings');
   const value = symbol === undefined ? undefined : (instance as Record<symbol, unknown>)[symbol];
   return Array.isArray(value) ? value : undefined;
