@@ -3,11 +3,7 @@ import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { mkdtemp } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { connect as connectHttp2 } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mtlsFastifyAdapter } from '../../lib/fastify/index.js';
@@ -15,12 +11,12 @@ import { AllowAnyPeer, AllowPeers, MtlsModule, mtlsHttpsOptions, Peer, type Peer
 import { callAs, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
 import { startMtlsApp } from '../support/app.js';
 import { SERVER_CELLS } from '../support/cells.js';
+import { canListenOnIpv6, withDualStackLocalhost } from '../support/dual-stack.js';
+import { temporaryDir } from '../support/temporary-dirs.js';
 import { startLifecycleApp, waitFor, type LifecycleApp } from '../lifecycle/lifecycle-support.js';
 
 const SERVER = 'spiffe://shop.test/ns/shop/sa/inventory';
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
-/** The CommonJS `dns` module object Fastify calls `lookup` on (an ES namespace cannot be patched). */
-const dns = createRequire(import.meta.url)('node:dns') as typeof import('node:dns');
 const FASTIFY_CELLS = SERVER_CELLS.filter((cell) => cell.adapter === 'fastify');
 
 @Controller('stock')
@@ -209,53 +205,28 @@ describe.each(SERVER_CELLS.filter((cell) => !cell.http2))('TLS 1.2 renegotiation
  * own. Where the host's resolver gives `localhost` a single address (this machine's /etc/hosts maps it to 127.0.0.1
  * only), the answer for `localhost` alone is made dual-stack in this process: servers, sockets and TLS stay real.
  */
-const canListenOnIpv6 = await new Promise<boolean>((resolve) => {
-  import('node:net').then(({ createServer }) => {
-    const probe = createServer().once('error', () => resolve(false));
-    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-  });
-});
-
 describe.skipIf(!canListenOnIpv6).each(FASTIFY_CELLS)('a Fastify app listening on dual-stack localhost ($name)', (cell) => {
   let pki: TestPki;
   let dir: string;
   let serverPeer: TestPeer;
   let orders: TestPeer;
   let server: LifecycleApp;
-  const originalLookup = dns.lookup;
 
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
     serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1', '::1'], dnsNames: ['localhost'] });
     orders = await pki.peer(ORDERS);
-    dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-dual-stack-'));
+    dir = await temporaryDir('nestjs-mtls-dual-stack-');
     await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
-    const resolved = await dns.promises.lookup('localhost', { all: true });
-    if (!resolved.some((entry: { address: string }) => entry.address === '::1')) {
-      (dns as { lookup: unknown }).lookup = function lookup(hostname: string, options: unknown, callback: unknown) {
-        if (hostname === 'localhost' && typeof options === 'object' && (options as { all?: boolean }).all === true) {
-          const answer = [
-            { address: '127.0.0.1', family: 4 },
-            { address: '::1', family: 6 },
-          ];
-          process.nextTick(callback as (error: null, addresses: typeof answer) => void, null, answer);
-          return;
-        }
-        return (originalLookup as (...args: unknown[]) => void).call(dns, hostname, options, callback);
-      };
-    }
-    try {
-      server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } }, undefined, {
+    server = await withDualStackLocalhost(() =>
+      startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 50 } }, undefined, {
         cell,
         host: 'localhost',
-      });
-    } finally {
-      dns.lookup = originalLookup;
-    }
+      }),
+    );
   });
 
   afterAll(async () => {
-    dns.lookup = originalLookup;
     await server?.close();
   });
 

@@ -12,6 +12,7 @@ import { rfc9440Fields, TestPki, xfccElement, type TestPeer } from '../../lib/te
 import { createCellApp, SERVER_CELLS, type ServerCell } from '../support/cells.js';
 import { rawRequest, rawRequestTo } from '../support/raw-http.js';
 import { temporaryDir } from '../support/temporary-dirs.js';
+import { canListenOnIpv6, withDualStackLocalhost } from '../support/dual-stack.js';
 import { ADMIN, LOOPBACK_CELLS, ORDERS, PROXY, ProxyTestController, SPIFFE_CELLS, startProxyApp } from '../support/proxy-app.js';
 
 const XFCC = 'x-forwarded-client-cert';
@@ -250,6 +251,26 @@ describe.each(LOOPBACK_CELLS)('proxy mode, loopback trust: where the application
     }
   });
 });
+
+describe.skipIf(!canListenOnIpv6).each(LOOPBACK_CELLS.filter((cell) => cell.adapter === 'fastify'))(
+  'proxy mode, loopback trust, Fastify on dual-stack localhost ($name)',
+  (cell) => {
+    it('listens with a second server on ::1, accepted as loopback, that serves the header the same way', async () => {
+      const app = await createLoopbackApp(cell);
+      await withDualStackLocalhost(() => app.listen(0, 'localhost'));
+      try {
+        const addresses = listeningAddresses(app) as AddressInfo[];
+        expect(addresses.map((address) => address.address).sort()).toEqual(['127.0.0.1', '::1']);
+        for (const address of addresses) {
+          const res = await rawRequestTo(address, '/orders-only', [[XFCC, `URI=${ORDERS}`]], undefined, cell.http2);
+          expect([address.address, res.status]).toEqual([address.address, 200]);
+        }
+      } finally {
+        await app.close();
+      }
+    });
+  },
+);
 
 /** What a client gets on a Unix socket: everything the server wrote before the connection closed. */
 function answerOnPipe(path: string): Promise<string> {
