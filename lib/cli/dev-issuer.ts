@@ -1,5 +1,5 @@
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJWK, exportPKCS8, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
@@ -34,10 +34,19 @@ export function devIssuerFiles(dir: string): DevIssuerFiles {
   return { dir: folder, jwks: join(folder, 'jwks.json'), key: join(folder, 'issuer.key'), config: join(folder, 'issuer.json') };
 }
 
+/**
+ * Writes `file` by rename from a new temporary file: an unguessable name created exclusively (`wx`: O_CREAT|O_EXCL,
+ * which follows no symlink and opens no existing file), so the key goes into a file this call made, with `mode`.
+ */
 async function writeAtomically(file: string, content: string, mode: number): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, content, { mode });
-  await rename(temporary, file);
+  const temporary = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+  try {
+    await writeFile(temporary, content, { mode, flag: 'wx' });
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
 }
 
 /**

@@ -65,7 +65,20 @@ const CURVE_ALGORITHMS: Readonly<Record<string, TokenAlgorithm>> = {
   Ed25519: 'EdDSA',
 };
 const RSA_ALGORITHMS: readonly TokenAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
-const MIN_RSA_MODULUS_BYTES = 256;
+const MIN_RSA_MODULUS_BITS = 2048;
+
+/**
+ * The bit length of a JWK's base64url `n`, leading zero octets and bits not counted: the importer accepts a padded
+ * `n` as the same, smaller, modulus, so its octet count says nothing about the key's strength. 0 when not a string.
+ */
+function modulusBits(n: unknown): number {
+  if (typeof n !== 'string') return 0;
+  const octets = Buffer.from(n, 'base64url');
+  let first = 0;
+  while (first < octets.length && octets[first] === 0) first++;
+  if (first === octets.length) return 0;
+  return (octets.length - first - 1) * 8 + (32 - Math.clz32(octets[first]!));
+}
 
 function invalid(source: string, problem: string, fix: string): MtlsConfigError {
   return new MtlsConfigError('ERR_MTLS_JWKS_INVALID', `${source}: ${problem}. Fix: ${fix}`);
@@ -95,8 +108,7 @@ function algorithmsOfKey(jwk: Record<string, unknown>, index: number, source: st
   }
   let possible: readonly TokenAlgorithm[];
   if (jwk.kty === 'RSA') {
-    const modulus = typeof jwk.n === 'string' ? Buffer.from(jwk.n, 'base64url').length : 0;
-    if (modulus < MIN_RSA_MODULUS_BYTES)
+    if (modulusBits(jwk.n) < MIN_RSA_MODULUS_BITS)
       throw invalid(source, `${where} is an RSA key shorter than 2048 bits`, 'use RSA keys of 2048 bits or more');
     possible = RSA_ALGORITHMS;
   } else if ((jwk.kty === 'EC' || jwk.kty === 'OKP') && typeof jwk.crv === 'string' && CURVE_ALGORITHMS[jwk.crv] !== undefined) {

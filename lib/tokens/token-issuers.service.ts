@@ -191,24 +191,32 @@ export class TokenIssuers implements OnModuleInit, OnApplicationBootstrap, Befor
         agent = new Agent({ connect: { ca, rejectUnauthorized: true } });
         this.#agents.push(agent);
       }
-      // undici's request follows no redirect: the key set comes from the configured origin or not at all.
-      const response = await request(jwks.url, {
-        dispatcher: agent,
-        headersTimeout: jwks.timeoutMs,
-        bodyTimeout: jwks.timeoutMs,
-        headers: { accept: 'application/jwk-set+json, application/json' },
-      });
+      // undici's request follows no redirect: the key set comes from the configured origin or not at all. One signal
+      // bounds the whole fetch (connection, headers, body): undici's own timeouts are per phase and per chunk, which a
+      // server trickling its body byte by byte never trips, and bootstrap and token requests wait on this fetch.
+      const deadline = AbortSignal.timeout(jwks.timeoutMs);
       const chunks: Buffer[] = [];
-      let length = 0;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        length += chunk.length;
-        if (length > MAX_JWKS_BYTES) {
-          response.body.destroy();
-          throw new Error(`the document is larger than ${MAX_JWKS_BYTES} bytes`);
+      try {
+        const response = await request(jwks.url, {
+          dispatcher: agent,
+          signal: deadline,
+          headers: { accept: 'application/jwk-set+json, application/json' },
+        });
+        let length = 0;
+        for await (const chunk of response.body as AsyncIterable<Buffer>) {
+          length += chunk.length;
+          if (length > MAX_JWKS_BYTES) {
+            response.body.destroy();
+            throw new Error(`the document is larger than ${MAX_JWKS_BYTES} bytes`);
+          }
+          chunks.push(chunk);
         }
-        chunks.push(chunk);
+        if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);
+      } catch (error) {
+        if (deadline.aborted)
+          throw new Error(`no complete response within ${jwks.timeoutMs} ms (option timeoutMs)`, { cause: error });
+        throw error;
       }
-      if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);
       return Buffer.concat(chunks);
     };
   }

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,24 @@ describe('nestjs-mtls dev-ca issuer / token', () => {
     // The private key never appears in any output.
     const key = await readFile(join(dir, 'issuer', 'issuer.key'), 'utf8');
     expect(created.out + printed.out).not.toContain(key.split('\n')[1]);
+  });
+
+  it('writes its files through no planted temporary path: a symlink there neither receives the key nor becomes issuer.key', async () => {
+    const dir = join(root, 'planted');
+    const folder = join(dir, 'issuer');
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    // Another local user's file, and links at the temporary names the writer would use in this process.
+    const victim = join(root, 'victim.txt');
+    await writeFile(victim, 'not a key\n', { mode: 0o644 });
+    for (const name of ['issuer.key', 'jwks.json', 'issuer.json']) {
+      await symlink(victim, join(folder, `${name}.${process.pid}.tmp`));
+    }
+    expect(await cli('dev-ca', 'issuer', 'init', '--dir', dir)).toMatchObject({ status: EXIT_OK, err: '' });
+    expect(await readFile(victim, 'utf8')).toBe('not a key\n');
+    const key = await lstat(join(folder, 'issuer.key'));
+    expect(key.isFile()).toBe(true);
+    expect(key.mode & 0o777).toBe(0o600);
+    for (const name of ['jwks.json', 'issuer.json']) expect((await lstat(join(folder, name))).isFile()).toBe(true);
   });
 
   it.each([

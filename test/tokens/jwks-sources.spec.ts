@@ -13,6 +13,11 @@ const rsa = async (bits: number) => ({
   ...generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ format: 'jwk' }),
   kid: 'r',
 });
+// The same key with `n` left-padded by zero octets: its modulus, and so its strength, is unchanged.
+const padded = (jwk: { n?: string }, octets: number) => ({
+  ...jwk,
+  n: Buffer.concat([Buffer.alloc(octets), Buffer.from(jwk.n!, 'base64url')]).toString('base64url'),
+});
 const doc = (...keys: object[]) => JSON.stringify({ keys });
 const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -31,6 +36,11 @@ describe('importKeySet', () => {
       'keys[0] holds private key material',
     ],
     ['an RSA key under 2048 bits', async () => doc(await rsa(1024)), 'shorter than 2048 bits'],
+    [
+      'a 1024-bit RSA key whose n is zero-padded to 256 octets',
+      async () => doc(padded(await rsa(1024), 128)),
+      'shorter than 2048 bits',
+    ],
     ['an HS256 alg on an EC key', async () => doc({ ...(await ec('a')), alg: 'HS256' }), 'has "alg" "HS256"'],
     ['only X509-SVID authorities', async () => doc({ ...(await ec('a')), use: 'x509-svid' }), 'no signing key usable'],
     ['only encryption keys', async () => doc({ ...(await ec('a')), use: 'enc' }), 'no signing key usable'],
@@ -60,6 +70,11 @@ describe('importKeySet', () => {
     expect([...pinned.algorithms]).toEqual(['PS256']);
     expect(pinned.find('r', 'RS256')).toBe('unknown_kid');
     await expect(importKeySet(doc(await rsa(2048)), 'rsa', ['ES256'])).rejects.toThrow(/no signing key usable with ES256/);
+  });
+
+  it('accepts a 2048-bit RSA key written with a leading zero octet (some libraries emit one)', async () => {
+    const set = await importKeySet(doc(padded(await rsa(2048), 1)), 'rsa', ['RS256']);
+    expect(typeof set.find('r', 'RS256')).toBe('object');
   });
 
   it('finds a key without kid only when exactly one matches', async () => {
