@@ -1,5 +1,6 @@
 // The dev CA on disk: where its files live, creating, writing, loading and checking it.
-import { lstat, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { keyReadableByOthersWarning } from './key-file-mode.js';
 import { join } from 'node:path';
 import { CredentialsError } from '../errors/mtls.errors.js';
 import { errorCode } from '../errors/error-code.js';
@@ -111,12 +112,8 @@ export async function loadExistingCa(files: CaFiles): Promise<{ ca: CertificateA
     throw error;
   }
   const warnings = checkCaValidity(ca, files);
-  if (process.platform !== 'win32') {
-    const mode = (await stat(files.key)).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
-      warnings.push(`${files.key} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}); run chmod 600 on it`);
-    }
-  }
+  const keyWarning = await keyReadableByOthersWarning(files.key);
+  if (keyWarning !== undefined) warnings.push(keyWarning);
   return { ca, warnings };
 }
 

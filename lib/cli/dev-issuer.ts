@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJWK, exportPKCS8, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { MtlsConfigError } from '../errors/mtls.errors.js';
+import { keyReadableByOthersWarning } from './key-file-mode.js';
 
 /** Folder of the dev token issuer inside the dev CA directory. */
 export const DEV_ISSUER_FOLDER = 'issuer';
@@ -26,6 +27,8 @@ export interface DevIssuerResult {
   readonly issuer: string;
   readonly kid: string;
   readonly files: DevIssuerFiles;
+  /** Problems worth telling the user that do not stop the command, e.g. a signing key readable by other users. */
+  readonly warnings: readonly string[];
 }
 
 /** The files of the dev issuer under `dir` (the dev CA directory). */
@@ -62,14 +65,20 @@ export async function initDevIssuer(options: {
   if (!options.force) {
     try {
       const existing = JSON.parse(await readFile(files.config, 'utf8')) as { issuer: string; kid: string };
-      await readFile(files.key);
+      const keyWarning = await keyReadableByOthersWarning(files.key);
       if (options.issuer !== undefined && options.issuer !== existing.issuer) {
         throw new MtlsConfigError(
           'ERR_MTLS_CONFIG_INVALID',
           `issuer: the dev issuer in ${files.dir} is ${existing.issuer}; pass --force to replace it`,
         );
       }
-      return { action: 'loaded', issuer: existing.issuer, kid: existing.kid, files };
+      return {
+        action: 'loaded',
+        issuer: existing.issuer,
+        kid: existing.kid,
+        files,
+        warnings: keyWarning === undefined ? [] : [keyWarning],
+      };
     } catch (error) {
       if (error instanceof MtlsConfigError || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
@@ -87,7 +96,7 @@ export async function initDevIssuer(options: {
   await writeAtomically(files.key, await exportPKCS8(privateKey), 0o600);
   await writeAtomically(files.jwks, `${JSON.stringify({ keys: [{ ...jwk, kid, alg: 'ES256', use: 'sig' }] }, null, 2)}\n`, 0o644);
   await writeAtomically(files.config, `${JSON.stringify({ issuer, kid }, null, 2)}\n`, 0o644);
-  return { action: 'created', issuer, kid, files };
+  return { action: 'created', issuer, kid, files, warnings: [] };
 }
 
 /** Options of {@link mintDevToken}. */

@@ -69,6 +69,7 @@ async function issuer(argv: readonly string[], io: Io): Promise<number> {
     `dev token issuer ${result.action === 'created' ? 'created' : 'already present'}: iss ${result.issuer}, kid ${result.kid}, keys ${result.files.jwks}`,
   );
   if (result.action === 'created') io.log('This issuer is for development and tests only.');
+  for (const warning of result.warnings) io.error(`warning: ${warning}`);
   return 0;
 }
 
@@ -91,7 +92,8 @@ async function token(argv: readonly string[], io: Io): Promise<number> {
   if (values.aud.length === 0) throw new Usage('"dev-ca token" needs --aud, e.g. --aud orders');
   const ttlMs = parseDuration(values.ttl);
   if (ttlMs === undefined) throw new Usage(`--ttl "${printable(values.ttl)}" is not a duration; use e.g. 90s, 10m or 1h`);
-  // The token alone on stdout, so that $(nestjs-mtls dev-ca token …) can be passed to curl.
+  // Warnings on stderr, the token alone on stdout, so that $(nestjs-mtls dev-ca token …) can be passed to curl.
+  for (const warning of (await initDevIssuer({ dir: values.dir })).warnings) io.error(`warning: ${warning}`);
   io.log(
     await mintDevToken({
       dir: values.dir,

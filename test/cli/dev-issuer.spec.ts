@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +63,24 @@ describe('nestjs-mtls dev-ca issuer / token', () => {
     const key = await readFile(join(dir, 'issuer', 'issuer.key'), 'utf8');
     expect(created.out + printed.out).not.toContain(key.split('\n')[1]);
   });
+
+  it.skipIf(process.platform === 'win32')(
+    'warns on stderr, and only there, when the issuer key it reuses is readable by other users',
+    async () => {
+      const dir = join(root, 'loose-key');
+      expect((await cli('dev-ca', 'issuer', 'init', '--dir', dir)).err).toBe('');
+      const keyFile = join(dir, 'issuer', 'issuer.key');
+      await chmod(keyFile, 0o644);
+      const warning = `warning: ${keyFile} is readable by other users (mode 0644); run chmod 600 on it`;
+      const reused = await cli('dev-ca', 'issuer', 'init', '--dir', dir);
+      expect(reused).toMatchObject({ status: EXIT_OK, err: warning });
+      const printed = await cli('dev-ca', 'token', '--dir', dir, '--sub', 'alice', '--aud', 'orders');
+      expect(printed).toMatchObject({ status: EXIT_OK, err: warning });
+      expect(printed.out).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+      await chmod(keyFile, 0o600);
+      expect((await cli('dev-ca', 'token', '--dir', dir, '--sub', 'alice', '--aud', 'orders')).err).toBe('');
+    },
+  );
 
   it('writes its files through no planted temporary path: a symlink there neither receives the key nor becomes issuer.key', async () => {
     const dir = join(root, 'planted');
