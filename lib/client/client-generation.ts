@@ -1,14 +1,14 @@
-import type { DetailedPeerCertificate, SecureContext, TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { buildConnector, Client, Pool } from 'undici';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { createSecureContext } from '../credentials/secure-context.js';
 import { TrustAnchors } from '../identity/trust-anchors.js';
-import { CertificateParseError, UpstreamError } from '../errors/mtls.errors.js';
+import { UpstreamError } from '../errors/mtls.errors.js';
 import { DeadlineSchedule } from '../server/connection-expiry.js';
-import { parseCertificateDer } from '../x509/certificate.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
+import { connectionDeadline, expiredChain } from './upstream-expiry.js';
 
 /** Pools a generation keeps open at most, unless configured otherwise: beyond it, the least recently used one drains. */
 export const MAX_POOLS_PER_GENERATION = 256;
@@ -61,10 +61,14 @@ export function isConnectError(error: unknown): boolean {
  */
 export class ClientGeneration {
   readonly #pools = new Map<UpstreamExpectation, Map<string, PoolEntry>>();
-  /** Every open connection of the generation, under one timer: each is destroyed at its server chain's notAfter. */
+  /**
+   * Every open connection of the generation (its pools' and its https agents'), under one timer: each is destroyed at
+   * its server chain's notAfter. The timer is unref'd and closed connections leave it, so it outlives close() freely.
+   */
   readonly #expiry = new DeadlineSchedule<Socket>((due) => {
-    // With an error: undici fails what is in flight with it, and its HTTP/2 client needs one to close cleanly.
-    for (const socket of due) socket.destroy(expired("the server's certificate chain expired while the connection was open"));
+    // With an error: what is in flight fails with it, and undici's HTTP/2 client needs one to close cleanly.
+    for (const socket of due)
+      socket.destroy(expiredChain("the server's certificate chain expired while the connection was open"));
   });
   readonly #evicted = new Set<Promise<void>>();
   #size = 0;
@@ -120,10 +124,15 @@ export class ClientGeneration {
     if (this.#closing === undefined) {
       const pools = [...this.#pools.values()].flatMap((byOrigin) => [...byOrigin.values()]);
       const drains = pools.map(({ pool }) => drain(pool, this.settings.drainTimeoutMs));
-      // Drained pools have destroyed their connections by then: nothing is left to expire.
-      this.#closing = Promise.all([...drains, ...this.#evicted]).then(() => this.#expiry.stop());
+      this.#closing = Promise.all([...drains, ...this.#evicted]).then(() => undefined);
     }
     return this.#closing;
+  }
+
+  /** @internal Destroys `socket` at `deadline` (epoch ms, its server chain's notAfter) unless it closes first. */
+  expireAt(socket: Socket, deadline: number): void {
+    this.#expiry.add(socket, deadline);
+    socket.once('close', () => this.#expiry.delete(socket, deadline));
   }
 
   #evictLeastRecentlyUsed(): void {
@@ -159,7 +168,10 @@ export class ClientGeneration {
       timeout: this.settings.timeoutMs,
       allowH2: this.settings.http2 === true,
     };
-    const connect = expiringConnector(() => buildConnector(options), this.#expiry);
+    const connect = expiringConnector(
+      () => buildConnector(options),
+      (socket, deadline) => this.expireAt(socket, deadline),
+    );
     const servername = expectation.servername;
     const pool = new Pool(origin, {
       connections: this.settings.connections,
@@ -196,13 +208,16 @@ interface SessionScope {
 }
 
 /**
- * A pool's connector whose connections end at their server chain's notAfter (`expiry` destroys them then), and whose
+ * A pool's connector whose connections end at their server chain's notAfter (`expireAt` destroys them then), and whose
  * TLS sessions are never resumed past it: Node skips the certificate check on a resumed session. undici keeps the
  * sessions inside its connector, so once the earliest deadline among them has passed, the next connection gets a new
  * connector (an empty session cache) and a full handshake, in which OpenSSL checks the certificate again. A resumed
  * connection ends no later than that earliest deadline, however little of its chain the session kept.
  */
-function expiringConnector(build: () => buildConnector.connector, expiry: DeadlineSchedule<Socket>): Connector {
+function expiringConnector(
+  build: () => buildConnector.connector,
+  expireAt: (socket: Socket, deadline: number) => void,
+): Connector {
   let scope: SessionScope = { connect: build(), deadline: Infinity };
   return (options, callback) => {
     if (Date.now() > scope.deadline) scope = { connect: build(), deadline: Infinity };
@@ -213,61 +228,18 @@ function expiringConnector(build: () => buildConnector.connector, expiry: Deadli
         return;
       }
       const tls = socket as TLSSocket;
-      // A client keeps no chain for a resumed session: the scope's deadline bounds it (its session came from there).
-      const own = serverChainDeadline(tls);
-      const deadline = tls.isSessionReused() ? Math.min(Number.isNaN(own) ? Infinity : own, opening.deadline) : own;
-      if (Number.isFinite(deadline)) opening.deadline = Math.min(opening.deadline, deadline);
-      if (!(Number.isFinite(deadline) && Date.now() <= deadline)) {
+      // Called before undici writes a byte on it. A resumed session came from this scope: its deadline bounds it.
+      const deadline = connectionDeadline(tls, opening.deadline);
+      if (deadline instanceof Error) {
         tls.destroy();
-        const reason = Number.isFinite(deadline)
-          ? `the server's certificate chain expired at ${new Date(deadline).toISOString()}`
-          : "the server's certificate chain could not be read";
-        callback(expired(reason), null);
+        callback(deadline, null);
         return;
       }
-      expiry.add(tls, deadline);
-      tls.once('close', () => expiry.delete(tls, deadline));
+      opening.deadline = Math.min(opening.deadline, deadline);
+      expireAt(tls, deadline);
       callback(null, socket);
     });
   };
-}
-
-/** Certificates read above a server's leaf, at most: a real chain has one or two intermediates and a root. */
-const MAX_CHAIN = 10;
-
-/**
- * Epoch ms after which the server's chain on `socket` is no longer valid: the earliest notAfter of the leaf and the
- * certificates Node linked above it (those the server sent, then the trusted root). NaN when unreadable.
- */
-function serverChainDeadline(socket: TLSSocket): number {
-  let certificate: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  let deadline = Infinity;
-  for (let read = 0; certificate?.raw !== undefined && read < MAX_CHAIN; read++) {
-    deadline = Math.min(deadline, notAfterOf(certificate));
-    const issuer: DetailedPeerCertificate | undefined = certificate.issuerCertificate;
-    // A root links to itself.
-    certificate = issuer === certificate ? undefined : issuer;
-  }
-  return deadline === Infinity ? NaN : deadline;
-}
-
-function notAfterOf(certificate: DetailedPeerCertificate): number {
-  const parsed = Date.parse(certificate.valid_to);
-  if (!Number.isNaN(parsed)) return parsed;
-  try {
-    return parseCertificateDer(certificate.raw).notAfter.getTime();
-  } catch (error) {
-    if (error instanceof CertificateParseError) return NaN;
-    throw error;
-  }
-}
-
-/**
- * Why a connection ends or is refused: its server chain expired (or could not be read, as for a resumed session that
- * outlived its scope). It carries the code OpenSSL gives an expired certificate on a full handshake.
- */
-function expired(message: string): Error {
-  return Object.assign(new Error(message), { code: 'CERT_HAS_EXPIRED' });
 }
 
 /** A pool's client that lifts its in-flight limit once its connection turns out to be HTTP/2. */

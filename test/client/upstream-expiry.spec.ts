@@ -1,9 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { createSecureServer } from 'node:http2';
+import { get as httpsGet, type Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
 import { MtlsHttpClient } from '../../lib/client/index.js';
 import { CredentialStore } from '../../lib/credentials/credential-store.js';
 import { loadCredentials } from '../../lib/credentials/credentials-loader.js';
@@ -85,79 +87,135 @@ async function h2Upstream(identity: TestPeer, caPem: string): Promise<Upstream> 
   return Object.assign(state, { origin: `https://127.0.0.1:${(server.address() as AddressInfo).port}` });
 }
 
-describe.each([
+let pki: TestPki;
+
+beforeAll(async () => {
+  pki = await TestPki.create({ trustDomain: 'shop.test' });
+});
+
+afterAll(async () => {
+  await pki?.dispose();
+});
+
+/** An orders client (one connection per origin), closed after the test. */
+async function ordersClient(http2: boolean, { onTestFinished }: TestContext): Promise<MtlsHttpClient> {
+  const { credentials } = await pki.credentials(ORDERS);
+  const resolved = resolveMtlsOptions({
+    credentials,
+    peers: { inventory: INVENTORY },
+    client: { http2, connectionsPerOrigin: 1 },
+  });
+  const client = new MtlsHttpClient(resolved, new CredentialStore(await loadCredentials(resolved.credentialFiles)));
+  onTestFinished(() => client.close());
+  return client;
+}
+
+/** An upstream whose certificate expires VALIDITY_MS from now, closed after the test; `notAfter` as the certificate says. */
+async function expiringUpstream(
+  start: typeof h1Upstream,
+  { onTestFinished }: TestContext,
+): Promise<{ upstream: Upstream; notAfter: number }> {
+  const identity = await pki.peer({
+    spiffeId: INVENTORY,
+    ipAddresses: ['127.0.0.1'],
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + VALIDITY_MS),
+  });
+  const upstream = await start(identity, pki.bundlePem);
+  onTestFinished(() => upstream.close());
+  // X.509 keeps whole seconds: the certificate's own notAfter, not the instant asked for.
+  return { upstream, notAfter: Date.parse(new X509Certificate(identity.certPem).validTo) };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(ms, 0)));
+
+/** Waits until the certificate has expired for OpenSSL, which compares whole seconds. */
+const pastNotAfter = (notAfter: number) => sleep(notAfter - Date.now() + 1_100);
+
+/** Ends every connection from the server side; the client keeps the TLS session it was given. */
+async function dropConnections(upstream: Upstream): Promise<void> {
+  for (const socket of upstream.sockets) socket.destroy();
+  await eventually(() => upstream.sockets.size === 0);
+}
+
+// Concurrent: each test waits for its own certificate to expire.
+describe.concurrent.each([
   { protocol: 'HTTP/1.1', http2: false, start: h1Upstream },
   { protocol: 'HTTP/2', http2: true, start: h2Upstream },
 ])('MtlsHttpClient and an upstream certificate that expires ($protocol)', ({ http2, start }) => {
-  let pki: TestPki;
-  let client: MtlsHttpClient;
-  const cleanups: Array<() => Promise<void>> = [];
-
-  beforeAll(async () => {
-    pki = await TestPki.create({ trustDomain: 'shop.test' });
-  });
-
-  afterAll(async () => {
-    await pki?.dispose();
-  });
-
-  afterEach(async () => {
-    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
-  });
-
-  async function setup(): Promise<{ upstream: Upstream; notAfter: number }> {
-    const { credentials } = await pki.credentials(ORDERS);
-    const resolved = resolveMtlsOptions({
-      credentials,
-      peers: { inventory: INVENTORY },
-      client: { http2, connectionsPerOrigin: 1 },
-    });
-    client = new MtlsHttpClient(resolved, new CredentialStore(await loadCredentials(resolved.credentialFiles)));
-    cleanups.push(() => client.close());
-    const identity = await pki.peer({
-      spiffeId: INVENTORY,
-      ipAddresses: ['127.0.0.1'],
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + VALIDITY_MS),
-    });
-    const upstream = await start(identity, pki.bundlePem);
-    cleanups.push(() => upstream.close());
-    // X.509 keeps whole seconds: the certificate's own notAfter, not the instant asked for.
-    return { upstream, notAfter: Date.parse(new X509Certificate(identity.certPem).validTo) };
-  }
-
-  const get = (upstream: Upstream) => client.get(`${upstream.origin}/stock`, { expectPeer: 'inventory' });
-
-  /** Waits until the certificate has expired (OpenSSL compares whole seconds). */
-  const pastNotAfter = (notAfter: number) => new Promise((resolve) => setTimeout(resolve, notAfter - Date.now() + 1_100));
-
-  it('closes a kept-alive connection at notAfter and serves no call over it afterwards', async () => {
-    const { upstream, notAfter } = await setup();
-    expect((await get(upstream)).status).toBe(200);
-    expect((await get(upstream)).status).toBe(200);
+  it('closes a kept-alive connection at notAfter and serves no call over it afterwards', async (context) => {
+    const { expect } = context;
+    const client = await ordersClient(http2, context);
+    const { upstream, notAfter } = await expiringUpstream(start, context);
+    const get = () => client.get(`${upstream.origin}/stock`, { expectPeer: 'inventory' });
+    expect((await get()).status).toBe(200);
+    expect((await get()).status).toBe(200);
     expect(upstream.handshakes).toBe(1);
     expect(upstream.sockets.size).toBe(1);
     // The client closes it at notAfter: nothing on the server side ends it (generous bound).
     await eventually(() => upstream.sockets.size === 0, notAfter - Date.now() + 3_000);
     expect(Date.now()).toBeGreaterThanOrEqual(notAfter);
     await pastNotAfter(notAfter);
-    await expect(get(upstream)).rejects.toMatchObject({ code: 'ERR_MTLS_UPSTREAM_TLS', seen: 'CERT_HAS_EXPIRED' });
+    await expect(get()).rejects.toMatchObject({ code: 'ERR_MTLS_UPSTREAM_TLS', seen: 'CERT_HAS_EXPIRED' });
     expect(upstream.requests).toBe(2);
   });
 
-  it('resumes no TLS session of the expired certificate', async () => {
-    const { upstream, notAfter } = await setup();
-    expect((await get(upstream)).status).toBe(200);
-    // The server ends the connection; the client keeps the session it was given.
-    for (const socket of upstream.sockets) socket.destroy();
-    await eventually(() => upstream.sockets.size === 0);
-    // The session resumes while the certificate is valid (the control: resumption works here).
-    expect((await get(upstream)).status).toBe(200);
+  it('resumes no TLS session of the expired certificate', async (context) => {
+    const { expect } = context;
+    const client = await ordersClient(http2, context);
+    const { upstream, notAfter } = await expiringUpstream(start, context);
+    const get = () => client.get(`${upstream.origin}/stock`, { expectPeer: 'inventory' });
+    expect((await get()).status).toBe(200);
+    await dropConnections(upstream);
+    // The control: the session resumes while the certificate is valid.
+    expect((await get()).status).toBe(200);
     expect(upstream.resumed).toBe(1);
-    for (const socket of upstream.sockets) socket.destroy();
-    await eventually(() => upstream.sockets.size === 0);
+    await dropConnections(upstream);
     await pastNotAfter(notAfter);
-    await expect(get(upstream)).rejects.toMatchObject({ code: 'ERR_MTLS_UPSTREAM_TLS', seen: 'CERT_HAS_EXPIRED' });
+    await expect(get()).rejects.toMatchObject({ code: 'ERR_MTLS_UPSTREAM_TLS', seen: 'CERT_HAS_EXPIRED' });
+    expect(upstream.resumed).toBe(1);
+    expect(upstream.requests).toBe(2);
+  });
+});
+
+describe.concurrent('httpsAgent() and an upstream certificate that expires', () => {
+  function status(upstream: Upstream, agent: Agent): Promise<number> {
+    return new Promise((resolve, reject) => {
+      httpsGet(`${upstream.origin}/stock`, { agent }, (response: IncomingMessage) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      }).on('error', reject);
+    });
+  }
+
+  it('closes a kept-alive socket at notAfter and serves no call over it afterwards', async (context) => {
+    const { expect } = context;
+    const agent = (await ordersClient(false, context)).httpsAgent({ expectPeer: 'inventory' });
+    const { upstream, notAfter } = await expiringUpstream(h1Upstream, context);
+    expect(await status(upstream, agent)).toBe(200);
+    // Used again shortly before notAfter: its idle timeout (5 s) then ends well after it.
+    await sleep(notAfter - Date.now() - 1_000);
+    expect(await status(upstream, agent)).toBe(200);
+    expect(upstream.handshakes).toBe(1);
+    await eventually(() => upstream.sockets.size === 0, notAfter - Date.now() + 2_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(notAfter);
+    await pastNotAfter(notAfter);
+    await expect(status(upstream, agent)).rejects.toMatchObject({ code: 'CERT_HAS_EXPIRED' });
+    expect(upstream.requests).toBe(2);
+  });
+
+  it('resumes no TLS session of the expired certificate', async (context) => {
+    const { expect } = context;
+    const agent = (await ordersClient(false, context)).httpsAgent({ expectPeer: 'inventory' });
+    const { upstream, notAfter } = await expiringUpstream(h1Upstream, context);
+    expect(await status(upstream, agent)).toBe(200);
+    await dropConnections(upstream);
+    // The control: the session resumes while the certificate is valid.
+    expect(await status(upstream, agent)).toBe(200);
+    expect(upstream.resumed).toBe(1);
+    await dropConnections(upstream);
+    await pastNotAfter(notAfter);
+    await expect(status(upstream, agent)).rejects.toMatchObject({ code: 'CERT_HAS_EXPIRED' });
     expect(upstream.resumed).toBe(1);
     expect(upstream.requests).toBe(2);
   });
