@@ -1,11 +1,14 @@
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { buildConnector, Client, Pool } from 'undici';
 import type { CredentialStore } from '../credentials/credential-store.js';
 import { createSecureContext } from '../credentials/secure-context.js';
 import { TrustAnchors } from '../identity/trust-anchors.js';
 import { UpstreamError } from '../errors/mtls.errors.js';
+import { DeadlineSchedule } from '../server/connection-expiry.js';
 import type { TlsPolicyOptions } from '../mtls.options.js';
 import type { UpstreamExpectation } from './upstream-identity.js';
+import { connectionDeadline, expiredChain } from './upstream-expiry.js';
 
 /** Pools a generation keeps open at most, unless configured otherwise: beyond it, the least recently used one drains. */
 export const MAX_POOLS_PER_GENERATION = 256;
@@ -58,6 +61,15 @@ export function isConnectError(error: unknown): boolean {
  */
 export class ClientGeneration {
   readonly #pools = new Map<UpstreamExpectation, Map<string, PoolEntry>>();
+  /**
+   * Every open connection of the generation (its pools' and its https agents'), under one timer: each is destroyed at
+   * its server chain's notAfter. The timer is unref'd and closed connections leave it, so it outlives close() freely.
+   */
+  readonly #expiry = new DeadlineSchedule<Socket>((due) => {
+    // With an error: what is in flight fails with it, and undici's HTTP/2 client needs one to close cleanly.
+    for (const socket of due)
+      socket.destroy(expiredChain("the server's certificate chain expired while the connection was open"));
+  });
   readonly #evicted = new Set<Promise<void>>();
   #size = 0;
   /** Counts hand-outs: a pool's `lastUsed` on it orders pools by recency without reordering any map per request. */
@@ -117,6 +129,12 @@ export class ClientGeneration {
     return this.#closing;
   }
 
+  /** @internal Destroys `socket` at `deadline` (epoch ms, its server chain's notAfter) unless it closes first. */
+  expireAt(socket: Socket, deadline: number): void {
+    this.#expiry.add(socket, deadline);
+    socket.once('close', () => this.#expiry.delete(socket, deadline));
+  }
+
   #evictLeastRecentlyUsed(): void {
     // A linear scan, only when a new pool is needed and the generation is full: the request path stays O(1).
     let oldest: PoolEntry | undefined;
@@ -143,13 +161,17 @@ export class ClientGeneration {
   }
 
   #open(origin: URL, expectation: UpstreamExpectation, upstream: string): PoolEntry {
-    const connect = buildConnector({
+    const options: buildConnector.BuildOptions = {
       secureContext: this.secureContext,
       rejectUnauthorized: true,
       checkServerIdentity: expectation.verifier(upstream, origin, this.trustAnchors),
       timeout: this.settings.timeoutMs,
       allowH2: this.settings.http2 === true,
-    });
+    };
+    const connect = expiringConnector(
+      () => buildConnector(options),
+      (socket, deadline) => this.expireAt(socket, deadline),
+    );
     const servername = expectation.servername;
     const pool = new Pool(origin, {
       connections: this.settings.connections,
@@ -173,6 +195,51 @@ export class ClientGeneration {
     });
     return { pool, upstream, expected: expectation.description, lastUsed: 0 };
   }
+}
+
+/** undici's connector, reduced to what the pools call. */
+type Connector = (options: buildConnector.Options, callback: buildConnector.Callback) => void;
+
+/** One connector and the TLS sessions it caches, valid until the earliest server chain notAfter it has seen. */
+interface SessionScope {
+  readonly connect: buildConnector.connector;
+  /** Epoch ms: the earliest deadline of the connections it opened, so of every session it may resume. */
+  deadline: number;
+}
+
+/**
+ * A pool's connector whose connections end at their server chain's notAfter (`expireAt` destroys them then), and whose
+ * TLS sessions are never resumed past it: Node skips the certificate check on a resumed session. undici keeps the
+ * sessions inside its connector, so once the earliest deadline among them has passed, the next connection gets a new
+ * connector (an empty session cache) and a full handshake, in which OpenSSL checks the certificate again. A resumed
+ * connection ends no later than that earliest deadline, however little of its chain the session kept.
+ */
+function expiringConnector(
+  build: () => buildConnector.connector,
+  expireAt: (socket: Socket, deadline: number) => void,
+): Connector {
+  let scope: SessionScope = { connect: build(), deadline: Infinity };
+  return (options, callback) => {
+    if (Date.now() > scope.deadline) scope = { connect: build(), deadline: Infinity };
+    const opening = scope;
+    opening.connect(options, (error, socket) => {
+      if (error !== null) {
+        callback(error, null);
+        return;
+      }
+      const tls = socket as TLSSocket;
+      // Called before undici writes a byte on it. A resumed session came from this scope: its deadline bounds it.
+      const deadline = connectionDeadline(tls, opening.deadline);
+      if (deadline instanceof Error) {
+        tls.destroy();
+        callback(deadline, null);
+        return;
+      }
+      opening.deadline = Math.min(opening.deadline, deadline);
+      expireAt(tls, deadline);
+      callback(null, socket);
+    });
+  };
 }
 
 /** A pool's client that lifts its in-flight limit once its connection turns out to be HTTP/2. */

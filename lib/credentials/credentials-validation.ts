@@ -16,6 +16,7 @@ import type { RevocationList } from '../x509/crl.js';
 import { crlIssuerKey, crlPosition } from './crl-freshness.js';
 import type { CredentialFiles, CredentialUsage, Credentials, RawCredentials } from './credentials.interfaces.js';
 import { bindTrustDomainBundles } from '../identity/trust-domain-bundles.js';
+import { bundleTrustDomainProblem } from '../identity/trust-anchors.js';
 import { decodePemBlock, findPemBlocks, isEncryptedKeyBlock, isPrivateKeyLabel } from '../x509/pem.js';
 import type { PemBlock } from '../x509/pem.js';
 import type { PrivateKeyMaterial } from './private-key.js';
@@ -541,7 +542,8 @@ function checkLeafProfile(leaf: CertificateInfo, intermediates: readonly Certifi
 
 /**
  * Federation: the bundle of each trust domain, own one first, and their union (what OpenSSL is given). A federated
- * bundle keyed by our own trust domain is refused: it would let another party's CA mint identities in ours.
+ * bundle keyed by our own trust domain is refused: it would let another party's CA mint identities in ours. So is a
+ * bundle, own or federated, that holds a CA declaring another trust domain than its own.
  */
 function trustDomainBundles(
   raw: RawCredentials,
@@ -557,6 +559,7 @@ function trustDomainBundles(
       fix: SVID_FIX,
     });
   }
+  checkBundleTrustDomain(home, own, raw.files.ca);
   const byTrustDomain = new Map<string, readonly CertificateInfo[]>([[home, Object.freeze([...own])]]);
   const all = [...own];
   const seen = new Set(own.map((ca) => ca.fingerprint256));
@@ -570,6 +573,7 @@ function trustDomainBundles(
       });
     }
     const bundle = parseTrustBundle(pem, { ...raw.files, ca: file });
+    checkBundleTrustDomain(trustDomain, bundle, file);
     byTrustDomain.set(trustDomain, Object.freeze(bundle));
     for (const ca of bundle) {
       if (seen.has(ca.fingerprint256)) continue;
@@ -578,6 +582,17 @@ function trustDomainBundles(
     }
   }
   return { byTrustDomain, all };
+}
+
+/** Refuses a bundle that holds the CA of another trust domain than the one it was delivered for (federation). */
+function checkBundleTrustDomain(trustDomain: string, bundle: readonly CertificateInfo[], file: string): void {
+  const problem = bundleTrustDomainProblem(trustDomain, bundle);
+  if (problem === undefined) return;
+  throw fail('ERR_MTLS_CHAIN_UNTRUSTED', problem, {
+    file,
+    field: 'ca',
+    fix: `the Workload API must send each trust domain's own CAs only; check the federation relationship (bundle endpoint) of ${trustDomain} on the SPIRE server`,
+  });
 }
 
 function identityOf(leaf: CertificateInfo, files: CredentialFiles): PeerIdentity {

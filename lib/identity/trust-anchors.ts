@@ -53,6 +53,24 @@ export function declaredTrustDomain(ca: CertificateInfo): DeclaredTrustDomain {
 }
 
 /**
+ * Why `bundle` cannot be the bundle of `trustDomain` it was delivered as (a Workload API bundle, own or federated), or
+ * undefined: one of its CA certificates declares another trust domain, or names no single one (X509-SVID §3.2). A CA
+ * that declares none may be in any bundle. Such a bundle would let that CA mint identities of `trustDomain` under
+ * another trust domain's name, or mean the federation relationship serves the wrong bundle.
+ */
+export function bundleTrustDomainProblem(trustDomain: string, bundle: readonly CertificateInfo[]): string | undefined {
+  for (const ca of bundle) {
+    const declared = declaredTrustDomain(ca);
+    if (!declared.ok)
+      return `the bundle of trust domain ${trustDomain} holds a CA that names no single trust domain: ${declared.problem}`;
+    if (declared.trustDomain !== undefined && declared.trustDomain !== trustDomain) {
+      return `the bundle of trust domain ${trustDomain} holds ${certificateLabel(ca)}, a CA of trust domain ${declared.trustDomain}`;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The trust domain the anchor of a verified chain vouches for. `chain` runs from the leaf to the trust anchor, which
  * must be self-issued. A leaf that is its own anchor (a self-signed certificate pinned in the bundle) binds nothing.
  */

@@ -38,12 +38,17 @@ export class DeadlineSchedule<T> {
     if (deadline < this.#armedFor) this.#arm();
   }
 
-  /** Unschedules `item` (scheduled for `deadline`). */
+  /** Unschedules `item` (scheduled for `deadline`); the timer stops once nothing is scheduled. */
   delete(item: T, deadline: number): void {
     const bucket = this.#buckets.get(deadline);
     if (bucket === undefined) return;
     bucket.delete(item);
     if (bucket.size === 0) this.#buckets.delete(deadline);
+    // Nothing left to report: no timer waits (one would outlive every item, until its deadline, months away).
+    if (this.#buckets.size === 0) {
+      this.#heap.length = 0;
+      this.stop();
+    }
   }
 
   /** Stops the timer; scheduled items stay and are not reported. */

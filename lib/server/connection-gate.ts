@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
@@ -24,16 +24,25 @@ export interface ServerGateHooks {
   request(request: IncomingMessage, response: ServerResponse): boolean;
   /** The same for `upgrade` and `connect`, which hand the bare socket to the application. */
   takeover(request: IncomingMessage, socket: Duplex): boolean;
-  /** The same for an HTTP/2 stream, which core `stream` listeners (gRPC-style handlers) read before any `request`. */
+  /**
+   * The same for an HTTP/2 stream, before every `stream` listener of its session: Node's (which makes the server's
+   * `stream`, then `request`, `connect` or `checkContinue`) and the application's (gRPC-style handlers).
+   */
   stream(stream: ServerHttp2Stream): boolean;
+  /**
+   * Whether an HTTP/2-only server's `unknownProtocol` listeners may have a TLS connection that did not negotiate h2;
+   * when false it was answered and is closing, or was destroyed.
+   */
+  unknownProtocol(socket: TLSSocket): boolean;
 }
 
 /**
  * Runs the hooks before every listener of the server's connection and request events — present and future ones, in
  * whatever order they were added: Node's HTTP connection listener, the application's request handler (routes,
- * `app.use`, the adapter's routes, static files), a WebSocket library's `upgrade` listener, a proxy's `connect`, and
- * on HTTP/2 the core `stream` event (from which Node's compatibility layer makes each `request`).
- * Returns the function that removes the interception.
+ * `app.use`, the adapter's routes, static files), a WebSocket library's `upgrade` listener, a proxy's `connect`, an
+ * HTTP/2-only server's `unknownProtocol`, and on HTTP/2 the `stream` event of each session (the one event through which
+ * a session hands anything to a listener: Node's compatibility layer makes each `request` from it).
+ * Returns the function that removes the interception (sessions already open stay gated).
  */
 export function interceptServerEvents(server: TlsServer, hooks: ServerGateHooks): () => void {
   const original = server.emit;
@@ -55,8 +64,11 @@ export function interceptServerEvents(server: TlsServer, hooks: ServerGateHooks)
       case 'connect':
         if (!hooks.takeover(first as IncomingMessage, second as Duplex)) return true;
         break;
-      case 'stream':
-        if (!hooks.stream(first as ServerHttp2Stream)) return true;
+      case 'session':
+        gateSessionStreams(first as ServerHttp2Session, hooks);
+        break;
+      case 'unknownProtocol':
+        if (!hooks.unknownProtocol(first as TLSSocket)) return true;
         break;
       default:
         break;
@@ -68,6 +80,20 @@ export function interceptServerEvents(server: TlsServer, hooks: ServerGateHooks)
   return () => {
     if (server.emit === emit) server.emit = original;
   };
+}
+
+/**
+ * Runs `hooks.stream` before every `stream` listener of an HTTP/2 session. The server emits `session` right after
+ * creating it, before the session reads a frame, so no stream of it is missed.
+ */
+function gateSessionStreams(session: ServerHttp2Session, hooks: ServerGateHooks): void {
+  const original = session.emit;
+  const emit = function (this: ServerHttp2Session, event: string | symbol, first?: unknown): boolean {
+    if (event === 'stream' && !hooks.stream(first as ServerHttp2Stream)) return true;
+    // eslint-disable-next-line prefer-rest-params -- forward the event's own arguments unchanged
+    return Reflect.apply(original, this, arguments) as boolean;
+  };
+  session.emit = emit as typeof session.emit;
 }
 
 /** Where a TLS socket's TCP connection is: Node keeps it as `_parent` (lib/_tls_wrap.js); undefined elsewhere. */

@@ -166,6 +166,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       request: this.#request,
       takeover: this.#takeover,
       stream: this.#stream,
+      unknownProtocol: this.#unknownProtocol,
     });
     server.on('tlsClientError', this.#onHandshakeRejected);
     this.#servers.set(server, () => {
@@ -278,6 +279,17 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     const admission = admissionOf(stream.session?.socket);
     if (admission === undefined || admission instanceof PeerError) {
       answerStream(stream, admission ?? notAdmitted());
+      return false;
+    }
+    return this.#servable(admission);
+  };
+
+  readonly #unknownProtocol = (socket: TLSSocket): boolean => {
+    const admission = admissionOf(socket);
+    if (admission === undefined || admission instanceof PeerError) {
+      answerTakeover(socket, admission ?? notAdmitted());
+      // No HTTP layer reads this socket: reading lets the peer's close end it.
+      socket.resume();
       return false;
     }
     return this.#servable(admission);

@@ -4,6 +4,7 @@ import type { InstallLogger } from '../credentials/credentials-installer.js';
 import { WorkloadApiError } from '../errors/mtls.errors.js';
 import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
+import { bundleTrustDomainProblem } from '../identity/trust-anchors.js';
 import type { BackoffOptions } from './workload-api.backoff.js';
 import { decodeX509BundlesResponse, encodeEmpty, WORKLOAD_API_METHODS } from './workload-api.codec.js';
 import { resolveWorkloadApiEndpoint } from './workload-api.endpoint.js';
@@ -24,7 +25,8 @@ export interface WorkloadX509BundleSourceOptions {
 /**
  * X.509 bundles of every trust domain the workload trusts (`FetchX509Bundles`), for a process that verifies X509-SVIDs
  * without holding one (e.g. a proxy or an auditor). Every message is the full state: a trust domain missing from it is
- * no longer trusted. A message that does not parse is refused and the previous state kept. Services that hold an SVID
+ * no longer trusted. A message that does not parse, or holds a bundle with the CA of another trust domain than its
+ * own, is refused and the previous state kept. Services that hold an SVID
  * get the same bundles with it through `credentials: { workloadApi }`.
  */
 export class WorkloadX509BundleSource {
@@ -100,6 +102,8 @@ export class WorkloadX509BundleSource {
         if (certificates.length === 0) throw new Error(`the bundle of ${trustDomain} is empty`);
         if (certificates.some((certificate) => !certificate.isCa))
           throw new Error(`the bundle of ${trustDomain} holds a certificate that is not a CA`);
+        const problem = bundleTrustDomainProblem(trustDomain, certificates);
+        if (problem !== undefined) throw new Error(problem);
         bundles.set(trustDomain, Object.freeze(certificates));
       }
     } catch (error) {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificateDer, type CertificateInfo } from '../../lib/x509/certificate.js';
 import {
   anchorTrustDomain,
+  bundleTrustDomainProblem,
   declaredTrustDomain,
   trustDomainMismatch,
   type DeclaredTrustDomain,
@@ -135,5 +136,51 @@ describe('trustDomainMismatch', () => {
     expect(trustDomainMismatch(ORDERS, 'shop.test', declared, anchor === undefined ? undefined : certificates[anchor])).toBe(
       expected,
     );
+  });
+});
+
+describe('bundleTrustDomainProblem (a bundle delivered for a trust domain)', () => {
+  it.each<[string, string, string[], string | undefined]>([
+    ['its own CA', 'shop.test', ['shopRoot'], undefined],
+    ['a CA that declares no trust domain', 'shop.test', ['legacyRoot', 'dnsRoot'], undefined],
+    ['its own CA and a legacy one', 'shop.test', ['shopRoot', 'legacyRoot'], undefined],
+    ['an intermediate of its own trust domain', 'shop.test', ['shopRoot', 'intermediate'], undefined],
+    [
+      'the CA of another trust domain',
+      'partner.test',
+      ['elsewhereRoot'],
+      'the bundle of trust domain partner.test holds "CN=elsewhere root", a CA of trust domain elsewhere.test',
+    ],
+    [
+      'the CA of our own trust domain, delivered for a partner',
+      'partner.test',
+      ['legacyRoot', 'shopRoot'],
+      'the bundle of trust domain partner.test holds "CN=shop root", a CA of trust domain shop.test',
+    ],
+    [
+      "its own CA next to another trust domain's",
+      'shop.test',
+      ['shopRoot', 'elsewhereRoot'],
+      'the bundle of trust domain shop.test holds "CN=elsewhere root", a CA of trust domain elsewhere.test',
+    ],
+    [
+      'a CA with two SPIFFE IDs',
+      'shop.test',
+      ['twoIdRoot'],
+      'the bundle of trust domain shop.test holds a CA that names no single trust domain: "CN=two-id root" carries more than one spiffe URI SAN',
+    ],
+    [
+      'a CA whose SPIFFE ID has a path',
+      'shop.test',
+      ['pathRoot'],
+      'the bundle of trust domain shop.test holds a CA that names no single trust domain: "CN=path root" carries the SPIFFE ID "spiffe://shop.test/ca", which has a path; a CA\'s SPIFFE ID names its trust domain only (X509-SVID §3.2)',
+    ],
+  ])('%s', (_, trustDomain, names, expected) => {
+    expect(
+      bundleTrustDomainProblem(
+        trustDomain,
+        names.map((name) => certificates[name]!),
+      ),
+    ).toBe(expected);
   });
 });

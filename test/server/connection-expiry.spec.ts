@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { DeadlineSchedule } from '../../lib/server/connection-expiry.js';
@@ -27,5 +28,33 @@ describe('DeadlineSchedule', () => {
     schedule.stop();
     await sleep(60);
     expect(due).toEqual([]);
+  });
+
+  it('holds no timer once its last item is unscheduled, and arms again for the next', async () => {
+    const timers = new Set<number>();
+    const hook = createHook({
+      init: (id, type) => {
+        if (type === 'Timeout') timers.add(id);
+      },
+      destroy: (id) => timers.delete(id),
+    }).enable();
+    try {
+      const due: string[] = [];
+      const schedule = new DeadlineSchedule<string>((items) => due.push(...items));
+      const start = Date.now();
+      schedule.add('a', start + 3_600_000);
+      schedule.add('b', start + 7_200_000);
+      expect(timers.size).toBe(1);
+      schedule.delete('a', start + 3_600_000);
+      schedule.delete('b', start + 7_200_000);
+      // Destroy hooks run on a later turn.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(timers.size).toBe(0);
+      schedule.add('c', Date.now() + 20);
+      await sleep(80);
+      expect(due).toEqual(['c']);
+    } finally {
+      hook.disable();
+    }
   });
 });

@@ -25,4 +25,28 @@ describe('WorkloadX509BundleSource (FetchX509Bundles)', () => {
     agent.setFederatedBundle('partner.test', undefined);
     await expect.poll(() => source.trustDomains()).toEqual(['shop.test']);
   });
+
+  it('refuses a state whose partner.test bundle holds the CA of another trust domain, keeping the previous one', async () => {
+    const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const partner = await CertificateAuthority.create({ commonName: 'partner root', trustDomain: 'partner.test' });
+    const impostor = await CertificateAuthority.create({ commonName: 'impostor root', trustDomain: 'other.test' });
+    const agent = await WorkloadApiTestServer.start();
+    cleanup.push(() => agent.close());
+    agent.setSvids([{ peer: await pki.peer('spiffe://shop.test/auditor') }]);
+    agent.setFederatedBundle('partner.test', partner.rootPem);
+    const warnings: string[] = [];
+    const source = await WorkloadX509BundleSource.connect({
+      socket: agent.address,
+      backoff: { initialMs: 20, maxMs: 100 },
+      logger: { log: () => undefined, warn: (line: string) => warnings.push(line), error: () => undefined },
+    });
+    cleanup.push(() => source.close());
+    expect((await source.bundleFor('partner.test'))?.map((c) => c.subject)).toEqual(['CN=partner root']);
+    agent.setFederatedBundle('partner.test', impostor.rootPem);
+    await expect.poll(() => warnings.length).toBe(1);
+    expect(warnings[0]).toContain(
+      'the bundle of trust domain partner.test holds "CN=impostor root", a CA of trust domain other.test',
+    );
+    expect((await source.bundleFor('partner.test'))?.map((c) => c.subject)).toEqual(['CN=partner root']);
+  });
 });

@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TestPki } from '../../lib/testing/test-pki.js';
+import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
 import { WorkloadApiTestServer } from '../../lib/testing/workload-api-server.js';
 import { parseWorkloadApiEndpoint } from '../../lib/workload-api/workload-api.endpoint.js';
 import { WorkloadX509Source } from '../../lib/workload-api/x509-source.js';
@@ -148,5 +149,32 @@ describe('WorkloadX509Source', () => {
     const refused = events.find((e) => e.type === 'credentials.refused');
     expect(refused).toMatchObject({ error: { code: 'ERR_MTLS_SVID_INVALID' } });
     expect(store.version).toBe(1);
+  });
+
+  it.each([
+    ['another trust domain', 'other.test'],
+    ['our own trust domain', 'shop.test'],
+  ])('refuses a federated bundle of partner.test whose CA declares %s, keeping the previous bundles', async (_, declared) => {
+    const { agent, source, events, lines } = await setup();
+    const partner = await CertificateAuthority.create({ commonName: 'partner root', trustDomain: 'partner.test' });
+    const impostor = await CertificateAuthority.create({ commonName: 'impostor root', trustDomain: declared });
+    agent.setSvids([{ peer: await pki.peer(ID) }]);
+    agent.setFederatedBundle('partner.test', partner.rootPem);
+    const store = await source.start(5_000);
+    await expect.poll(() => store.current.trustDomainBundles?.get('partner.test')?.[0]?.subject).toBe('CN=partner root');
+    const version = store.version;
+    agent.setFederatedBundle('partner.test', impostor.rootPem);
+    await expect.poll(() => events.filter((e) => e.type === 'credentials.refused').length).toBe(1);
+    expect(events.find((e) => e.type === 'credentials.refused')).toMatchObject({
+      error: {
+        code: 'ERR_MTLS_CHAIN_UNTRUSTED',
+        message: expect.stringContaining(
+          `the bundle of trust domain partner.test holds "CN=impostor root", a CA of trust domain ${declared}`,
+        ),
+      },
+    });
+    expect(lines.some((line) => line.includes('refused') && line.includes('CN=impostor root'))).toBe(true);
+    expect(store.version).toBe(version);
+    expect(store.current.trustDomainBundles?.get('partner.test')?.map((ca) => ca.subject)).toEqual(['CN=partner root']);
   });
 });
