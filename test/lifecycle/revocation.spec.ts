@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, secretFiles, TestPki, writeKubernetesSecret, type TestPeer } from '../../lib/testing/index.js';
@@ -229,6 +230,44 @@ describe.each(SERVER_CELLS)('a peer certificate that expires on an open connecti
       ]);
     } finally {
       agent.destroy();
+      await server.close();
+    }
+  });
+});
+
+describe('a CRL update that revokes an intermediate CA (the root CRL lists it)', () => {
+  it("closes the open connections of every peer it issued, keeps the other peers', and refuses new handshakes", async () => {
+    const root = await CertificateAuthority.create({ commonName: 'shop.test root', trustDomain: 'shop.test' });
+    const workloads = await root.createIntermediate({ commonName: 'shop.test workloads' });
+    const serverPeer = { ...(await root.issue({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] })), caPem: root.rootPem };
+    // Issued by the intermediate, which each sends in its handshake; payments comes from the root directly.
+    const orders = { ...(await workloads.issue({ spiffeId: ORDERS })), caPem: root.rootPem };
+    const payments = { ...(await root.issue({ spiffeId: PAYMENTS })), caPem: root.rootPem };
+    const crls = async (revokedByRoot: string[]) => `${await root.createCrl(revokedByRoot)}${await workloads.createCrl([])}`;
+    const dir = await temporaryDir('nestjs-mtls-intermediate-revoked-');
+    await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([]) });
+    const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
+    const ordersAgent = keepAliveAgent(orders);
+    const paymentsAgent = keepAliveAgent(payments);
+    try {
+      const ordersSocket = (await get(server.port, orders, '/ping', { agent: ordersAgent })).socket;
+      const paymentsSocket = (await get(server.port, payments, '/ping', { agent: paymentsAgent })).socket;
+      const ordersClosed = closedAt(ordersSocket);
+
+      const writtenAt = performance.now();
+      const intermediateSerial = new X509Certificate(workloads.certPem).serialNumber;
+      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await crls([intermediateSerial]) });
+      expect((await ordersClosed) - writtenAt).toBeLessThan(2_000);
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
+        { type: 'connection.revoked', reason: 'revoked', peer: ORDERS },
+      ]);
+
+      const again = await get(server.port, payments, '/ping', { agent: paymentsAgent });
+      expect([again.status, again.socket === paymentsSocket]).toEqual([200, true]);
+      await expect(get(server.port, orders, '/ping', { agent: false })).rejects.toThrow();
+    } finally {
+      ordersAgent.destroy();
+      paymentsAgent.destroy();
       await server.close();
     }
   });
