@@ -227,7 +227,7 @@ function problemOf(kind: Kind, input: Buffer): string | undefined {
   outcomes.converted++;
   try {
     if (!isValidSpiffeId(spiffeId)) return `announced SPIFFE ID ${JSON.stringify(spiffeId)} accepted`;
-    for (const pem of [raw.certPem, raw.caPem, ...raw.federatedBundlePems.values()]) {
+    for (const pem of [raw.certPem, raw.caPem, ...(raw.federatedBundlePems?.values() ?? [])]) {
       const parsed = timed(() => parseCertificatesPem(pem));
       if (parsed.error !== undefined && !(parsed.error instanceof CertificateParseError)) {
         return `its PEM threw ${describeThrown(parsed.error)}`;
