@@ -87,6 +87,16 @@ export function certificatesFromUrlEncodedPem(value: string, what: string, max: 
   });
 }
 
+/** Most unhandled critical extensions a message names: the leaf and its number of extensions are the caller's. */
+const MAX_SHOWN_EXTENSIONS = 3;
+
+/** `unhandled critical extension 1.2.3`, or the first few of many and how many there are. */
+function unhandledCritical(oids: readonly string[]): string {
+  if (oids.length === 1) return `unhandled critical extension ${oids[0]}`;
+  const more = oids.length > MAX_SHOWN_EXTENSIONS ? `, … (${oids.length} in all)` : '';
+  return `unhandled critical extensions ${oids.slice(0, MAX_SHOWN_EXTENSIONS).join(', ')}${more}`;
+}
+
 /** Why a forwarded leaf and chain would not pass a TLS handshake against `trust.bundle`, or undefined. */
 function chainProblem(
   leaf: CertificateInfo,
@@ -103,7 +113,7 @@ function chainProblem(
     return unauthenticated('its extended key usage lacks clientAuth');
   }
   if (leaf.unhandledCriticalExtensions.length > 0) {
-    return unauthenticated(`unhandled critical extension ${leaf.unhandledCriticalExtensions.join(', ')}`);
+    return unauthenticated(unhandledCritical(leaf.unhandledCriticalExtensions));
   }
   const result = verifyChain(leaf, presented, bundle, { now: trust.now, crls: trust.crls, usages: ['clientAuth'] });
   if (!result.ok) return unauthenticated(result.reason);

@@ -58,12 +58,13 @@ export class JwksKeySet {
   }
 }
 
-const CURVE_ALGORITHMS: Readonly<Record<string, TokenAlgorithm>> = {
-  'P-256': 'ES256',
-  'P-384': 'ES384',
-  'P-521': 'ES512',
-  Ed25519: 'EdDSA',
-};
+/** Curve → the one algorithm it verifies. A Map: a `crv` such as `constructor` must not find an inherited member. */
+const CURVE_ALGORITHMS: ReadonlyMap<string, TokenAlgorithm> = new Map([
+  ['P-256', 'ES256'],
+  ['P-384', 'ES384'],
+  ['P-521', 'ES512'],
+  ['Ed25519', 'EdDSA'],
+]);
 const RSA_ALGORITHMS: readonly TokenAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 const MIN_RSA_MODULUS_BITS = 2048;
 
@@ -111,8 +112,8 @@ function algorithmsOfKey(jwk: Record<string, unknown>, index: number, source: st
     if (modulusBits(jwk.n) < MIN_RSA_MODULUS_BITS)
       throw invalid(source, `${where} is an RSA key shorter than 2048 bits`, 'use RSA keys of 2048 bits or more');
     possible = RSA_ALGORITHMS;
-  } else if ((jwk.kty === 'EC' || jwk.kty === 'OKP') && typeof jwk.crv === 'string' && CURVE_ALGORITHMS[jwk.crv] !== undefined) {
-    possible = [CURVE_ALGORITHMS[jwk.crv]!];
+  } else if ((jwk.kty === 'EC' || jwk.kty === 'OKP') && typeof jwk.crv === 'string' && CURVE_ALGORITHMS.has(jwk.crv)) {
+    possible = [CURVE_ALGORITHMS.get(jwk.crv)!];
   } else {
     // Key types this verifier cannot use (Ed448, ML-DSA, …): not trusted, not an error either.
     return [];

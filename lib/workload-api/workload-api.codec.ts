@@ -128,11 +128,13 @@ function* fields(message: Buffer): Generator<Field> {
   }
 }
 
+/** Reads a base-128 varint of at most 64 bits: ten bytes, the tenth holding only bit 63 (as protobuf and Go's protowire). */
 function readVarint(buffer: Buffer, start: number): [bigint, number] {
   let result = 0n;
   let shift = 0n;
   for (let offset = start; offset < buffer.length && offset < start + 10; offset++) {
     const byte = buffer[offset]!;
+    if (offset === start + 9 && byte > 1) throw new ProtobufDecodeError('varint overflows 64 bits');
     result |= BigInt(byte & 0x7f) << shift;
     if ((byte & 0x80) === 0) return [result, offset + 1];
     shift += 7n;

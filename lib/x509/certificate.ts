@@ -185,7 +185,7 @@ function readCertificate(buf: Buffer): CertificateInfo {
     keyUsageCritical: extensions.keyUsageCritical,
     extKeyUsage: extensions.extKeyUsage,
     subjectAltNameCritical: extensions.subjectAltNameCritical,
-    unhandledCriticalExtensions: extensions.unhandledCritical,
+    unhandledCriticalExtensions: extensions.unhandledCritical === undefined ? EMPTY : Object.freeze(extensions.unhandledCritical),
     selfIssued: subjectDer.equals(issuerDer),
   });
 }
@@ -264,7 +264,8 @@ interface ExtensionFields {
   keyUsageCritical: boolean;
   extKeyUsage: readonly string[] | undefined;
   subjectAltNameCritical: boolean;
-  unhandledCritical: readonly string[];
+  /** Appended to in place while reading (a copy per extension would cost time growing with their square). */
+  unhandledCritical: string[] | undefined;
 }
 
 function newExtensionFields(): ExtensionFields {
@@ -279,7 +280,7 @@ function newExtensionFields(): ExtensionFields {
     keyUsageCritical: false,
     extKeyUsage: undefined,
     subjectAltNameCritical: false,
-    unhandledCritical: EMPTY,
+    unhandledCritical: undefined,
   };
 }
 
@@ -300,7 +301,7 @@ function readCertificateExtension(result: ExtensionFields, id: string, critical:
       result.extKeyUsage = readExtKeyUsage(value);
       break;
     default:
-      if (critical) result.unhandledCritical = Object.freeze([...result.unhandledCritical, id]);
+      if (critical) (result.unhandledCritical ??= []).push(id);
   }
 }
 

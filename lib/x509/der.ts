@@ -191,7 +191,11 @@ export class DerReader {
       // Arcs beyond 2^53 (UUID-based OIDs under 2.25) switch to BigInt rather than lose precision.
       if (big === undefined && arc >= 2 ** 45) big = BigInt(arc);
       if (big === undefined) arc = arc * 128 + (b & 0x7f);
-      else big = big * 128n + BigInt(b & 0x7f);
+      else {
+        big = big * 128n + BigInt(b & 0x7f);
+        // A UUID arc is the largest in use; an unbounded one would cost time growing with the square of its length.
+        if (big >= MAX_OID_ARC) malformed(what, 'OBJECT IDENTIFIER arc does not fit in 128 bits');
+      }
       if (b & 0x80) continue;
       const value = big ?? arc;
       if (first) {
@@ -232,6 +236,9 @@ export class DerReader {
     return buf.toString('latin1', pos, end);
   }
 }
+
+/** Subidentifiers of an OID stay below 2^128, the size of the UUID arcs of `2.25` (ITU-T X.667). */
+const MAX_OID_ARC = 2n ** 128n;
 
 const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 

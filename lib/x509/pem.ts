@@ -26,6 +26,20 @@ const NEWLINE = 0x0a;
 // RFC 7468 §3 labels; anything else is refused so a garbled line is never echoed into an error message.
 const LABEL = /^[A-Z0-9][A-Z0-9 ]{0,62}$/;
 
+/**
+ * True when `data[from, to)` holds a newline. The search stops at `to` (the label's closing dashes), never at the end
+ * of the data: many blocks on one long line would otherwise cost time growing with the square of its length.
+ */
+function hasNewline(data: Buffer, from: number, to: number): boolean {
+  return data.subarray(from, to).includes(NEWLINE);
+}
+
+/** Offset of the newline at or after `from`, or the end of the data. */
+function lineEndAfter(data: Buffer, from: number): number {
+  const newline = data.indexOf(NEWLINE, from);
+  return newline < 0 ? data.length : newline;
+}
+
 /** Finds every PEM block; text outside blocks (comments, `openssl x509 -text` output) is ignored, as OpenSSL does. */
 export function findPemBlocks(data: Buffer): PemScan {
   const blocks: PemBlock[] = [];
@@ -35,8 +49,7 @@ export function findPemBlocks(data: Buffer): PemScan {
     if (start < 0) return { ok: true, blocks };
     const labelStart = start + BEGIN.length;
     const labelEnd = data.indexOf(DASHES, labelStart, 'latin1');
-    const lineEnd = data.indexOf(NEWLINE, labelStart);
-    if (labelEnd < 0 || (lineEnd >= 0 && lineEnd < labelEnd)) {
+    if (labelEnd < 0 || hasNewline(data, labelStart, labelEnd)) {
       return { ok: false, reason: `PEM block #${blocks.length + 1} has a malformed BEGIN line` };
     }
     const label = data.toString('latin1', labelStart, labelEnd);
@@ -111,11 +124,10 @@ export function redactPrivateKeys(data: Buffer): string {
     begin = data.indexOf(BEGIN, Math.max(copied, begin + 1), 'latin1')
   ) {
     const labelStart = begin + BEGIN.length;
-    const newline = data.indexOf(NEWLINE, labelStart);
-    const lineEnd = newline < 0 ? data.length : newline;
     const labelEnd = data.indexOf(DASHES, labelStart, 'latin1');
-    const wellFormed = labelEnd >= 0 && labelEnd < lineEnd;
-    const label = data.toString('latin1', labelStart, wellFormed ? labelEnd : lineEnd);
+    const wellFormed = labelEnd >= 0 && !hasNewline(data, labelStart, labelEnd);
+    // A malformed BEGIN line's label runs to the end of the line; looked for only then, as parsing stops there.
+    const label = data.toString('latin1', labelStart, wellFormed ? labelEnd : lineEndAfter(data, labelStart));
     if (!label.includes('PRIVATE KEY')) continue;
     kept.push(data.subarray(copied, begin));
     if (!wellFormed || !LABEL.test(label)) {

@@ -45,6 +45,19 @@ describe('importKeySet', () => {
     ['only X509-SVID authorities', async () => doc({ ...(await ec('a')), use: 'x509-svid' }), 'no signing key usable'],
     ['only encryption keys', async () => doc({ ...(await ec('a')), use: 'enc' }), 'no signing key usable'],
     ['a document over 1 MiB', async () => `{"keys":[],"pad":"${'x'.repeat(MAX_JWKS_BYTES)}"}`, 'larger than'],
+    // Found by fuzzing: a curve named after an Object.prototype member was looked up as a curve, and the "algorithm"
+    // that came back (a function) was tried as one; it is an unknown curve, whose key is not used.
+    [
+      'an EC key whose crv is "constructor"',
+      async () => doc({ kty: 'EC', crv: 'constructor', x: 'AA', y: 'AA' }),
+      'no signing key usable',
+    ],
+    ['an OKP key whose crv is "toString"', async () => doc({ kty: 'OKP', crv: 'toString', x: 'AA' }), 'no signing key usable'],
+    [
+      'an EC key whose crv is "__proto__"',
+      async () => doc({ kty: 'EC', crv: '__proto__', x: 'AA', y: 'AA' }),
+      'no signing key usable',
+    ],
   ])('refuses %s, naming the source and the fix', async (_name, text, message) => {
     await expect(importKeySet(await text(), '/etc/jwks.json', undefined)).rejects.toMatchObject({
       code: 'ERR_MTLS_JWKS_INVALID',

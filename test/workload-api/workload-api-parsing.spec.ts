@@ -147,6 +147,9 @@ describe('Workload API codec', () => {
   it.each([
     ['a truncated length', Buffer.from([(1 << 3) | 2, 10, 1])],
     ['an overlong varint', Buffer.from([(9 << 3) | 0, ...Array(11).fill(0xff)])],
+    // Found by fuzzing: ten bytes hold 70 bits; a 64-bit varint's tenth byte is 0 or 1 (protobuf, Go's protowire).
+    ['a varint beyond 64 bits', Buffer.from([(9 << 3) | 0, ...Array(9).fill(0xff), 0x02])],
+    ['a length beyond 64 bits', Buffer.from([(1 << 3) | 2, ...Array(9).fill(0x80), 0x7f])],
     ['svids with the varint wire type', Buffer.from([(1 << 3) | 0, 1])],
     ['a group wire type', Buffer.from([(1 << 3) | 3])],
     ['field number 0', Buffer.from([0x02, 0])],

@@ -560,6 +560,13 @@ describe('parseCertificateDer on hand-made DER', () => {
       'basicConstraints: 3 unexpected trailing bytes',
     ],
     ['an empty extKeyUsage', syntheticCertificate({ extensions: [extension('2.5.29.37', seq())] }), 'extKeyUsage: empty list'],
+    [
+      'an OID arc of 2^128 or more (fuzzing: a 48 KB arc took 0.3 s)',
+      syntheticCertificate({
+        extensions: [extension('2.5.29.37', seq(tlv(0x06, [0x2a, ...Array<number>(19).fill(0xff), 0x7f])))],
+      }),
+      'extKeyUsage: OBJECT IDENTIFIER arc does not fit in 128 bits',
+    ],
   ])('rejects %s', (_, der, detail) => {
     expect(() => parseCertificateDer(der)).toThrow(
       expect.objectContaining({
@@ -568,6 +575,32 @@ describe('parseCertificateDer on hand-made DER', () => {
         message: `malformed certificate: ${detail}`,
       }),
     );
+  });
+
+  // Found by test/x509/der-fuzz.spec.ts: work that grew with the square of the input. 64 KiB is what a proxy header
+  // (XFCC, RFC 9440) may carry; each case must take microseconds per KiB, like a real certificate.
+  it.each<[string, () => Buffer]>([
+    [
+      'one 60 KB OID arc',
+      () =>
+        syntheticCertificate({
+          extensions: [extension('2.5.29.37', seq(tlv(0x06, [0x2a, ...Array<number>(60_000).fill(0xff), 0x7f])))],
+        }),
+    ],
+    [
+      '5,000 unhandled critical extensions',
+      () => syntheticCertificate({ extensions: Array.from({ length: 5_000 }, (_, i) => extension(`1.2.3.${i}`, seq(), true)) }),
+    ],
+  ])('reads %s in linear time', (_, build) => {
+    const der = build();
+    parseCertificateDer(syntheticCertificate()); // warm the reader up: the bound is for the parse, not the JIT
+    const start = performance.now();
+    try {
+      parseCertificateDer(der);
+    } catch (error) {
+      expect(error).toBeInstanceOf(CertificateParseError);
+    }
+    expect(performance.now() - start).toBeLessThan(25);
   });
 
   it('rejects input that is not bytes', () => {

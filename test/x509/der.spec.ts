@@ -80,6 +80,16 @@ describe('DerReader', () => {
     else expect([...read()]).toEqual(expected);
   });
 
+  it.each<[string, number[], string]>([
+    ['a 2^128 - 1 arc (a UUID under 2.25)', [0x69, 0x83, ...Array<number>(17).fill(0xff), 0x7f], `2.25.${2n ** 128n - 1n}`],
+    ['a 2^128 arc', [0x69, 0x84, ...Array<number>(17).fill(0x80), 0x00], 'oid: OBJECT IDENTIFIER arc does not fit in 128 bits'],
+    ['a 60 KB arc', [0x2a, ...Array<number>(60_000).fill(0xff), 0x7f], 'oid: OBJECT IDENTIFIER arc does not fit in 128 bits'],
+  ])('reads an OID with %s, or refuses it', (_name, contents, expected) => {
+    const read = (): string => new DerReader(Buffer.from(contents), 0, contents.length).oid('oid');
+    if (expected.startsWith('oid:')) expect(derError(read).message).toBe(expected);
+    else expect(read()).toBe(expected);
+  });
+
   it('reports trailing bytes', () => {
     const der = reader(0x05, 0x00, 0x05, 0x00);
     der.readAny('first');

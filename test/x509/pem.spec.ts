@@ -144,3 +144,24 @@ describe('redactPrivateKeys', () => {
     );
   });
 });
+
+// Found by fuzzing: the newline after each BEGIN was looked for up to the end of the data, so many blocks on one line
+// cost time growing with the square of the size (1 MB took 200-330 ms, 10 MB would take tens of seconds).
+describe('PEM scanning in linear time', () => {
+  const oneLine = (unit: string): Buffer => Buffer.from(unit.repeat(Math.ceil(2_000_000 / unit.length)));
+  it.each<[string, Buffer, (data: Buffer) => unknown]>([
+    ['findPemBlocks, 2 MB of blocks on one line', oneLine('-----BEGIN A-----x-----END A-----'), findPemBlocks],
+    ['redactPrivateKeys, 2 MB of blocks on one line', oneLine('-----BEGIN A-----x-----END A-----'), redactPrivateKeys],
+    [
+      'redactPrivateKeys, 2 MB of key blocks on one line',
+      oneLine('-----BEGIN PRIVATE KEY-----x-----END PRIVATE KEY-----'),
+      redactPrivateKeys,
+    ],
+    ['redactPrivateKeys, 2 MB of BEGIN markers', oneLine('-----BEGIN '), redactPrivateKeys],
+  ])('%s', (_name, data, scan) => {
+    scan(Buffer.from('-----BEGIN A-----\nAAEC\n-----END A-----\n')); // warm up: the bound is for the scan, not the JIT
+    const start = performance.now();
+    scan(data);
+    expect(performance.now() - start).toBeLessThan(150);
+  });
+});
