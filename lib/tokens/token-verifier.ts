@@ -13,6 +13,7 @@ import { parseSpiffeId, spiffeIdError } from '../identity/spiffe-id.js';
 import type { JwksKeySet } from './jwks-key-set.js';
 import { ASYMMETRIC_ALGORITHMS, type ResolvedTokenIssuer } from './token-config.js';
 import type { TokenBinding } from './tokens.options.js';
+import { reusableUntil, VerifiedTokens, type VerifiedTokenEntry } from './verified-tokens.js';
 
 /** What an issuer's keys come from: the current set, and a refresh when a token names an unknown key. */
 export interface KeySource {
@@ -118,7 +119,9 @@ const X5T_S256 = /^[A-Za-z0-9_-]{43}$/;
 /**
  * Verifies tokens of one issuer: signature with the issuer's public keys (algorithms pinned), `iss`, `aud`, `exp`
  * (always required), `nbf`, `iat` age, `typ`, then the binding to this connection and the route's scopes. Built once
- * per issuer; each call looks keys up, never imports them. Never throws: a failure is a {@link TokenError}.
+ * per issuer; each call looks keys up, never imports them. A token verified before is not verified again while its
+ * time claims allow and its key is still the issuer's ({@link VerifiedTokens}); `typ`, the binding and the scopes are
+ * checked on every call. Never throws: a failure is a {@link TokenError}.
  */
 export class TokenVerifier {
   readonly #options: JWTVerifyOptions;
@@ -127,6 +130,7 @@ export class TokenVerifier {
   /** With JWT bundles: the configured trust domain, or undefined for the trust domain of each token's `sub`. */
   readonly #trustDomain: string | undefined;
   readonly #jwtSvid: boolean;
+  readonly #verified = new VerifiedTokens();
 
   /** `source` is a {@link TrustDomainKeySource} exactly when the issuer's keys come from `jwks: { workloadApi }`. */
   constructor(issuer: ResolvedTokenIssuer, source: KeySource | TrustDomainKeySource) {
@@ -157,15 +161,24 @@ export class TokenVerifier {
 
   /** Verifies `token` for a request that arrived from `peer` on a route requiring `requirement`. */
   async verify(token: string, peer: TokenPeer, requirement: TokenRequirement): Promise<VerifiedToken | TokenError> {
-    let claims: JWTPayload;
-    let typ: string | undefined;
-    try {
-      const result = await jwtVerify(token, this.#getKey, this.#options);
-      claims = result.payload;
-      typ = result.protectedHeader.typ;
-    } catch (error) {
-      return this.#failure(token, error);
+    const digest = VerifiedTokens.digest(token);
+    let verified = await this.#reusable(digest, token);
+    if (verified === undefined) {
+      try {
+        const result = await jwtVerify(token, this.#getKey, this.#options);
+        verified = {
+          claims: result.payload,
+          header: result.protectedHeader,
+          key: result.key,
+          until: reusableUntil(result.payload, this.#issuer.clockToleranceSec, this.#issuer.maxTokenAgeSec),
+        };
+      } catch (error) {
+        return this.#failure(token, error);
+      }
+      this.#verified.set(digest, verified);
     }
+    const { claims } = verified;
+    const typ = verified.header.typ;
     const sub = loggable(claims.sub);
     const refuse = (code: TokenErrorCode, reason: string, message: string, scope?: string): TokenError =>
       new TokenError(code, message, { issuer: this.#issuer.name, reason, kid: kidOf(token), sub, scope });
@@ -214,6 +227,23 @@ export class TokenVerifier {
       }
     }
     return { issuerName: this.#issuer.name, claims, token };
+  }
+
+  /**
+   * The earlier verification of the same token, while its time claims allow and the issuer's keys still resolve its
+   * `kid` and `alg` to the key that verified it; else undefined, and the token is verified in full.
+   */
+  async #reusable(digest: string, token: string): Promise<VerifiedTokenEntry | undefined> {
+    const entry = this.#verified.get(digest, Math.floor(Date.now() / 1000));
+    if (entry === undefined) return undefined;
+    // What the key lookup reads of a token: the header, and for JWT bundles the payload (its sub's trust domain).
+    const [, payload = ''] = token.split('.', 2);
+    try {
+      const key = await this.#getKey(entry.header, { payload, signature: '' });
+      return key === entry.key ? entry : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** A JWT-SVID's key: by `kid` (required), in the JWT bundle of the configured trust domain or of `sub`'s. */
