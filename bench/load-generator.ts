@@ -2,6 +2,7 @@
 // Usage: node dist/bench/load-generator.js '<LoadJob JSON>'; answers over IPC (see protocol.ts).
 import 'reflect-metadata';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { connect, type SecureContext } from 'node:tls';
 import { Agent, Client as UndiciClient, fetch, Pool, type Dispatcher } from 'undici';
@@ -95,15 +96,25 @@ async function createClient(variant: ClientVariant): Promise<Client> {
     return new Client(resolved, store);
   };
   const expectPeer = job.serverSpiffeId;
-  // The token group's bearer token; undefined (no header at all) for every other case.
-  const headers = job.authorization === undefined ? undefined : { authorization: job.authorization };
+  // The token group's bearer tokens, one per request in turn; no header at all for every other case.
+  const authorizations =
+    job.authorizations === undefined
+      ? []
+      : 'file' in job.authorizations
+        ? readFileSync(job.authorizations.file, 'utf8')
+            .split('\n')
+            .filter((line) => line !== '')
+        : job.authorizations;
+  let nextAuthorization = 0;
+  const headersOfCall = (): { authorization: string } | undefined =>
+    authorizations.length === 0 ? undefined : { authorization: authorizations[nextAuthorization++ % authorizations.length]! };
 
   switch (variant) {
     case 'undici-pool': {
       const pool = new Pool(origin, { connections: job.concurrency, connect: tls });
       return {
         call: async () => {
-          const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers });
+          const { statusCode, body } = await pool.request({ method: 'GET', path: job.path, headers: headersOfCall() });
           await body.json();
           expectOk(statusCode);
           return undefined;

@@ -79,8 +79,11 @@ export interface LoadTarget {
   readonly credentialsDir: string;
   /** The identity the server must present, for the clients that check it. */
   readonly serverSpiffeId: string;
-  /** `Authorization` header value sent with every request (the token group), if any. */
-  readonly authorization?: string;
+  /**
+   * `Authorization` header values (the token group), if any: one per request, in turn. Inline, or in a file of one
+   * value per line (thousands of tokens do not fit a child process's arguments).
+   */
+  readonly authorizations?: readonly string[] | { readonly file: string };
   /** Headers sent with every request (the proxy group's XFCC). */
   readonly headers?: Readonly<Record<string, string>>;
 }

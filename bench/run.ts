@@ -37,7 +37,16 @@ import { BENCH_PATH, type LoadJob, type LoadReport, type LoadResult, type LoadWo
 import { renderMarkdown } from './report.js';
 import { measureReloadMemory, timeRotations } from './rotation.js';
 import { Servers, type RunningServer, type ServingWindow } from './servers.js';
-import { renderTokenGroup, TOKEN_SERVERS, tokenGroupResult, type TokenGroupResult } from './token-group.js';
+import {
+  renderTokenGroup,
+  TOKEN_CASE_LABELS,
+  TOKEN_CASE_SERVER,
+  TOKEN_CASES,
+  TOKEN_SERVERS,
+  tokenGroupResult,
+  type TokenCase,
+  type TokenGroupResult,
+} from './token-group.js';
 import { timeWorkloadApiRotations } from './workload-api-rotation.js';
 import { proxyHeaders, renderProxyMarkdown, PROXY_CASES, type ProxyGroup } from './proxy-group.js';
 
@@ -82,13 +91,13 @@ async function runLoad(
   server: RunningServer,
   work: LoadWork,
   concurrency: number,
-  authorization?: string,
+  authorizations?: LoadJob['authorizations'],
   headers?: Readonly<Record<string, string>>,
 ): Promise<LoadResult> {
   const { options } = context;
   const job: LoadJob = {
     ...work,
-    ...(authorization === undefined ? {} : { authorization }),
+    ...(authorizations === undefined ? {} : { authorizations }),
     ...(headers === undefined ? {} : { headers }),
     port: server.port,
     path: BENCH_PATH,
@@ -159,26 +168,36 @@ async function keepAliveGroup(context: Context): Promise<NonNullable<Groups['ser
 /** The token group: (c) against (c) + `@RequireToken`, interleaved in the same run. */
 async function tokenGroup(context: Context): Promise<TokenGroupResult> {
   const { concurrency } = context.options;
-  const servers = await Promise.all(TOKEN_SERVERS.map((variant) => context.servers.get(variant)));
-  const bearer = `Bearer ${context.fixtures.token}`;
+  const servers = new Map(
+    await Promise.all(TOKEN_SERVERS.map(async (variant) => [variant, await context.servers.get(variant)] as const)),
+  );
+  const authorizations: Readonly<Record<TokenCase, LoadJob['authorizations']>> = {
+    mtls: undefined,
+    'mtls-token': [`Bearer ${context.fixtures.token}`],
+    'mtls-token-distinct': { file: context.fixtures.distinctAuthorizationsFile },
+  };
   const cases = await interleaved(
     context,
     'token',
-    TOKEN_SERVERS.map((variant, index) => ({
-      key: variant,
-      label: LABELS[variant],
+    TOKEN_CASES.map((name) => ({
+      key: name,
+      label: TOKEN_CASE_LABELS[name],
       run: () =>
         runLoad(
           context,
-          servers[index]!,
+          servers.get(TOKEN_CASE_SERVER[name])!,
           { mode: 'keep-alive', client: 'undici-pool' },
           concurrency,
-          variant === 'mtls-token' ? bearer : undefined,
+          authorizations[name],
         ),
     })),
   );
   await context.servers.stop('mtls-token');
-  return tokenGroupResult({ mtls: cases.mtls.rounds, 'mtls-token': cases['mtls-token'].rounds });
+  return tokenGroupResult({
+    mtls: cases.mtls.rounds,
+    'mtls-token': cases['mtls-token'].rounds,
+    'mtls-token-distinct': cases['mtls-token-distinct'].rounds,
+  });
 }
 
 /** Proxy mode: server CPU per keep-alive request, plain HTTP behind a loopback sidecar, against Nest without a guard. */
@@ -372,7 +391,10 @@ async function main(): Promise<void> {
     pinning,
   };
   const ratios = computeRatios(groups);
-  if (groups.token !== undefined) ratios['token.keepAlive.serverCpuUsPerRequest:mtls-token/mtls'] = groups.token.serverCpuRatio;
+  if (groups.token !== undefined) {
+    ratios['token.keepAlive.serverCpuUsPerRequest:mtls-token/mtls'] = groups.token.serverCpuRatio;
+    ratios['token.keepAlive.serverCpuUsPerRequest:mtls-token-distinct/mtls'] = groups.token.distinctServerCpuRatio;
+  }
   const results: BenchResults = {
     schema: 1,
     startedAt: startedAt.toISOString(),
