@@ -138,6 +138,20 @@ async function dropConnections(upstream: Upstream): Promise<void> {
   await eventually(() => upstream.sockets.size === 0);
 }
 
+/**
+ * A call right after the server dropped every connection. Over HTTP/2 the client may send it on the dropped session
+ * before it has read the session's end, and get ECONNRESET, as any client could; the next call opens a new
+ * connection. Anything else fails the test.
+ */
+async function afterDrop<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if ((error as { seen?: unknown }).seen !== 'ECONNRESET') throw error;
+    return call();
+  }
+}
+
 // Concurrent: each test waits for its own certificate to expire.
 describe.concurrent.each([
   { protocol: 'HTTP/1.1', http2: false, start: h1Upstream },
@@ -168,7 +182,7 @@ describe.concurrent.each([
     expect((await get()).status).toBe(200);
     await dropConnections(upstream);
     // The control: the session resumes while the certificate is valid.
-    expect((await get()).status).toBe(200);
+    expect((await afterDrop(get)).status).toBe(200);
     expect(upstream.resumed).toBe(1);
     await dropConnections(upstream);
     await pastNotAfter(notAfter);
