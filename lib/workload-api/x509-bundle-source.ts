@@ -26,8 +26,8 @@ export interface WorkloadX509BundleSourceOptions {
  * X.509 bundles of every trust domain the workload trusts (`FetchX509Bundles`), for a process that verifies X509-SVIDs
  * without holding one (e.g. a proxy or an auditor). Every message is the full state: a trust domain missing from it is
  * no longer trusted. A message that does not parse, or holds a bundle with the CA of another trust domain than its
- * own, is refused and the previous state kept. Services that hold an SVID
- * get the same bundles with it through `credentials: { workloadApi }`.
+ * own, is refused and the previous state kept. Services that hold an SVID get the same bundles with it through
+ * `credentials: { workloadApi }`.
  */
 export class WorkloadX509BundleSource {
   readonly #transport: WorkloadApiTransport;
