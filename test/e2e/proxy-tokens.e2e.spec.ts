@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllowPeers, RequireToken } from '../../lib/index.js';
-import { certificateThumbprint, TestPki, TestTokenIssuer, xfccElement, type TestPeer } from '../../lib/testing/index.js';
+import { certificateThumbprint, TestPki, xfccElement, type TestPeer, type TestTokenIssuer } from '../../lib/testing/index.js';
 import { cellRequest } from '../support/raw-http.js';
 import { LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
 
@@ -26,7 +26,7 @@ describe.each(LOOPBACK_CELLS)('proxy mode: tokens bound to the forwarded certifi
 
   beforeAll(async () => {
     pki = await TestPki.create({ trustDomain: 'shop.test' });
-    issuer = await TestTokenIssuer.create({ issuer: 'https://issuer.test' });
+    issuer = await pki.tokenIssuer({ issuer: 'https://issuer.test' });
     const server = await pki.credentials('spiffe://shop.test/ns/shop/sa/inventory');
     [orders, other] = await Promise.all([pki.peer(ORDERS), pki.peer(ORDERS)]);
     app = await startProxyApp(

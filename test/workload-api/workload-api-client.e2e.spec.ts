@@ -8,9 +8,7 @@ import { CertificateAuthority } from '../../lib/x509/certificate-authority.js';
 import { TestPki, writeKubernetesSecret } from '../../lib/testing/index.js';
 import { WorkloadApiTestServer } from '../../lib/testing/workload-api-server.js';
 import { startMtlsApp } from '../support/app.js';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { temporaryDir } from '../support/temporary-dirs.js';
 
 const ORDERS = 'spiffe://shop.test/ns/shop/sa/orders';
 const INVENTORY = 'spiffe://shop.test/ns/shop/sa/inventory';
@@ -43,7 +41,7 @@ describe('client.credentials from the Workload API (MtlsHttpClient)', () => {
 
   /** An upstream served from files, trusting `trustPem`. */
   async function upstream(identity: { chainPem: string; keyPem: string }, trustPem: string): Promise<INestApplication> {
-    const dir = await mkdtemp(join(tmpdir(), 'nestjs-mtls-upstream-'));
+    const dir = await temporaryDir('nestjs-mtls-upstream-');
     await writeKubernetesSecret(dir, { 'tls.crt': identity.chainPem, 'tls.key': identity.keyPem, 'ca.crt': trustPem });
     const app = await startMtlsApp({ credentials: { dir } }, [CallerController]);
     cleanup.push(() => app.close());
