@@ -1,0 +1,61 @@
+import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rfc9440Fields, TestPki, type IssuedCertificate } from '../../lib/testing/index.js';
+import { cellRequest } from '../support/raw-http.js';
+import { LOOPBACK_CELLS, ORDERS, startProxyApp } from '../support/proxy-app.js';
+
+const SIDECAR = 'spiffe://shop.test/ns/shop/sa/inventory';
+/** How long the forwarded chain's intermediate CA stays valid after it is made. */
+const INTERMEDIATE_LIFETIME_MS = 2_500;
+
+/*
+ * A forwarded caller's verdict is cached by the header's text; on a TLS connection the peer is served only until the
+ * earliest notAfter of its chain. A forwarded chain whose intermediate CA expires before the leaf must be refused from
+ * then on, cached or not, as a handshake with the same chain would be.
+ */
+describe.each(LOOPBACK_CELLS)('proxy mode: a forwarded chain whose intermediate expires ($name)', (cell) => {
+  const send = cellRequest(cell);
+  let pki: TestPki;
+  let app: INestApplication;
+  let orders: IssuedCertificate;
+  let intermediateNotAfter: number;
+
+  beforeAll(async () => {
+    pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const server = await pki.credentials(SIDECAR);
+    app = await startProxyApp(cell, { credentials: server.credentials, proxy: { header: 'rfc9440', trust: 'loopback' } });
+    const intermediate = await pki.ca.createIntermediate({
+      commonName: 'short-lived intermediate',
+      notAfter: new Date(Date.now() + INTERMEDIATE_LIFETIME_MS),
+    });
+    intermediateNotAfter = intermediate.notAfter.getTime();
+    // The leaf outlives its issuer by a day: only the intermediate's notAfter ends the chain.
+    orders = await intermediate.issue({ spiffeId: ORDERS });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await pki?.dispose();
+  });
+
+  it('is admitted while the chain is valid, and refused once the intermediate has expired, though the leaf is cached', async () => {
+    const { clientCert, clientCertChain } = rfc9440Fields(orders);
+    const headers: [string, string][] = [
+      ['Client-Cert', clientCert],
+      ['Client-Cert-Chain', clientCertChain!],
+    ];
+    const before = await send(app, '/orders-only', headers);
+    expect(before.status).toBe(200);
+    expect(before.json()).toMatchObject({ spiffeId: ORDERS, source: 'rfc9440' });
+
+    // Past the intermediate's notAfter (whole seconds in the certificate), the leaf still valid for a day.
+    await sleep(Math.max(0, intermediateNotAfter - Date.now()) + 1_100);
+    expect(orders.notAfter.getTime()).toBeGreaterThan(Date.now());
+
+    const after = await send(app, '/orders-only', headers);
+    expect(after.status).toBe(401);
+    expect(after.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
+  });
+});
