@@ -34,6 +34,7 @@ export interface ForwardedTrust {
 }
 
 const forwardedDer = new WeakMap<PeerIdentity, Buffer>();
+const verifiedUntil = new WeakMap<PeerIdentity, number>();
 
 /**
  * The DER of the certificate a trusted proxy forwarded for this identity (XFCC `Cert`, RFC 9440 `Client-Cert`), as a
@@ -144,7 +145,32 @@ export function identityFromForwardedCertificate(
   const validity = validityProblem(peer, trust.now);
   if (validity !== undefined) throw validity;
   forwardedDer.set(peer, leaf.der);
+  verifiedUntil.set(peer, verdictDeadline(leaf, presented, trust));
   return peer;
+}
+
+/**
+ * Epoch ms after which what verified a forwarded certificate may no longer hold: the earliest notAfter of the leaf and
+ * the certificates forwarded with it (as a TLS peer is served until its chain's earliest notAfter), and with chain
+ * verification the earliest nextUpdate of the CRLs it was checked against (a TLS handshake refuses an expired CRL).
+ */
+function verdictDeadline(leaf: CertificateInfo, presented: readonly CertificateInfo[], trust: ForwardedTrust): number {
+  let deadline = leaf.notAfter.getTime();
+  for (const certificate of presented) deadline = Math.min(deadline, certificate.notAfter.getTime());
+  if (trust.bundle !== undefined) {
+    for (const crl of trust.crls) if (crl.nextUpdate !== undefined) deadline = Math.min(deadline, crl.nextUpdate.getTime());
+  }
+  return deadline;
+}
+
+/**
+ * Whether the verification that derived `peer` from a forwarded certificate has lapsed at `now`: a certificate of the
+ * forwarded chain or a CRL it was checked against has expired since, so a cached verdict must be derived again. False
+ * for an identity from text fields (no certificate of its own).
+ */
+export function forwardedVerdictLapsed(peer: PeerIdentity, now: Date): boolean {
+  const until = verifiedUntil.get(peer);
+  return until !== undefined && now.getTime() > until;
 }
 
 /** Why `peer`'s certificate is not valid at `now` (a cached identity is checked again on every use), or undefined. */
