@@ -150,16 +150,16 @@ export function identityFromForwardedCertificate(
 }
 
 /**
- * Epoch ms after which what verified a forwarded certificate may no longer hold: the earliest notAfter of the leaf and
- * the certificates forwarded with it (as a TLS peer is served until its chain's earliest notAfter), and with chain
- * verification the earliest nextUpdate of the CRLs it was checked against (a TLS handshake refuses an expired CRL).
+ * Epoch ms after which what verified a forwarded certificate may no longer hold: the leaf's notAfter, and with chain
+ * verification the earliest notAfter of the certificates forwarded with it (as a TLS peer is served until its chain's
+ * earliest notAfter) and the earliest nextUpdate of the CRLs it was checked against (a TLS handshake refuses an expired
+ * CRL). Without chain verification the chain is the proxy's word, and only the leaf's validity is checked.
  */
 function verdictDeadline(leaf: CertificateInfo, presented: readonly CertificateInfo[], trust: ForwardedTrust): number {
   let deadline = leaf.notAfter.getTime();
+  if (trust.bundle === undefined) return deadline;
   for (const certificate of presented) deadline = Math.min(deadline, certificate.notAfter.getTime());
-  if (trust.bundle !== undefined) {
-    for (const crl of trust.crls) if (crl.nextUpdate !== undefined) deadline = Math.min(deadline, crl.nextUpdate.getTime());
-  }
+  for (const crl of trust.crls) if (crl.nextUpdate !== undefined) deadline = Math.min(deadline, crl.nextUpdate.getTime());
   return deadline;
 }
 
