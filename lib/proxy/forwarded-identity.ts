@@ -98,13 +98,16 @@ function unhandledCritical(oids: readonly string[]): string {
   return `unhandled critical extensions ${oids.slice(0, MAX_SHOWN_EXTENSIONS).join(', ')}${more}`;
 }
 
-/** Why a forwarded leaf and chain would not pass a TLS handshake against `trust.bundle`, or undefined. */
+/**
+ * Why a forwarded leaf and chain would not pass a TLS handshake against `trust.bundle`, else the verified path (leaf to
+ * root); undefined without a bundle.
+ */
 function chainProblem(
   leaf: CertificateInfo,
   presented: readonly CertificateInfo[],
   peer: PeerIdentity,
   trust: ForwardedTrust,
-): PeerError | undefined {
+): PeerError | readonly CertificateInfo[] | undefined {
   const bundle = trust.bundle;
   if (bundle === undefined) return undefined;
   const unauthenticated = (reason: string): PeerError =>
@@ -119,7 +122,7 @@ function chainProblem(
   const result = verifyChain(leaf, presented, bundle, { now: trust.now, crls: trust.crls, usages: ['clientAuth'] });
   if (!result.ok) return unauthenticated(result.reason);
   const problem = TrustAnchors.of(bundle).problem(peer, leaf, () => presented, trust.now);
-  return problem === undefined ? undefined : new PeerError('ERR_MTLS_PEER_INVALID', problem);
+  return problem === undefined ? result.path : new PeerError('ERR_MTLS_PEER_INVALID', problem);
 }
 
 /**
@@ -140,26 +143,34 @@ export function identityFromForwardedCertificate(
   const presented = presentedDer.map((der, index) => parseForwarded(der, `forwarded chain certificate #${index + 1}`));
   check?.(leaf);
   const peer = peerIdentityFromCertificate(leaf, source);
-  const problem = chainProblem(leaf, presented, peer, trust);
-  if (problem !== undefined) throw problem;
+  const path = chainProblem(leaf, presented, peer, trust);
+  if (path instanceof PeerError) throw path;
   const validity = validityProblem(peer, trust.now);
   if (validity !== undefined) throw validity;
   forwardedDer.set(peer, leaf.der);
-  verifiedUntil.set(peer, verdictDeadline(leaf, presented, trust));
+  verifiedUntil.set(peer, verdictDeadline(leaf, path, trust.crls));
   return peer;
 }
 
 /**
- * Epoch ms after which what verified a forwarded certificate may no longer hold: the leaf's notAfter, and with chain
- * verification the earliest notAfter of the certificates forwarded with it (as a TLS peer is served until its chain's
- * earliest notAfter) and the earliest nextUpdate of the CRLs it was checked against (a TLS handshake refuses an expired
- * CRL). Without chain verification the chain is the proxy's word, and only the leaf's validity is checked.
+ * Epoch ms after which what verified a forwarded certificate may no longer hold. Without chain verification (no `path`)
+ * the chain is the proxy's word: the leaf's notAfter. With it, the earliest notAfter of the verified path, leaf to root
+ * (as a TLS peer is served until its chain's earliest notAfter), and the earliest nextUpdate of the CRLs of the path's
+ * CAs (a handshake, and a fresh derivation, refuse a chain whose CRL has expired).
  */
-function verdictDeadline(leaf: CertificateInfo, presented: readonly CertificateInfo[], trust: ForwardedTrust): number {
+function verdictDeadline(
+  leaf: CertificateInfo,
+  path: readonly CertificateInfo[] | undefined,
+  crls: readonly RevocationList[],
+): number {
   let deadline = leaf.notAfter.getTime();
-  if (trust.bundle === undefined) return deadline;
-  for (const certificate of presented) deadline = Math.min(deadline, certificate.notAfter.getTime());
-  for (const crl of trust.crls) if (crl.nextUpdate !== undefined) deadline = Math.min(deadline, crl.nextUpdate.getTime());
+  if (path === undefined) return deadline;
+  for (const certificate of path) deadline = Math.min(deadline, certificate.notAfter.getTime());
+  for (const crl of crls) {
+    if (crl.nextUpdate === undefined) continue;
+    if (path.some((ca) => ca !== leaf && ca.subjectDer.equals(crl.issuerDer)))
+      deadline = Math.min(deadline, crl.nextUpdate.getTime());
+  }
   return deadline;
 }
 
