@@ -67,6 +67,16 @@ describe.each(LOOPBACK_CELLS)('proxy mode: a forwarded chain whose intermediate 
     expect(after.status).toBe(401);
     expect(after.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
   });
+
+  it('a cached forwarded leaf is refused once it expires (held on main)', async () => {
+    const leaf = await pki.peer({ spiffeId: ORDERS, notAfter: new Date(Date.now() + INTERMEDIATE_LIFETIME_MS) });
+    const headers: [string, string][] = [['Client-Cert', rfc9440Fields(leaf).clientCert]];
+    expect((await send(app, '/orders-only', headers)).status).toBe(200);
+    await sleep(Math.max(0, leaf.notAfter.getTime() - Date.now()) + 1_100);
+    const after = await send(app, '/orders-only', headers);
+    expect(after.status).toBe(401);
+    expect(after.json()).toMatchObject({ code: 'ERR_MTLS_PEER_UNAUTHENTICATED' });
+  });
 });
 
 /*
