@@ -34,6 +34,7 @@ export interface ForwardedTrust {
 }
 
 const forwardedDer = new WeakMap<PeerIdentity, Buffer>();
+const verifiedUntil = new WeakMap<PeerIdentity, number>();
 
 /**
  * The DER of the certificate a trusted proxy forwarded for this identity (XFCC `Cert`, RFC 9440 `Client-Cert`), as a
@@ -97,13 +98,16 @@ function unhandledCritical(oids: readonly string[]): string {
   return `unhandled critical extensions ${oids.slice(0, MAX_SHOWN_EXTENSIONS).join(', ')}${more}`;
 }
 
-/** Why a forwarded leaf and chain would not pass a TLS handshake against `trust.bundle`, or undefined. */
+/**
+ * Why a forwarded leaf and chain would not pass a TLS handshake against `trust.bundle`, else the verified path (leaf to
+ * root); undefined without a bundle.
+ */
 function chainProblem(
   leaf: CertificateInfo,
   presented: readonly CertificateInfo[],
   peer: PeerIdentity,
   trust: ForwardedTrust,
-): PeerError | undefined {
+): PeerError | readonly CertificateInfo[] | undefined {
   const bundle = trust.bundle;
   if (bundle === undefined) return undefined;
   const unauthenticated = (reason: string): PeerError =>
@@ -118,7 +122,7 @@ function chainProblem(
   const result = verifyChain(leaf, presented, bundle, { now: trust.now, crls: trust.crls, usages: ['clientAuth'] });
   if (!result.ok) return unauthenticated(result.reason);
   const problem = TrustAnchors.of(bundle).problem(peer, leaf, () => presented, trust.now);
-  return problem === undefined ? undefined : new PeerError('ERR_MTLS_PEER_INVALID', problem);
+  return problem === undefined ? result.path : new PeerError('ERR_MTLS_PEER_INVALID', problem);
 }
 
 /**
@@ -139,12 +143,45 @@ export function identityFromForwardedCertificate(
   const presented = presentedDer.map((der, index) => parseForwarded(der, `forwarded chain certificate #${index + 1}`));
   check?.(leaf);
   const peer = peerIdentityFromCertificate(leaf, source);
-  const problem = chainProblem(leaf, presented, peer, trust);
-  if (problem !== undefined) throw problem;
+  const path = chainProblem(leaf, presented, peer, trust);
+  if (path instanceof PeerError) throw path;
   const validity = validityProblem(peer, trust.now);
   if (validity !== undefined) throw validity;
   forwardedDer.set(peer, leaf.der);
+  verifiedUntil.set(peer, verdictDeadline(leaf, path, trust.crls));
   return peer;
+}
+
+/**
+ * Epoch ms after which what verified a forwarded certificate may no longer hold. Without chain verification (no `path`)
+ * the chain is the proxy's word: the leaf's notAfter. With it, the earliest notAfter of the verified path, leaf to root
+ * (as a TLS peer is served until its chain's earliest notAfter), and the earliest nextUpdate of the CRLs of the path's
+ * CAs (a handshake, and a fresh derivation, refuse a chain whose CRL has expired).
+ */
+function verdictDeadline(
+  leaf: CertificateInfo,
+  path: readonly CertificateInfo[] | undefined,
+  crls: readonly RevocationList[],
+): number {
+  let deadline = leaf.notAfter.getTime();
+  if (path === undefined) return deadline;
+  for (const certificate of path) deadline = Math.min(deadline, certificate.notAfter.getTime());
+  for (const crl of crls) {
+    if (crl.nextUpdate === undefined) continue;
+    if (path.some((ca) => ca !== leaf && ca.subjectDer.equals(crl.issuerDer)))
+      deadline = Math.min(deadline, crl.nextUpdate.getTime());
+  }
+  return deadline;
+}
+
+/**
+ * Whether the verification that derived `peer` from a forwarded certificate has lapsed at `now`: a certificate of the
+ * forwarded chain or a CRL it was checked against has expired since, so a cached verdict must be derived again. False
+ * for an identity from text fields (no certificate of its own).
+ */
+export function forwardedVerdictLapsed(peer: PeerIdentity, now: Date): boolean {
+  const until = verifiedUntil.get(peer);
+  return until !== undefined && now.getTime() > until;
 }
 
 /** Why `peer`'s certificate is not valid at `now` (a cached identity is checked again on every use), or undefined. */

@@ -10,6 +10,7 @@ import type { ConnectionIdentities } from '../server/connection-identity.js';
 import { PeerIdentitySource, type IdentifiableRequest } from '../server/peer-identity.source.js';
 import { connectionOf } from '../server/peer-request.js';
 import {
+  forwardedVerdictLapsed,
   identityFromForwardedCertificate,
   identityFromXfccElement,
   MAX_FORWARDED_CHAIN,
@@ -150,7 +151,10 @@ export class ProxyIdentitySource extends PeerIdentitySource {
     );
   }
 
-  /** The verdict for `key` under the current credentials, derived once; validity is checked on every use. */
+  /**
+   * The verdict for `key` under the current credentials, derived once; the leaf's validity is checked on every use, and
+   * the verdict is derived again once a certificate of its chain or a CRL it was checked against has expired.
+   */
   #remembered(key: string, derive: (trust: ForwardedTrust) => Verdict): Verdict {
     const credentials = this.store.current;
     let verdicts = this.#verdicts.get(credentials);
@@ -160,6 +164,8 @@ export class ProxyIdentitySource extends PeerIdentitySource {
     }
     const now = new Date();
     let verdict = verdicts.get(key);
+    // A certificate of the forwarded chain, or a CRL it was checked against, expired since: verify it again.
+    if (verdict !== undefined && !(verdict instanceof PeerError) && forwardedVerdictLapsed(verdict, now)) verdict = undefined;
     if (verdict === undefined) {
       const trust: ForwardedTrust = {
         bundle: this.proxy.verifyChain ? credentials.caCertificates : undefined,

@@ -213,6 +213,28 @@ describe("JWT-SVIDs on 'peer-id' routes, keys from the Workload API's JWT bundle
     await expect.poll(async () => (await call('/t/svid', token)).status).toBe(201);
   });
 
+  it('a token verified before (reused, not verified again) is refused once its key, or its whole bundle, is gone', async () => {
+    agent.setJwtBundle('shop.test', { keys: [jwtSvidKey(key1), jwtSvidKey(key2)] });
+    const token = await svid(key1);
+    await expect.poll(async () => (await call('/t/svid', token)).status).toBe(201);
+    // The same token string again: served from the verified tokens of each issuer.
+    expect((await call('/t/svid', token)).status).toBe(201);
+    expect((await call('/t/pinned', token)).status).toBe(201);
+
+    agent.setJwtBundle('shop.test', { keys: [jwtSvidKey(key2)] });
+    await expect.poll(async () => (await call('/t/svid', token)).status).toBe(401);
+    expect(lastRejection()).toMatchObject({ reason: 'unknown_kid' });
+    expect((await call('/t/pinned', token)).status).toBe(401);
+
+    agent.setJwtBundle('shop.test', { keys: [jwtSvidKey(key1)] });
+    await expect.poll(async () => (await call('/t/svid', token)).status).toBe(201);
+    agent.setJwtBundle('shop.test', null);
+    await expect.poll(async () => (await call('/t/svid', token)).status).toBe(401);
+    expect(lastRejection()).toMatchObject({ reason: 'no_bundle' });
+    expect((await call('/t/pinned', token)).status).toBe(401);
+    agent.setJwtBundle('shop.test', undefined);
+  });
+
   it('starts while the agent is away, refuses tokens, and admits them once it comes back', async () => {
     const away = await WorkloadApiTestServer.start();
     await away.goAway();

@@ -73,6 +73,20 @@ describe('WorkloadX509Source', () => {
     expect(events.map((e) => e.type)).toContain('credentials.rotated');
   });
 
+  it('an SVID whose SPIFFE ID differs from the one served is installed and says so: log line and event', async () => {
+    const { agent, source, events, lines } = await setup();
+    agent.setSvids([{ peer: await pki.peer(ID) }]);
+    const store = await source.start(5_000);
+    const other = 'spiffe://shop.test/ns/shop/sa/other';
+    agent.setSvids([{ peer: await pki.peer(other) }]);
+    await expect.poll(() => store.current.identity.spiffeId).toBe(other);
+    expect(lines).toContainEqual(expect.stringContaining(`identity ${ID} → ${other}`));
+    const rotated = events.find((e) => e.type === 'credentials.rotated') as
+      { previous: { identity: { spiffeId?: string } }; current: { identity: { spiffeId?: string } } } | undefined;
+    expect(rotated?.previous.identity.spiffeId).toBe(ID);
+    expect(rotated?.current.identity.spiffeId).toBe(other);
+  });
+
   it('keeps serving through an agent restart and picks up the SVID pushed after it', async () => {
     const { agent, source, lines } = await setup();
     const first = await pki.peer(ID);
