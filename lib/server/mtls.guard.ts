@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { PeerError } from '../errors/mtls.errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
+import { printable } from '../format/describe-value.js';
 import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
@@ -53,8 +54,16 @@ export class MtlsGuard implements CanActivate {
     this.events.emit({ type: 'peer.denied', code: error.code, route: policy.route, peer: who });
     this.#denials.warn(() => {
       const rule = error.rule ?? policy.rule;
-      return `${error.code} on ${policy.route}: peer ${who ?? '(unauthenticated)'}: ${error.message}; rule: ${rule}`;
+      return `${error.code} on ${policy.route}: peer ${who === undefined ? '(unauthenticated)' : shownPeer(who)}: ${error.message}; rule: ${rule}`;
     });
     throw toHttpException(error);
   }
+}
+
+/** Most characters of a peer's name in a denial line: a legacy subject (or a proxy's text `Subject`) can be long. */
+const MAX_SHOWN_PEER = 256;
+
+/** A peer's name for a log line: control characters escaped, clipped. */
+function shownPeer(name: string): string {
+  return printable(name.length > MAX_SHOWN_PEER ? `${name.slice(0, MAX_SHOWN_PEER)}… (${name.length} characters)` : name);
 }

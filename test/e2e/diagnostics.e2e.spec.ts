@@ -116,6 +116,16 @@ describe('diagnostics of a running app', () => {
     );
   });
 
+  it('clips and escapes a long subject in a denial line', async () => {
+    const legacy = await pki.peer({ commonName: ['legacy', 'x'.repeat(600)] });
+    expect((await callAs(app, legacy).get('/stock/42')).status).toBe(403);
+    const denial = logger
+      .messages('warn')
+      .find((line) => line.startsWith('ERR_MTLS_PEER_DENIED on StockController.get: peer CN='));
+    expect(denial).toMatch(/^ERR_MTLS_PEER_DENIED on StockController\.get: peer CN=.{1,256}… \(\d+ characters\): /);
+    expect(denial!.length).toBeLessThan(600);
+  });
+
   it('logs a rejected handshake with the address and port the peer came from', async () => {
     const foreign = await pki.foreignPeer(ORDERS);
     const before = logger.messages('warn').length;
