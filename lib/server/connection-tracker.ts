@@ -65,7 +65,10 @@ type Failure = Extract<ChainVerdict, { ok: false }>;
  * Keeps the server's admitted connections and cuts off those whose peer the trust no longer accepts: on every trust
  * change each open connection's recorded chain (what the peer sent at admission) is verified against the new
  * generation, in slices that yield to the event loop; and each connection is closed when its certificate expires, by
- * one timer over all deadlines. Connections and their in-flight requests that still verify are untouched.
+ * one timer over all deadlines. Connections and their in-flight requests that still verify are untouched. When a CRL of
+ * the trust in force lapses (its nextUpdate passes and no newer one has come), the open connections are verified again
+ * as on a trust change: a handshake is refused then (OpenSSL's CRL_HAS_EXPIRED), and so is a connection that was
+ * admitted before it.
  */
 export class ConnectionTracker {
   readonly #connections = new Set<AdmittedConnection>();
@@ -74,6 +77,9 @@ export class ConnectionTracker {
   readonly #closures: RateLimitedLogger;
   readonly #now: () => number;
   readonly #expiries: DeadlineSchedule<AdmittedConnection>;
+  /** The generation in force, due when its earliest CRL nextUpdate passes; at most one is scheduled. */
+  readonly #lapses: DeadlineSchedule<TrustGeneration>;
+  #watched: { readonly generation: TrustGeneration; readonly lapsesAt: number } | undefined;
   /** The generation the running (or last) re-check verifies against. */
   #generation: TrustGeneration | undefined;
 
@@ -85,6 +91,31 @@ export class ConnectionTracker {
     this.#expiries = new DeadlineSchedule((due) => {
       for (const connection of due) this.expire(connection);
     }, this.#now);
+    this.#lapses = new DeadlineSchedule((due) => {
+      for (const generation of due) {
+        this.recheck(generation, { again: true }).catch((error: unknown) => {
+          this.#logger.error(`re-checking open connections after a CRL lapsed failed: ${String(error)}`);
+        });
+      }
+    }, this.#now);
+  }
+
+  /**
+   * Watches the trust in force for its CRLs lapsing: once the earliest nextUpdate among them has passed, every open
+   * connection is verified again under it (and those whose chain that CRL covers are closed). A newer generation
+   * replaces the watch, so a CRL refreshed in time closes nothing.
+   */
+  watchLapse(generation: TrustGeneration): void {
+    if (this.#watched?.generation === generation) return;
+    if (this.#watched !== undefined) this.#lapses.delete(this.#watched.generation, this.#watched.lapsesAt);
+    this.#watched = undefined;
+    let lapsesAt = Infinity;
+    for (const crl of generation.crls) {
+      if (crl.nextUpdate !== undefined) lapsesAt = Math.min(lapsesAt, crl.nextUpdate.getTime());
+    }
+    if (lapsesAt === Infinity) return;
+    this.#watched = { generation, lapsesAt };
+    this.#lapses.add(generation, lapsesAt);
   }
 
   /** Open admitted connections. */
@@ -115,16 +146,18 @@ export class ConnectionTracker {
     );
   }
 
-  /** Stops the expiry timer (module shutdown). Tracked connections stay tracked until they close. */
+  /** Stops the expiry and CRL timers (module shutdown). Tracked connections stay tracked until they close. */
   stop(): void {
     this.#expiries.stop();
+    this.#lapses.stop();
   }
 
   /**
    * Re-verifies every open connection against `generation` and closes those that fail, in slices of at most
    * `sliceMs` of work. A re-check started for an older generation stops at its next slice: this one covers everything.
+   * `again`: connections already verified under `generation` too (its CRLs have lapsed since).
    */
-  async recheck(generation: TrustGeneration): Promise<RecheckResult> {
+  async recheck(generation: TrustGeneration, { again = false }: { again?: boolean } = {}): Promise<RecheckResult> {
     this.#generation = generation;
     const sliceMs = this.#options.sliceMs ?? 10;
     const pending = [...this.#connections];
@@ -141,8 +174,9 @@ export class ConnectionTracker {
         slices++;
         sliceStart = performance.now();
       }
-      // Closed meanwhile, or admitted (and verified) under this generation already.
-      if (!this.#connections.has(connection) || connection.generation >= generation.id) continue;
+      // Closed meanwhile, or admitted (and verified) under this generation already (under a newer one, when again).
+      if (!this.#connections.has(connection)) continue;
+      if (again ? connection.generation > generation.id : connection.generation >= generation.id) continue;
       checked++;
       let verdict = verdicts.get(connection.chain);
       if (verdict === undefined) {
@@ -153,7 +187,7 @@ export class ConnectionTracker {
         connection.generation = generation.id;
       } else {
         closed++;
-        this.#close(connection, verdict, 'after a trust change');
+        this.#close(connection, verdict, again ? 'once a CRL of the trust in force lapsed' : 'after a trust change');
       }
     }
     return { checked, closed, slices, completed: true };

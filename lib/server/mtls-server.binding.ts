@@ -98,6 +98,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
       logger: this.#logger,
     });
     this.#generation = nextTrustGeneration(undefined, store.current);
+    this.#connections.watchLapse(this.#generation);
   }
 
   /** The open admitted connections, re-checked when the trust changes and closed at their peer's notAfter. */
@@ -182,6 +183,7 @@ export class MtlsServerBinding implements OnModuleInit, OnApplicationShutdown {
     this.#generation = next;
     for (const server of this.#servers.keys()) this.#install(server, current);
     if (next === previous) return;
+    this.#connections.watchLapse(next);
     // New handshakes already use the new trust; now the open connections, in slices.
     this.#connections.recheck(next).catch((error: unknown) => {
       this.#logger.error(`re-checking open connections after a trust change failed: ${String(error)}`);

@@ -272,3 +272,59 @@ describe('a CRL update that revokes an intermediate CA (the root CRL lists it)',
     }
   });
 });
+
+describe('a CRL that lapses (its nextUpdate passes) on kept-alive connections', () => {
+  async function start(nextUpdate: Date) {
+    const pki = await TestPki.create({ trustDomain: 'shop.test' });
+    const serverPeer = await pki.peer({ spiffeId: SERVER, ipAddresses: ['127.0.0.1'] });
+    const orders = await pki.peer(ORDERS);
+    const dir = await temporaryDir('nestjs-mtls-crl-lapse-');
+    await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([], { nextUpdate }) });
+    const server = await startLifecycleApp({ credentials: { dir, crlFiles: ['ca.crl'] }, reload: { debounceMs: 20 } });
+    return { pki, serverPeer, orders, dir, server };
+  }
+
+  it('closes them once it has lapsed, as a new handshake is refused then', async () => {
+    // Whole seconds are encoded: the CRL lapses 3 to 4 seconds from now.
+    const nextUpdate = new Date(Math.ceil((Date.now() + 3_000) / 1000) * 1000);
+    const { orders, server } = await start(nextUpdate);
+    const agent = keepAliveAgent(orders);
+    try {
+      const { status, socket } = await get(server.port, orders, '/ping', { agent });
+      expect(status).toBe(200);
+      const closed = await closedAt(socket);
+      const closedAtEpoch = Date.now() - (performance.now() - closed);
+      expect(closedAtEpoch).toBeGreaterThan(nextUpdate.getTime());
+      expect(closedAtEpoch - nextUpdate.getTime()).toBeLessThan(2_000);
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([
+        { type: 'connection.revoked', reason: 'crl-expired', peer: ORDERS },
+      ]);
+      await expect(get(server.port, orders, '/ping', { agent: false })).rejects.toThrow();
+    } finally {
+      agent.destroy();
+      await server.close();
+    }
+  });
+
+  it('closes nothing when a newer CRL is written before it lapses', async () => {
+    const nextUpdate = new Date(Math.ceil((Date.now() + 3_000) / 1000) * 1000);
+    const { pki, serverPeer, orders, dir, server } = await start(nextUpdate);
+    const agent = keepAliveAgent(orders);
+    try {
+      const { socket } = await get(server.port, orders, '/ping', { agent });
+      const version = server.store.version;
+      await writeKubernetesSecret(dir, { ...secretFiles(serverPeer), 'ca.crl': await pki.ca.createCrl([]) });
+      await waitFor('the CRL refresh', () => (server.store.version > version ? true : undefined), 5_000);
+      // Busy until a second past the first CRL's nextUpdate: the same connection serves every request.
+      while (Date.now() < nextUpdate.getTime() + 1_000) {
+        const again = await get(server.port, orders, '/ping', { agent });
+        expect([again.status, again.socket === socket]).toEqual([200, true]);
+        await sleep(250);
+      }
+      expect(server.events.filter((event) => event.type === 'connection.revoked')).toEqual([]);
+    } finally {
+      agent.destroy();
+      await server.close();
+    }
+  });
+});
