@@ -29,3 +29,8 @@ export function describeValue(value: unknown): string {
 export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
+
+/** `text` cut to its first `max` characters and `…` when longer: a bound on what input may put into one log line. */
+export function clipped(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { PeerError } from '../errors/mtls.errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-import { printable } from '../format/describe-value.js';
+import { clipped, printable } from '../format/describe-value.js';
 import { MTLS_OPTIONS } from '../mtls.constants.js';
 import type { ResolvedMtlsOptions } from '../mtls.config.js';
 import { RateLimitedLogger } from '../observability/log-rate-limiter.js';
@@ -65,5 +65,6 @@ const MAX_SHOWN_PEER = 256;
 
 /** A peer's name for a log line: control characters escaped, clipped. */
 function shownPeer(name: string): string {
-  return printable(name.length > MAX_SHOWN_PEER ? `${name.slice(0, MAX_SHOWN_PEER)}… (${name.length} characters)` : name);
+  const shown = printable(clipped(name, MAX_SHOWN_PEER));
+  return name.length > MAX_SHOWN_PEER ? `${shown} (${name.length} characters)` : shown;
 }

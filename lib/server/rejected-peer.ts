@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { parseCertificateDer, type CertificateInfo } from '../x509/certificate.js';
 import { rawSocketOf } from './connection-gate.js';
+import { clipped } from '../format/describe-value.js';
 
 /** What is known about a peer whose handshake was rejected: where it came from, and the certificate it sent, if any. */
 export interface RejectedPeer {
@@ -49,13 +50,9 @@ export function rejectedPeerOf(socket: TLSSocket, withCertificate: boolean): Rej
   };
 }
 
-function clip(value: string): string {
-  return value.length > MAX_VALUE ? `${value.slice(0, MAX_VALUE)}…` : value;
-}
-
 /** A SAN as a quoted JSON string: control characters escaped, so a hostile name cannot forge a log line. */
 function quoted(value: string): string {
-  return JSON.stringify(clip(value));
+  return JSON.stringify(clipped(value, MAX_VALUE));
 }
 
 function describeSans(leaf: CertificateInfo): string {

@@ -8,6 +8,7 @@ import {
   type JWTPayload,
   type JWTVerifyOptions,
 } from 'jose';
+import { clipped } from '../format/describe-value.js';
 import { TokenError, type TokenErrorCode } from '../errors/mtls.errors.js';
 import { parseSpiffeId, spiffeIdError } from '../identity/spiffe-id.js';
 import type { JwksKeySet } from './jwks-key-set.js';
@@ -99,8 +100,7 @@ const MAX_LOGGED_CHARS = 128;
 /** A value from a token made safe for one log line: printable ASCII, bounded, quoted. */
 export function loggable(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
-  const clipped = value.length > MAX_LOGGED_CHARS ? `${value.slice(0, MAX_LOGGED_CHARS)}…` : value;
-  return JSON.stringify(clipped).replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(clipped(value, MAX_LOGGED_CHARS)).replace(/[^\x20-\x7e]/g, '?');
 }
 
 /** `AB:CD:…` → the 32 bytes, cached: a peer identity is shared by every request of its connections. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeValue, printable } from '../../lib/format/describe-value.js';
+import { clipped, describeValue, printable } from '../../lib/format/describe-value.js';
 
 describe('describeValue', () => {
   it.each([
@@ -36,5 +36,15 @@ describe('printable', () => {
     ['\u009b', '\\x9b'],
   ])('%j → %j', (text, shown) => {
     expect(printable(text)).toBe(shown);
+  });
+});
+
+describe('clipped', () => {
+  it.each([
+    ['', 3, ''],
+    ['abc', 3, 'abc'],
+    ['abcd', 3, 'abc…'],
+  ])('%j at most %i characters → %j', (text, max, expected) => {
+    expect(clipped(text, max)).toBe(expected);
   });
 });
